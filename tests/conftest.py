@@ -1,0 +1,67 @@
+"""Shared fixtures: broker URLs for the conformance-style tests, and the quick setting.
+
+Broker tests take ``amqp_url``, parametrised over the embedded broker and a real RabbitMQ.
+RabbitMQ is looked up at ``MQLAB_RABBITMQ_URL`` (default: guest on loopback). When it cannot
+be reached the RabbitMQ half is skipped, unless ``MQLAB_REQUIRE_RABBITMQ=1`` (set by .ci/run),
+in which case it fails: CI must never pass by skipping the real broker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+os.environ.setdefault("LAB_QUICK", "1")
+# Tests must never pick up a learner's broker by accident; those that want one ask for it.
+os.environ.pop("MQLAB_AMQP_URL", None)
+
+RABBITMQ_URL = os.environ.get("MQLAB_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+RABBITMQ_REQUIRED = os.environ.get("MQLAB_REQUIRE_RABBITMQ") == "1"
+
+
+def _reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """URL of a real RabbitMQ; skips (or fails in CI) when there is none."""
+    if _reachable(RABBITMQ_URL):
+        return RABBITMQ_URL
+    msg = f"RabbitMQ not reachable at {RABBITMQ_URL}"
+    if RABBITMQ_REQUIRED:
+        pytest.fail(msg + " and MQLAB_REQUIRE_RABBITMQ=1", pytrace=False)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def embedded_url() -> Iterator[str]:
+    """URL of one embedded broker shared by the session (tests use unique names)."""
+    from mqlab.broker import BrokerThread
+
+    with BrokerThread(host="127.0.0.1", port=0) as broker:
+        yield broker.url
+
+
+@pytest.fixture(params=["embedded", "rabbitmq"])
+def amqp_url(request: pytest.FixtureRequest) -> str:
+    """Each broker test runs twice: on the embedded broker and on RabbitMQ."""
+    if request.param == "rabbitmq":
+        request.node.add_marker(pytest.mark.rabbitmq)
+        return request.getfixturevalue("rabbitmq_url")
+    return request.getfixturevalue("embedded_url")
+
+
+@pytest.fixture
+def broker_kind(amqp_url: str, request: pytest.FixtureRequest) -> str:
+    """'embedded' or 'rabbitmq', for the rare test that must say how the two differ."""
+    return request.node.callspec.params["amqp_url"]
