@@ -1,0 +1,522 @@
+"""The reliable message bus every pipeline service shares: nothing lost, nothing applied twice.
+
+aioquant moves its events through RabbitMQ too, but it declares ``auto_delete`` queues, never
+waits for a publisher confirm and acks a message *before* its handler runs, so a crash or a
+broker restart silently loses events. This bus fixes each of those, one rule at a time:
+
+* **connect_robust**: the connection and every channel, exchange, queue, binding and consumer
+  come back by themselves after a broker restart or a dropped socket;
+* **durable topic exchanges** and **durable queues, never auto_delete**, so a consumer that is
+  down does not make the broker forget what it owes it;
+* **persistent messages**, **publisher confirms** and ``mandatory`` publishing: ``publish``
+  returns only once the broker has taken responsibility for the message, raises
+  :class:`Unroutable` when no queue would receive it, and retries across reconnects;
+* **ack after the handler succeeded**, one message at a time per subscription, in order;
+* **idempotent handling** keyed by ``message_id`` (the event, order or fill id): a retried
+  publish or a redelivery after a crash is acked and skipped, never applied twice;
+* a **dead-letter queue** for malformed or unprocessable messages: the original body, with the
+  reason in the ``x-mqlab-reason`` header, and the service carries on with the next message.
+
+Names are ``{prefix}.{name}``, so several pipelines (or test runs) can share one RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aio_pika
+import aio_pika.exceptions as amqp_errors
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+__all__ = [
+    "DEAD_LETTER_EXCHANGE",
+    "DEAD_LETTER_QUEUE",
+    "HEADER_QUEUE",
+    "HEADER_REASON",
+    "Bus",
+    "BusError",
+    "BusStats",
+    "Delivery",
+    "Handler",
+    "Reject",
+    "SeenIds",
+    "Subscription",
+    "Unroutable",
+]
+
+log = logging.getLogger(__name__)
+
+#: Header that carries why a message was dead-lettered.
+HEADER_REASON = "x-mqlab-reason"
+#: Header that names the queue the dead-lettered message came from.
+HEADER_QUEUE = "x-mqlab-queue"
+#: Suffixes of the dead-letter exchange and queue (after the bus prefix).
+DEAD_LETTER_EXCHANGE = "dlx"
+DEAD_LETTER_QUEUE = "dlq"
+
+# Errors that mean "the connection or channel went away", not "this message is bad".
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    amqp_errors.AMQPConnectionError,
+    amqp_errors.ChannelInvalidStateError,
+    amqp_errors.ChannelClosed,
+    amqp_errors.DeliveryError,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+    RuntimeError,  # aiormq raises it for a write on a closed transport
+)
+
+
+class BusError(RuntimeError):
+    """The bus could not do what it promised (e.g. the broker stayed away too long)."""
+
+
+class Unroutable(BusError):
+    """A mandatory publish matched no queue: it would have been dropped silently."""
+
+
+class Reject(Exception):
+    """Raise from a handler to dead-letter the message with ``reason``; the service carries on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message as a handler sees it (the aio-pika message stays behind the bus)."""
+
+    body: bytes
+    routing_key: str
+    exchange: str
+    queue: str
+    message_id: str | None
+    headers: Mapping[str, Any]
+    redelivered: bool
+    type: str | None = None
+    received_ns: int = field(default_factory=time.time_ns)
+
+    @classmethod
+    def of(cls, message: AbstractIncomingMessage, queue: str) -> Delivery:
+        return cls(
+            body=message.body,
+            routing_key=message.routing_key or "",
+            exchange=message.exchange or "",
+            queue=queue,
+            message_id=message.message_id,
+            headers=dict(message.headers or {}),
+            redelivered=bool(message.redelivered),
+            type=message.type,
+        )
+
+
+#: A handler gets one delivery; returning acks it, raising dead-letters it.
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class IdStore(Protocol):
+    """Where a subscription remembers which message ids it already handled."""
+
+    def __contains__(self, message_id: object) -> bool: ...
+    def add(self, message_id: str) -> None: ...
+
+
+class SeenIds:
+    """An in-memory, bounded set of handled message ids (oldest forgotten first).
+
+    Enough for duplicates that come from a retried publish or a redelivery, which arrive soon
+    after the original. A service that must survive its own restart passes a store that lives
+    on disk instead (see :mod:`mqlab.services`).
+    """
+
+    def __init__(self, capacity: int = 1_000_000) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, message_id: str) -> None:
+        self._ids[message_id] = None
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+
+
+@dataclass
+class BusStats:
+    """Counters a service prints at the end; the fault tests read them."""
+
+    published: int = 0
+    publish_retries: int = 0
+    delivered: int = 0
+    handled: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class Subscription:
+    """One durable queue, its bindings, and a single worker that handles deliveries in order.
+
+    aio-pika runs each consumer callback as its own task, so two messages could be handled at
+    once and out of order. Here the callback only puts the message in an inbox; one worker
+    takes them out one by one, calls the handler, and acks only when it returned.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        queue: AbstractQueue,
+        channel: AbstractChannel,
+        handler: Handler,
+        seen: IdStore,
+    ) -> None:
+        self.bus = bus
+        self.queue = queue
+        self.channel = channel
+        self.handler = handler
+        self.seen = seen
+        self.stats = BusStats()
+        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._tag: str | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.queue.name
+
+    async def start(self) -> Subscription:
+        self._worker = asyncio.create_task(self._work(), name=f"bus:{self.name}")
+        self._tag = await self.queue.consume(self._inbox.put)
+        return self
+
+    async def stop(self) -> None:
+        """Stop consuming; unacked messages go back to the queue for the next consumer."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        with contextlib.suppress(*_TRANSIENT):
+            await self.channel.close()
+
+    @property
+    def failed(self) -> BaseException | None:
+        """The error that stopped the worker, if any (a fatal bus error, say)."""
+        if self._worker is None or not self._worker.done() or self._worker.cancelled():
+            return None
+        return self._worker.exception()
+
+    async def _work(self) -> None:
+        while True:
+            message = await self._inbox.get()
+            await self._handle(message)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        self.stats.delivered += 1
+        delivery = Delivery.of(message, self.name)
+        key = delivery.message_id
+        if key and key in self.seen:
+            self.stats.duplicates += 1
+            await _settle(message)
+            return
+        try:
+            await self.handler(delivery)
+        except asyncio.CancelledError:
+            raise
+        except BusError:
+            raise  # the bus itself failed: stop this worker, leave the message unacked
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, Reject) else f"{type(exc).__name__}: {exc}"
+            log.warning("dead-lettering %s from %s: %s", key, self.name, reason)
+            await self.bus.dead_letter(delivery, reason)
+            self.stats.dead_lettered += 1
+        else:
+            self.stats.handled += 1
+        if key:
+            self.seen.add(key)
+        await _settle(message)
+
+
+async def _settle(message: AbstractIncomingMessage) -> None:
+    # After a reconnect the ack has no channel left; the broker redelivers the message and the
+    # id store turns that redelivery into a no-op, so losing this ack is harmless.
+    with contextlib.suppress(*_TRANSIENT):
+        await message.ack()
+
+
+class Bus:
+    """A robust connection plus the rules above; use as ``async with Bus(url) as bus``.
+
+    ``url=None`` asks :func:`mqlab.connection.broker_url` (``MQLAB_AMQP_URL``, else the
+    embedded broker). Every name the bus declares starts with ``prefix``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        prefix: str = "mqlab",
+        prefetch: int = 256,
+        publish_timeout: float = 120.0,
+        reconnect_interval: float = 0.5,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.prefetch = prefetch
+        self.publish_timeout = publish_timeout
+        self.reconnect_interval = reconnect_interval
+        self.stats = BusStats()
+        self.connection: AbstractRobustConnection | None = None
+        self.subscriptions: list[Subscription] = []
+        #: What this bus declared: ``{"exchanges": {...}, "queues": {...}, "bindings": [...]}``.
+        self.declared: dict[str, Any] = {"exchanges": {}, "queues": {}, "bindings": []}
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    def name(self, suffix: str) -> str:
+        """The broker-side name of ``suffix`` under this bus's prefix."""
+        return f"{self.prefix}.{suffix}"
+
+    async def __aenter__(self) -> Bus:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> Bus:
+        url = self.url
+        if url is None:
+            from mqlab.connection import broker_url
+
+            url = self.url = broker_url()
+        try:
+            self.connection = await aio_pika.connect_robust(
+                url, reconnect_interval=self.reconnect_interval
+            )
+        except (OSError, amqp_errors.AMQPError) as exc:
+            raise BusError(
+                f"cannot reach the AMQP broker at {_safe(url)} ({exc}); start RabbitMQ or "
+                "`python -m mqlab broker`, or leave --url out to use the embedded broker"
+            ) from exc
+        self._channel = await self.connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        dlx = await self.declare_exchange(DEAD_LETTER_EXCHANGE)
+        dlq = await self._channel.declare_queue(self.name(DEAD_LETTER_QUEUE), durable=True)
+        await dlq.bind(dlx, "#")
+        self.declared["queues"][dlq.name] = {}
+        self.declared["bindings"].append((dlx.name, dlq.name, "#"))
+        return self
+
+    async def close(self) -> None:
+        for subscription in self.subscriptions:
+            await subscription.stop()
+        self.subscriptions.clear()
+        if self.connection is not None:
+            with contextlib.suppress(*_TRANSIENT):
+                await self.connection.close()
+            self.connection = None
+
+    @property
+    def channel(self) -> AbstractChannel:
+        if self._channel is None:
+            raise BusError("the bus is not started; use `async with Bus(url) as bus:`")
+        return self._channel
+
+    async def declare_exchange(self, suffix: str) -> AbstractExchange:
+        """A durable topic exchange ``{prefix}.{suffix}`` (declared once, then cached)."""
+        name = self.name(suffix)
+        if name not in self._exchanges:
+            self._exchanges[name] = await self.channel.declare_exchange(
+                name, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            self.declared["exchanges"][name] = "topic"
+        return self._exchanges[name]
+
+    async def declare_queue(
+        self,
+        suffix: str,
+        bindings: Iterable[tuple[str, str]],
+        channel: AbstractChannel | None = None,
+    ) -> AbstractQueue:
+        """A durable queue ``{prefix}.{suffix}`` bound by ``(exchange suffix, pattern)`` pairs.
+
+        Its dead-letter exchange is the bus's, so even a message the broker itself rejects
+        (say, one nacked without requeue by some other client) lands in the DLQ.
+        """
+        arguments = {"x-dead-letter-exchange": self.name(DEAD_LETTER_EXCHANGE)}
+        queue = await (channel or self.channel).declare_queue(
+            self.name(suffix), durable=True, arguments=arguments
+        )
+        self.declared["queues"][queue.name] = arguments
+        for exchange_suffix, pattern in bindings:
+            exchange = await self.declare_exchange(exchange_suffix)
+            await queue.bind(exchange, pattern)
+            binding = (exchange.name, queue.name, pattern)
+            if binding not in self.declared["bindings"]:
+                self.declared["bindings"].append(binding)
+        return queue
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        headers: Mapping[str, Any] | None = None,
+        type: str | None = None,
+    ) -> None:
+        """Publish a persistent message and return once the broker confirmed it.
+
+        Retries across reconnects for up to ``publish_timeout`` seconds; a retry can make a
+        duplicate, which consumers drop by ``message_id``. Raises :class:`Unroutable` when no
+        queue is bound for ``routing_key``: start the consumers (or declare the queues) first.
+        """
+        target = await self.declare_exchange(exchange)
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+            headers=dict(headers or {}),
+            type=type,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout
+        while True:
+            try:
+                await target.publish(message, routing_key, mandatory=True, timeout=10)
+            except amqp_errors.PublishError as exc:
+                raise Unroutable(
+                    f"no queue is bound to {target.name!r} for routing key {routing_key!r}; "
+                    "start the consuming services (or declare their queues) before publishing"
+                ) from exc
+            except _TRANSIENT as exc:
+                if loop.time() > deadline:
+                    raise BusError(
+                        f"publish to {target.name} failed for {self.publish_timeout:.0f} s: {exc}"
+                    ) from exc
+                self.stats.publish_retries += 1
+                await asyncio.sleep(self.reconnect_interval)
+                with contextlib.suppress(*_TRANSIENT):
+                    await asyncio.wait_for(self.channel.ready(), self.publish_timeout)  # type: ignore[attr-defined]
+            else:
+                self.stats.published += 1
+                return
+
+    async def subscribe(
+        self,
+        suffix: str,
+        bindings: Iterable[tuple[str, str]],
+        handler: Handler,
+        *,
+        prefetch: int | None = None,
+        seen: IdStore | None = None,
+    ) -> Subscription:
+        """Consume queue ``{prefix}.{suffix}`` (declared and bound here) with ``handler``.
+
+        The queue gets its own channel, so its prefetch window and its redeliveries do not
+        interfere with other subscriptions of the same service.
+        """
+        if self.connection is None:
+            raise BusError("the bus is not started; use `async with Bus(url) as bus:`")
+        channel = await self.connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=prefetch or self.prefetch)
+        queue = await self.declare_queue(suffix, bindings, channel)
+        subscription = Subscription(self, queue, channel, handler, seen or SeenIds())
+        self.subscriptions.append(await subscription.start())
+        return subscription
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Park ``delivery`` in the DLQ with ``reason`` in its headers (confirmed)."""
+        headers = dict(delivery.headers)
+        headers[HEADER_REASON] = reason[:1000]
+        headers[HEADER_QUEUE] = delivery.queue
+        headers["x-mqlab-exchange"] = delivery.exchange
+        await self.publish(
+            DEAD_LETTER_EXCHANGE,
+            delivery.routing_key or "unknown",
+            delivery.body,
+            message_id=delivery.message_id or f"dead-{time.time_ns()}",
+            headers=headers,
+            type=delivery.type,
+        )
+        self.stats.dead_lettered += 1
+
+    async def dead_letters(self, limit: int = 1000) -> list[Delivery]:
+        """Read (and ack) what sits in the DLQ, e.g. to show it or to count it in a test."""
+        queue = await self.channel.declare_queue(self.name(DEAD_LETTER_QUEUE), durable=True)
+        found: list[Delivery] = []
+        while len(found) < limit and (message := await queue.get(no_ack=False, fail=False)):
+            found.append(Delivery.of(message, queue.name))
+            await message.ack()
+        return found
+
+    async def wait_for_consumers(self, queues: Iterable[str], timeout: float = 60.0) -> None:
+        """Wait until each queue (suffix) exists and has a consumer; say which one is missing.
+
+        A publisher that starts before its consumers bound their queues would see its first
+        messages dropped (or, with ``mandatory``, refused); the market service calls this first.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        assert self.connection is not None
+        for suffix in queues:
+            while True:
+                probe = await self.connection.channel(publisher_confirms=False)
+                try:
+                    queue = await probe.declare_queue(self.name(suffix), passive=True)
+                    consumers = queue.declaration_result.consumer_count
+                except amqp_errors.ChannelClosed:
+                    consumers = 0
+                finally:
+                    with contextlib.suppress(*_TRANSIENT):
+                        await probe.close()
+                if consumers:
+                    break
+                if loop.time() > deadline:
+                    raise BusError(
+                        f"no consumer on queue {self.name(suffix)!r} after {timeout:.0f} s; "
+                        "start the service that reads it (see `python -m mqlab --help`)"
+                    )
+                await asyncio.sleep(0.1)
+
+    async def delete(self) -> None:
+        """Delete every queue and exchange this bus declared (tests; a pipeline keeps them)."""
+        for subscription in self.subscriptions:
+            await subscription.stop()
+        self.subscriptions.clear()
+        for name in self.declared["queues"]:
+            with contextlib.suppress(*_TRANSIENT):
+                await self.channel.queue_delete(name)
+        for name in self.declared["exchanges"]:
+            with contextlib.suppress(*_TRANSIENT):
+                await self.channel.exchange_delete(name)
+
+
+def _safe(url: str) -> str:
+    """``url`` without its password, for error messages."""
+    from yarl import URL
+
+    return str(URL(url).with_password("***")) if "@" in url else url
