@@ -1,0 +1,526 @@
+"""Typed, immutable trading events, their stable ids, routing keys and JSON codec.
+
+Every event is a frozen dataclass with slots, so a handler can neither change it nor hang
+extra data (say, the next bar) on it. Money is exact: prices, quantities and fees are
+:class:`~decimal.Decimal`, never floats (aioquant keeps money in floats). Times are integer
+milliseconds since the Unix epoch, and every event carries two of them:
+
+* ``ts``: when it happened at its source (exchange time for market data, the strategy's
+  clock for an order, the matching time for an update or fill);
+* ``recv_ts``: when our system received it. The backtest orders events by ``recv_ts``.
+
+Public API (stable; the pipeline services build on it):
+
+* events: :class:`Kline`, :class:`OrderBook`, :class:`Trade` (market data);
+  :class:`Order`, :class:`Cancel` (requests a strategy sends); :class:`OrderUpdate`,
+  :class:`Fill` (what the exchange answers). Enums :class:`Side`, :class:`OrderType`,
+  :class:`OrderStatus`, :class:`Liquidity`.
+* ``event.id``: a deterministic, unique id derived from the content (e.g.
+  ``kline.binance.BTCUSDT.1m.1704067200000``; orders use the client id ``<strategy>-<seq>``,
+  fills ``<order id>.f<n>``), so bus consumers can drop duplicates.
+* :func:`routing_key` (one function per event type: :func:`kline_key`, :func:`orderbook_key`,
+  :func:`trade_key`, :func:`order_key`, :func:`order_update_key`, :func:`fill_key`; called
+  with ``"*"``/``"#"`` they give binding patterns). Keys follow aioquant's
+  ``{platform}.{symbol}`` style, and klines add the interval aioquant left out:
+  ``kline.binance.BTCUSDT.1m``. Orders and cancels share ``order.<strategy>.<platform>.<symbol>``
+  so one queue sees them in the order they were sent.
+* :func:`encode` (event → JSON bytes: ``{"event": "kline", "id": ..., <fields>}``) and
+  :func:`decode` (bytes → event), which validates every field and raises
+  :class:`EventDecodeError` naming the field that is wrong.
+* :func:`validate`: the semantic checks ``decode`` runs (constructors trust their arguments,
+  because the backtest builds millions of events).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import typing
+from dataclasses import MISSING, dataclass, fields
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "INTERVAL_MS",
+    "ZERO",
+    "Cancel",
+    "Event",
+    "EventDecodeError",
+    "Fill",
+    "Kline",
+    "Liquidity",
+    "MarketEvent",
+    "Order",
+    "OrderBook",
+    "OrderStatus",
+    "OrderType",
+    "OrderUpdate",
+    "Side",
+    "Trade",
+    "decode",
+    "encode",
+    "event_type",
+    "fill_key",
+    "kline_key",
+    "order_key",
+    "order_update_key",
+    "orderbook_key",
+    "routing_key",
+    "trade_key",
+    "validate",
+]
+
+ZERO = Decimal(0)
+
+#: Binance kline intervals and their length in milliseconds.
+INTERVAL_MS: dict[str, int] = {
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+}
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+
+
+class OrderStatus(StrEnum):
+    NEW = "NEW"  # accepted and working
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"  # the order was refused; ``reason`` says why
+    CANCEL_REJECTED = "CANCEL_REJECTED"  # a cancel was refused; the order is unchanged
+
+
+class Liquidity(StrEnum):
+    MAKER = "MAKER"  # our resting order was hit
+    TAKER = "TAKER"  # our order crossed the book
+
+
+Level = tuple[Decimal, Decimal]  # (price, quantity)
+
+
+# --- market data -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Kline:
+    """One candlestick (K线). ``ts`` is when the bar closed: only then is it known."""
+
+    platform: str
+    symbol: str
+    interval: str
+    open_time: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    ts: int
+    recv_ts: int
+    quote_volume: Decimal = ZERO
+    trades: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"kline.{self.platform}.{self.symbol}.{self.interval}.{self.open_time}"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBook:
+    """A depth snapshot: bids best (highest) first, asks best (lowest) first."""
+
+    platform: str
+    symbol: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    seq: int  # the venue's update id; unique and increasing per symbol
+    ts: int
+    recv_ts: int
+
+    @property
+    def id(self) -> str:
+        return f"orderbook.{self.platform}.{self.symbol}.{self.seq}"
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bids[0][0] + self.asks[0][0]) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A public trade; ``side`` is the aggressor's (BUY: a buyer lifted the ask)."""
+
+    platform: str
+    symbol: str
+    trade_id: int
+    price: Decimal
+    qty: Decimal
+    side: Side
+    ts: int
+    recv_ts: int
+
+    @property
+    def id(self) -> str:
+        return f"trade.{self.platform}.{self.symbol}.{self.trade_id}"
+
+
+# --- requests from a strategy -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A new order. ``id`` is the client order id ``<strategy>-<seq>``: deterministic."""
+
+    id: str
+    strategy: str
+    platform: str
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: Decimal
+    price: Decimal | None  # None for market orders
+    ts: int
+    recv_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """A request to cancel ``order_id``; it has its own client id from the same sequence."""
+
+    id: str
+    strategy: str
+    platform: str
+    symbol: str
+    order_id: str
+    ts: int
+    recv_ts: int
+
+
+# --- answers from the exchange ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """The order's state after the ``seq``-th change the exchange made to it."""
+
+    order_id: str
+    strategy: str
+    platform: str
+    symbol: str
+    status: OrderStatus
+    filled_qty: Decimal
+    avg_price: Decimal  # ZERO until something filled
+    reason: str
+    seq: int
+    ts: int
+    recv_ts: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.order_id}.u{self.seq}"
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution of ``qty`` at ``price``; ``fee`` is in the quote asset (``fee_asset``)."""
+
+    order_id: str
+    strategy: str
+    platform: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_asset: str
+    liquidity: Liquidity
+    seq: int
+    ts: int
+    recv_ts: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.order_id}.f{self.seq}"
+
+
+MarketEvent = Kline | OrderBook | Trade
+Event = Kline | OrderBook | Trade | Order | Cancel | OrderUpdate | Fill
+
+_TYPES: dict[str, type] = {
+    "kline": Kline,
+    "orderbook": OrderBook,
+    "trade": Trade,
+    "order": Order,
+    "cancel": Cancel,
+    "order_update": OrderUpdate,
+    "fill": Fill,
+}
+_NAMES: dict[type, str] = {cls: name for name, cls in _TYPES.items()}
+
+
+def event_type(event: Event) -> str:
+    """The wire name of an event's type: ``kline``, ``orderbook``, ``order_update``, ..."""
+    try:
+        return _NAMES[type(event)]
+    except KeyError:
+        raise TypeError(f"not an mqlab event: {type(event).__name__}") from None
+
+
+# --- routing keys ------------------------------------------------------------------------------
+
+_PART = re.compile(r"[A-Za-z0-9_\-]+|\*|#")
+
+
+def _key(*parts: str) -> str:
+    for part in parts:
+        if not isinstance(part, str) or not _PART.fullmatch(part):
+            raise ValueError(
+                f"bad routing-key part {part!r}: use letters, digits, '_' or '-' "
+                "(or '*'/'#' in a binding pattern)"
+            )
+    return ".".join(parts)
+
+
+def kline_key(platform: str = "*", symbol: str = "*", interval: str = "*") -> str:
+    """``kline.{platform}.{symbol}.{interval}``, e.g. ``kline.binance.BTCUSDT.1m``."""
+    return _key("kline", platform, symbol, interval)
+
+
+def orderbook_key(platform: str = "*", symbol: str = "*") -> str:
+    """``orderbook.{platform}.{symbol}``."""
+    return _key("orderbook", platform, symbol)
+
+
+def trade_key(platform: str = "*", symbol: str = "*") -> str:
+    """``trade.{platform}.{symbol}``."""
+    return _key("trade", platform, symbol)
+
+
+def order_key(strategy: str = "*", platform: str = "*", symbol: str = "*") -> str:
+    """``order.{strategy}.{platform}.{symbol}``: orders *and* cancels, so they stay in order."""
+    return _key("order", strategy, platform, symbol)
+
+
+def order_update_key(strategy: str = "*", platform: str = "*", symbol: str = "*") -> str:
+    """``order_update.{strategy}.{platform}.{symbol}``."""
+    return _key("order_update", strategy, platform, symbol)
+
+
+def fill_key(strategy: str = "*", platform: str = "*", symbol: str = "*") -> str:
+    """``fill.{strategy}.{platform}.{symbol}``."""
+    return _key("fill", strategy, platform, symbol)
+
+
+def routing_key(event: Event) -> str:
+    """The topic routing key an event is published under."""
+    match event:
+        case Kline():
+            return kline_key(event.platform, event.symbol, event.interval)
+        case OrderBook():
+            return orderbook_key(event.platform, event.symbol)
+        case Trade():
+            return trade_key(event.platform, event.symbol)
+        case Order() | Cancel():
+            return order_key(event.strategy, event.platform, event.symbol)
+        case OrderUpdate():
+            return order_update_key(event.strategy, event.platform, event.symbol)
+        case Fill():
+            return fill_key(event.strategy, event.platform, event.symbol)
+    raise TypeError(f"not an mqlab event: {type(event).__name__}")
+
+
+# --- JSON codec ---------------------------------------------------------------------------------
+
+
+class EventDecodeError(ValueError):
+    """A payload that is not a valid event; ``field`` names the culprit (None: the whole)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message if field is None else f"field {field!r}: {message}")
+        self.field = field
+
+
+def _kind(hint: Any) -> str:
+    if hint is str:
+        return "str"
+    if hint is int:
+        return "int"
+    if hint is Decimal:
+        return "dec"
+    if hint == Decimal | None:
+        return "dec?"
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        return "enum"
+    if hint == tuple[Level, ...]:
+        return "levels"
+    raise TypeError(f"no codec for {hint!r}")  # pragma: no cover - a new field type
+
+
+# wire name -> (type hint, codec kind, required) for every field, in declaration order
+_SPECS: dict[type, list[tuple[str, Any, str, bool]]] = {}
+for _cls in _TYPES.values():
+    _hints = typing.get_type_hints(_cls)
+    _SPECS[_cls] = [
+        (f.name, _hints[f.name], _kind(_hints[f.name]), f.default is MISSING) for f in fields(_cls)
+    ]
+
+
+def _dec(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def encode(event: Event) -> bytes:
+    """Serialise an event to compact JSON bytes; Decimals travel as strings, never floats."""
+    out: dict[str, Any] = {"event": event_type(event), "id": event.id}
+    for name, _hint, kind, _req in _SPECS[type(event)]:
+        value = getattr(event, name)
+        if kind == "dec" or (kind == "dec?" and value is not None):
+            value = _dec(value)
+        elif kind == "enum":
+            value = value.value
+        elif kind == "levels":
+            value = [[_dec(p), _dec(q)] for p, q in value]
+        out[name] = value
+    return json.dumps(out, separators=(",", ":")).encode()
+
+
+def _parse_dec(value: Any, name: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise EventDecodeError(
+            f'expected a decimal string such as "42000.5", got {type(value).__name__} '
+            f"{value!r} (floats are refused: money must be exact)",
+            name,
+        )
+    try:
+        result = Decimal(value)
+    except InvalidOperation:
+        raise EventDecodeError(f"not a decimal number: {value!r}", name) from None
+    if not result.is_finite():
+        raise EventDecodeError(f"must be finite, got {value!r}", name)
+    return result
+
+
+def _parse(value: Any, hint: Any, kind: str, name: str) -> Any:
+    if kind == "str":
+        if not isinstance(value, str):
+            raise EventDecodeError(f"expected a string, got {value!r}", name)
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EventDecodeError(f"expected an integer, got {value!r}", name)
+        return value
+    if kind == "dec":
+        return _parse_dec(value, name)
+    if kind == "dec?":
+        return None if value is None else _parse_dec(value, name)
+    if kind == "enum":
+        try:
+            return hint(value)
+        except ValueError:
+            allowed = ", ".join(m.value for m in hint)
+            raise EventDecodeError(f"expected one of {allowed}, got {value!r}", name) from None
+    # levels
+    if not isinstance(value, list):
+        raise EventDecodeError(f"expected a list of [price, qty] pairs, got {value!r}", name)
+    levels = []
+    for i, level in enumerate(value):
+        if not isinstance(level, list) or len(level) != 2:
+            raise EventDecodeError(f"expected [price, qty], got {level!r}", f"{name}[{i}]")
+        levels.append((_parse_dec(level[0], f"{name}[{i}]"), _parse_dec(level[1], f"{name}[{i}]")))
+    return tuple(levels)
+
+
+def decode(data: bytes | bytearray | memoryview | str) -> Event:
+    """Parse and validate JSON from :func:`encode`; raise :class:`EventDecodeError` if bad."""
+    try:
+        payload = json.loads(bytes(data) if not isinstance(data, str) else data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EventDecodeError(f"payload is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise EventDecodeError(f"payload must be a JSON object, got {type(payload).__name__}")
+    kind = payload.get("event")
+    cls = _TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise EventDecodeError(f"unknown event type {kind!r}; known: {', '.join(_TYPES)}", "event")
+    spec = _SPECS[cls]
+    known = {name for name, *_ in spec} | {"event", "id"}
+    for name in payload:
+        if name not in known:
+            raise EventDecodeError(f"unknown field for a {kind} event", name)
+    values = {}
+    for name, hint, fkind, required in spec:
+        if name not in payload:
+            if required:
+                raise EventDecodeError(f"missing from a {kind} event", name)
+            continue
+        values[name] = _parse(payload[name], hint, fkind, name)
+    event = cls(**values)
+    if "id" in payload and payload["id"] != event.id:
+        raise EventDecodeError(
+            f"{payload['id']!r} does not match the content (expected {event.id!r})", "id"
+        )
+    validate(event)
+    return event
+
+
+def _check(condition: bool, field: str, message: str) -> None:
+    if not condition:
+        raise EventDecodeError(message, field)
+
+
+def validate(event: Event) -> Event:
+    """Check an event's meaning (not just its types); return it or raise EventDecodeError."""
+    for name in ("platform", "symbol", "strategy"):
+        value = getattr(event, name, "x")
+        _check(
+            bool(_PART.fullmatch(value)) and value not in ("*", "#"), name, f"bad name {value!r}"
+        )
+    _check(event.recv_ts >= event.ts, "recv_ts", "received before it happened (recv_ts < ts)")
+    match event:
+        case Kline():
+            _check(event.interval in INTERVAL_MS, "interval", f"unknown {event.interval!r}")
+            _check(event.low <= min(event.open, event.close), "low", "above open or close")
+            _check(event.high >= max(event.open, event.close), "high", "below open or close")
+            _check(event.low > 0, "low", "prices must be positive")
+            _check(event.volume >= 0, "volume", "must not be negative")
+            _check(event.ts > event.open_time, "ts", "a bar closes after it opens")
+        case OrderBook():
+            for side, better in (("bids", Decimal.__gt__), ("asks", Decimal.__lt__)):
+                levels = getattr(event, side)
+                _check(len(levels) > 0, side, "empty side")
+                for i, (price, qty) in enumerate(levels):
+                    _check(price > 0 and qty > 0, f"{side}[{i}]", "price and qty must be > 0")
+                    if i:
+                        _check(better(levels[i - 1][0], price), f"{side}[{i}]", "out of order")
+            _check(event.bids[0][0] < event.asks[0][0], "asks", "book is crossed")
+        case Trade():
+            _check(event.price > 0 and event.qty > 0, "price", "price and qty must be > 0")
+        case Order():
+            _check(event.qty > 0, "qty", "must be > 0")
+            if event.type is OrderType.LIMIT:
+                _check(event.price is not None and event.price > 0, "price", "limit needs > 0")
+            else:
+                _check(event.price is None, "price", "a market order takes no price")
+        case Fill():
+            _check(event.qty > 0 and event.price > 0, "qty", "qty and price must be > 0")
+            _check(event.fee >= 0, "fee", "must not be negative")
+    return event
