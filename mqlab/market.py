@@ -1,0 +1,449 @@
+"""Market data: a seeded synthetic generator and a loader for Binance's public kline CSV files.
+
+There is no network here, so the chapters run on *synthetic* data that looks like Bitcoin's
+1-minute bars: GARCH(1,1) volatility clustering, fat-tailed shocks, rare jumps, a daily volume
+cycle, consistent OHLC (``open`` = previous ``close``, ``low <= open, close <= high``), all on
+a 0.01 tick. Everything it makes is labelled synthetic. Real data plugs in through
+:func:`iter_binance_csv`, which reads the files published at https://data.binance.vision.
+
+Public API:
+
+* :data:`SAMPLE_DATA`: the bundled ``data/synthetic_BTCUSDT_1m.csv`` (3 days, Binance format).
+* :func:`synthetic_frame` (a DataFrame in Binance's 12 columns), :func:`synthetic_klines`,
+  :func:`frame_to_klines`, :func:`klines_to_frame`, :func:`write_binance_csv`.
+* :func:`synthetic_book_events`: order-book snapshots interleaved with public trades; the book
+  imbalance carries a little information about the next move, as in real books.
+* :func:`iter_binance_csv` (lazy: the next bar is read only when asked for) and
+  :func:`load_binance_csv`. Both accept ``.csv`` or Binance's ``.zip``, with or without the
+  header row, with millisecond or (newer files) microsecond timestamps.
+* :class:`DataError` for corrupt data (it names the file, line and column) and
+  :class:`MissingDataError` for a missing file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import re
+import zipfile
+from collections.abc import Iterator, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pandas as pd
+
+from mqlab.events import INTERVAL_MS, Kline, OrderBook, Side, Trade
+
+__all__ = [
+    "BINANCE_COLUMNS",
+    "SAMPLE_DATA",
+    "DataError",
+    "MissingDataError",
+    "frame_to_klines",
+    "iter_binance_csv",
+    "klines_to_frame",
+    "load_binance_csv",
+    "synthetic_book_events",
+    "synthetic_frame",
+    "synthetic_klines",
+    "write_binance_csv",
+]
+
+SAMPLE_DATA = Path(__file__).parent / "data" / "synthetic_BTCUSDT_1m.csv"
+
+#: Column names of Binance's kline CSV files (the header row newer files carry).
+BINANCE_COLUMNS = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "ignore",
+)
+START_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC
+_MINUTES_PER_DAY = 1440
+_MICROS = 10**14  # a ms timestamp stays below this until the year 5138
+
+
+class DataError(ValueError):
+    """Market data that cannot be used; the message names the file, line and what to do."""
+
+
+class MissingDataError(DataError, FileNotFoundError):
+    """The data file does not exist."""
+
+
+# --- the synthetic generator -------------------------------------------------------------------
+
+
+def _garch_returns(
+    rng: np.random.Generator, n: int, sigma: float, alpha: float = 0.06, beta: float = 0.92
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log returns with GARCH(1,1) variance and Student-t(5) shocks, and their volatility."""
+    shocks = rng.standard_t(5, n) / math.sqrt(5 / 3)  # unit variance
+    omega = sigma * sigma * (1 - alpha - beta)
+    var = np.empty(n)
+    ret = np.empty(n)
+    v, r = sigma * sigma, 0.0
+    for i, z in enumerate(shocks.tolist()):  # a recursion: numpy cannot vectorise it
+        v = omega + alpha * r * r + beta * v
+        r = math.sqrt(v) * z
+        var[i], ret[i] = v, r
+    return ret, np.sqrt(var)
+
+
+def synthetic_frame(
+    n: int = 4320,
+    *,
+    seed: int = 7,
+    price: float = 42_000.0,
+    start_ms: int = START_MS,
+    interval: str = "1m",
+    sigma: float = 0.0009,
+    jump_rate: float = 1 / 1500,
+) -> pd.DataFrame:
+    """``n`` synthetic bars in Binance's 12 kline columns (times in ms, prices on a 0.01 tick).
+
+    ``sigma`` is the long-run volatility per bar (0.09 %: roughly Bitcoin's, per minute);
+    jumps of about 8 sigma arrive at ``jump_rate`` per bar. Same seed, same bars.
+    """
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    step = INTERVAL_MS[interval]
+    rng = np.random.default_rng(seed)
+    ret, vol = _garch_returns(rng, n, sigma)
+    jumps = rng.random(n) < jump_rate
+    ret = ret + jumps * rng.normal(0.0, 8 * sigma, n)
+    close = np.rint(price * np.exp(np.cumsum(ret)) * 100).astype(np.int64)  # ticks
+    close = np.maximum(close, 1)
+    open_ = np.concatenate(([round(price * 100)], close[:-1]))
+    wick = np.abs(rng.normal(0.0, 0.6, (2, n))) * vol
+    high = np.maximum(np.ceil(np.maximum(open_, close) * np.exp(wick[0])), np.maximum(open_, close))
+    low = np.minimum(
+        np.floor(np.minimum(open_, close) * np.exp(-wick[1])), np.minimum(open_, close)
+    )
+    low = np.maximum(low, 1)
+    open_time = start_ms + step * np.arange(n, dtype=np.int64)
+    minute = (open_time // 60_000) % _MINUTES_PER_DAY
+    daily = 1.0 + 0.5 * np.sin(2 * np.pi * (minute - 480) / _MINUTES_PER_DAY)  # peaks ~14:00 UTC
+    surprise = np.abs(ret) / vol
+    volume = np.round(8.0 * daily * rng.lognormal(0.0, 0.5, n) * (0.5 + surprise), 5)
+    typical = (open_ + high + low + close) / 400
+    taker = np.clip(0.5 + 0.3 * np.tanh(ret / vol) + rng.normal(0, 0.05, n), 0.0, 1.0)
+    taker_volume = np.round(volume * taker, 5)
+    return pd.DataFrame(
+        {
+            "open_time": open_time,
+            "open": open_ / 100,
+            "high": high / 100,
+            "low": low / 100,
+            "close": close / 100,
+            "volume": volume,
+            "close_time": open_time + step - 1,
+            "quote_volume": np.round(volume * typical, 8),
+            "count": rng.poisson(volume * 40) + 1,
+            "taker_buy_volume": taker_volume,
+            "taker_buy_quote_volume": np.round(taker_volume * typical, 8),
+            "ignore": 0,
+        }
+    )
+
+
+def _decimals(values: np.ndarray) -> list[Decimal]:
+    # repr of a float is its shortest round-tripping decimal: 42000.1 -> "42000.1", exactly.
+    return [Decimal(repr(v)) for v in values.tolist()]
+
+
+def frame_to_klines(
+    frame: pd.DataFrame,
+    *,
+    symbol: str = "BTCUSDT",
+    platform: str = "binance",
+    interval: str = "1m",
+    feed_latency_ms: int = 0,
+) -> list[Kline]:
+    """Kline events from a frame in Binance's columns; ``recv_ts = ts + feed_latency_ms``."""
+    step = INTERVAL_MS[interval]
+    opens = frame["open_time"].to_numpy(np.int64).tolist()
+    cols = [_decimals(frame[c].to_numpy(float)) for c in ("open", "high", "low", "close")]
+    volume = _decimals(frame["volume"].to_numpy(float))
+    quote = _decimals(frame["quote_volume"].to_numpy(float)) if "quote_volume" in frame else None
+    counts = frame["count"].to_numpy(np.int64).tolist() if "count" in frame else [0] * len(opens)
+    out = []
+    for i, t in enumerate(opens):
+        ts = t + step
+        out.append(
+            Kline(
+                platform,
+                symbol,
+                interval,
+                t,
+                cols[0][i],
+                cols[1][i],
+                cols[2][i],
+                cols[3][i],
+                volume[i],
+                ts,
+                ts + feed_latency_ms,
+                quote[i] if quote else Decimal(0),
+                counts[i],
+            )
+        )
+    return out
+
+
+def synthetic_klines(n: int = 4320, *, seed: int = 7, symbol: str = "BTCUSDT", **kw) -> list[Kline]:
+    """``frame_to_klines(synthetic_frame(n, seed=seed))``: n synthetic 1-minute Kline events."""
+    latency = kw.pop("feed_latency_ms", 0)
+    interval = kw.get("interval", "1m")
+    frame = synthetic_frame(n, seed=seed, **kw)
+    return frame_to_klines(frame, symbol=symbol, interval=interval, feed_latency_ms=latency)
+
+
+def klines_to_frame(klines: Sequence[Kline]) -> pd.DataFrame:
+    """A float DataFrame (open_time, OHLCV, ts) for numpy/pandas work such as :mod:`vectorised`."""
+    return pd.DataFrame(
+        {
+            "open_time": np.fromiter((k.open_time for k in klines), np.int64, len(klines)),
+            "open": np.fromiter((k.open for k in klines), float, len(klines)),
+            "high": np.fromiter((k.high for k in klines), float, len(klines)),
+            "low": np.fromiter((k.low for k in klines), float, len(klines)),
+            "close": np.fromiter((k.close for k in klines), float, len(klines)),
+            "volume": np.fromiter((k.volume for k in klines), float, len(klines)),
+            "ts": np.fromiter((k.ts for k in klines), np.int64, len(klines)),
+        }
+    )
+
+
+def write_binance_csv(frame: pd.DataFrame, path: str | Path, *, note: str | None = None) -> Path:
+    """Write a frame as a headerless Binance kline CSV; ``note`` becomes a leading ``#`` line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as out:
+        if note:
+            out.write(f"# {note}\n")
+        fmt = {"open": "%.2f", "high": "%.2f", "low": "%.2f", "close": "%.2f", "volume": "%.5f"}
+        for row in frame[list(BINANCE_COLUMNS)].itertuples(index=False):
+            cells = [
+                (fmt[c] % v) if c in fmt else (repr(float(v)) if isinstance(v, float) else str(v))
+                for c, v in zip(BINANCE_COLUMNS, row, strict=True)
+            ]
+            out.write(",".join(cells) + "\n")
+    return path
+
+
+# --- synthetic order books and trades ----------------------------------------------------------
+
+
+def synthetic_book_events(
+    n: int = 2000,
+    *,
+    seed: int = 11,
+    symbol: str = "BTCUSDT",
+    platform: str = "binance",
+    price: float = 42_000.0,
+    levels: int = 10,
+    every_ms: int = 1000,
+    start_ms: int = START_MS,
+    feed_latency_ms: int = 0,
+    trades: bool = True,
+) -> list[OrderBook | Trade]:
+    """``n`` synthetic depth snapshots (``levels`` a side) with public trades in between.
+
+    The imbalance of resting size (more bids than asks) follows a persistent AR(1) process and
+    tilts the next move of the mid price, as real order-book imbalance does, weakly.
+    Events are in time order; ``recv_ts = ts + feed_latency_ms``.
+    """
+    rng = np.random.default_rng(seed)
+    tick = 1  # prices in ticks of 0.01
+    ret, vol = _garch_returns(rng, n, 0.00012)
+    imbalance = np.empty(n)
+    x = 0.0
+    for i, e in enumerate(rng.normal(0.0, 0.25, n).tolist()):
+        x = 0.9 * x + e
+        imbalance[i] = math.tanh(x)
+    drift = np.concatenate(([0.0], 0.5 * imbalance[:-1] * vol[1:]))
+    mid = price * 100 * np.exp(np.cumsum(ret + drift))
+    spread = rng.choice([1, 1, 1, 2, 3], n)
+    size = rng.lognormal(-1.0, 0.8, (n, 2, levels))
+    gaps = rng.choice([1, 1, 2, 3], (n, 2, levels))
+    out: list[OrderBook | Trade] = []
+    trade_id = 1
+    cent, lot = Decimal("0.01"), Decimal("0.00001")
+    for i in range(n):
+        ts = start_ms + i * every_ms
+        bid0 = int(mid[i] - spread[i] / 2)
+        ask0 = bid0 + int(spread[i]) * tick
+        bid_px = bid0 - np.concatenate(([0], np.cumsum(gaps[i, 0, 1:])))
+        ask_px = ask0 + np.concatenate(([0], np.cumsum(gaps[i, 1, 1:])))
+        tilt = imbalance[i]
+        bid_q = np.maximum(np.rint(size[i, 0] * (1 + tilt) * 1e5), 1).astype(np.int64)
+        ask_q = np.maximum(np.rint(size[i, 1] * (1 - tilt) * 1e5), 1).astype(np.int64)
+        bids = tuple(
+            (Decimal(p) * cent, Decimal(q) * lot)
+            for p, q in zip(bid_px.tolist(), bid_q.tolist(), strict=True)
+        )
+        asks = tuple(
+            (Decimal(p) * cent, Decimal(q) * lot)
+            for p, q in zip(ask_px.tolist(), ask_q.tolist(), strict=True)
+        )
+        out.append(OrderBook(platform, symbol, bids, asks, i + 1, ts, ts + feed_latency_ms))
+        if not trades:
+            continue
+        for _ in range(int(rng.poisson(2.0))):
+            buy = rng.random() < (1 + tilt) / 2
+            t = ts + 1 + int(rng.integers(0, every_ms - 1)) if every_ms > 2 else ts
+            px = asks[0][0] if buy else bids[0][0]
+            qty = Decimal(max(1, round(float(rng.lognormal(-3.0, 1.0)) * 1e5))) * lot
+            side = Side.BUY if buy else Side.SELL
+            out.append(Trade(platform, symbol, trade_id, px, qty, side, t, t + feed_latency_ms))
+            trade_id += 1
+    out.sort(key=lambda e: (e.recv_ts, isinstance(e, Trade)))
+    return out
+
+
+# --- Binance CSV loader ------------------------------------------------------------------------
+
+_NAME = re.compile(r"([A-Z0-9]{4,20})[-_](" + "|".join(INTERVAL_MS) + r")(?=[-_.])")
+
+
+@contextlib.contextmanager
+def _open_text(path: Path) -> Iterator[IO[str]]:
+    if path.suffix != ".zip":
+        with path.open(newline="") as text:
+            yield text
+        return
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise DataError(f"{path}: not a zip archive; download it again") from None
+    with archive:
+        members = [m for m in archive.namelist() if m.endswith(".csv")]
+        if not members:
+            raise DataError(f"{path}: the zip archive holds no .csv file")
+        with io.TextIOWrapper(archive.open(members[0]), newline="") as text:
+            yield text
+
+
+def _guess(path: Path, symbol: str | None, interval: str | None) -> tuple[str, str | None]:
+    found = _NAME.search(path.name)
+    if symbol is None:
+        if found is None:
+            raise DataError(
+                f"{path}: cannot tell the symbol from the file name; pass symbol='BTCUSDT' "
+                "(or name the file like Binance does: BTCUSDT-1m-2024-01-01.csv)"
+            )
+        symbol = found.group(1)
+    if interval is None and found is not None:
+        interval = found.group(2)
+    return symbol, interval
+
+
+def iter_binance_csv(
+    path: str | Path,
+    *,
+    symbol: str | None = None,
+    interval: str | None = None,
+    platform: str = "binance",
+    feed_latency_ms: int = 0,
+) -> Iterator[Kline]:
+    """Yield Kline events from a Binance kline CSV (or .zip), one line at a time.
+
+    Symbol and interval come from the file name (``BTCUSDT-1m-2024-01-01.csv`` or
+    ``synthetic_BTCUSDT_1m.csv``) unless given; otherwise the interval is read from the first
+    row. Lines starting with ``#`` are comments. Microsecond timestamps (Binance spot files
+    from 2025 on) are converted to milliseconds.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(
+            f"data file {path} not found; give the path to a Binance kline CSV (from "
+            "https://data.binance.vision), or leave --data out to use the bundled synthetic "
+            f"sample {SAMPLE_DATA.name}"
+        )
+    symbol, interval = _guess(path, symbol, interval)
+    return _read(path, symbol, interval, platform, feed_latency_ms)
+
+
+def _read(
+    path: Path, symbol: str, interval: str | None, platform: str, latency: int
+) -> Iterator[Kline]:
+    step = INTERVAL_MS[interval] if interval else None
+    last_open = -1
+    with _open_text(path) as text:
+        for line_no, row in enumerate(csv.reader(text), start=1):
+            if not row or row[0].startswith("#"):
+                continue
+            where = f"{path}, line {line_no}"
+            if len(row) != len(BINANCE_COLUMNS):
+                raise DataError(
+                    f"{where}: expected the {len(BINANCE_COLUMNS)} columns of a Binance kline "
+                    f"file ({', '.join(BINANCE_COLUMNS)}), found {len(row)}"
+                )
+            if not row[0].strip().lstrip("-").isdigit():
+                if last_open < 0 and row[0].strip().lower() in {"open_time", "open time"}:
+                    continue  # the header row newer files carry
+                raise DataError(f"{where}, column open_time: not a timestamp: {row[0]!r}")
+            try:
+                open_time, close_time, count = int(row[0]), int(row[6]), int(row[8])
+            except ValueError:
+                raise DataError(
+                    f"{where}: open_time, close_time and count must be integers"
+                ) from None
+            if open_time >= _MICROS:
+                open_time, close_time = open_time // 1000, close_time // 1000
+            values = []
+            for col in (1, 2, 3, 4, 5, 7):
+                try:
+                    value = Decimal(row[col])
+                except InvalidOperation:
+                    value = Decimal("NaN")
+                if not value.is_finite() or value < 0:
+                    raise DataError(
+                        f"{where}, column {BINANCE_COLUMNS[col]}: not a price or quantity: "
+                        f"{row[col]!r}"
+                    )
+                values.append(value)
+            o, h, low, c, v, q = values
+            if not (low <= min(o, c) and h >= max(o, c) and low > 0):
+                raise DataError(f"{where}: inconsistent bar (need 0 < low <= open, close <= high)")
+            span = close_time - open_time + 1
+            if step is None:
+                interval = next((k for k, ms in INTERVAL_MS.items() if ms == span), None)
+                if interval is None:
+                    raise DataError(f"{where}: bar length {span} ms is no Binance interval")
+                step = span
+            elif span != step:
+                raise DataError(
+                    f"{where}: close_time - open_time is {span} ms, not the {interval} interval; "
+                    "pass interval= if the file name misleads"
+                )
+            if open_time <= last_open:
+                raise DataError(
+                    f"{where}: open_time {open_time} is not after the previous bar's "
+                    f"{last_open}; sort the file by time and remove duplicates"
+                )
+            last_open = open_time
+            ts = open_time + step
+            assert interval is not None
+            yield Kline(
+                platform, symbol, interval, open_time, o, h, low, c, v, ts, ts + latency, q, count
+            )
+
+
+def load_binance_csv(path: str | Path, **kw) -> list[Kline]:
+    """All of :func:`iter_binance_csv` as a list; raises :class:`DataError` if it is empty."""
+    klines = list(iter_binance_csv(path, **kw))
+    if not klines:
+        raise DataError(f"{path}: no bars in the file")
+    return klines

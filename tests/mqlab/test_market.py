@@ -1,0 +1,148 @@
+"""Market data: a realistic seeded generator, and a strict, helpful Binance CSV loader."""
+
+from __future__ import annotations
+
+import itertools
+import zipfile
+from decimal import Decimal as D
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mqlab.events import Kline, OrderBook, Trade, validate
+from mqlab.market import (
+    SAMPLE_DATA,
+    DataError,
+    MissingDataError,
+    frame_to_klines,
+    iter_binance_csv,
+    klines_to_frame,
+    load_binance_csv,
+    synthetic_book_events,
+    synthetic_frame,
+    synthetic_klines,
+    write_binance_csv,
+)
+
+ROW = "1704067200000,42000.00,42010.00,41990.00,42005.00,1.5,1704067259999,63000.1,12,0.7,29400,0"
+
+
+def test_same_seed_same_bars_other_seed_other_bars() -> None:
+    pd.testing.assert_frame_equal(synthetic_frame(500, seed=3), synthetic_frame(500, seed=3))
+    assert not synthetic_frame(500, seed=3).equals(synthetic_frame(500, seed=4))
+
+
+def test_bars_are_consistent_and_on_the_tick() -> None:
+    klines = synthetic_klines(3000, seed=5)
+    for prev, k in itertools.pairwise(klines):
+        assert k.open == prev.close and k.open_time == prev.open_time + 60_000
+    for k in klines:
+        validate(k)
+        assert k.close == k.close.quantize(D("0.01")) and k.ts == k.open_time + 60_000
+
+
+def test_returns_cluster_and_have_fat_tails() -> None:
+    close = synthetic_frame(40_000, seed=1)["close"]
+    r = np.log(close).diff().dropna()
+    assert pd.Series(np.abs(r.to_numpy())).autocorr(1) > 0.05, "no volatility clustering"
+    assert r.kurt() > 3, "tails as thin as a normal's"
+    assert abs(r.autocorr(1)) < 0.05, "returns should not be predictable from the last one"
+
+
+def test_bundled_sample_is_small_labelled_and_loads() -> None:
+    assert "synthetic" in SAMPLE_DATA.name and SAMPLE_DATA.stat().st_size < 1_000_000
+    assert SAMPLE_DATA.read_text().splitlines()[0].startswith("# SYNTHETIC")
+    klines = load_binance_csv(SAMPLE_DATA)
+    assert len(klines) == 4320 and {k.symbol for k in klines} == {"BTCUSDT"}
+    assert {k.interval for k in klines} == {"1m"} and isinstance(klines[0].close, D)
+
+
+def test_write_then_load_round_trips(tmp_path: Path) -> None:
+    frame = synthetic_frame(200, seed=9)
+    path = write_binance_csv(frame, tmp_path / "ETHUSDT-1m-2024-01-01.csv")
+    assert load_binance_csv(path) == frame_to_klines(frame, symbol="ETHUSDT")
+    again = klines_to_frame(load_binance_csv(path))
+    np.testing.assert_array_equal(again["close"].to_numpy(), frame["close"].to_numpy())
+
+
+def test_header_microseconds_zip_and_interval_from_rows(tmp_path: Path) -> None:
+    micros = ROW.replace("1704067200000", "1704067200000000").replace(
+        "1704067259999", "1704067259999999"
+    )
+    path = tmp_path / "prices.csv"
+    path.write_text("open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+                    f"taker_buy_volume,taker_buy_quote_volume,ignore\n{micros}\n")  # fmt: skip
+    (k,) = load_binance_csv(path, symbol="BTCUSDT")
+    assert (k.open_time, k.ts, k.interval, k.close) == (
+        1704067200000, 1704067260000, "1m", D("42005.00"),
+    )  # fmt: skip
+    archive = tmp_path / "BTCUSDT-1m-2024-01.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("BTCUSDT-1m-2024-01.csv", ROW + "\n")
+    assert load_binance_csv(archive)[0].close == D("42005.00")
+
+
+def test_iteration_is_lazy(tmp_path: Path) -> None:
+    path = tmp_path / "BTCUSDT-1m.csv"
+    path.write_text(ROW + "\nthis line is garbage\n")
+    bars = iter_binance_csv(path)
+    assert isinstance(next(bars), Kline)  # the bad line is not read until it is asked for
+    with pytest.raises(DataError, match="line 2"):
+        next(bars)
+
+
+def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(MissingDataError, match=r"not found.*bundled synthetic sample"):
+        iter_binance_csv(tmp_path / "BTCUSDT-1m-nope.csv")
+    assert issubclass(MissingDataError, FileNotFoundError)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("1,2,3\n", r"line 1: expected the 12 columns"),
+        (ROW.replace("42005.00", "4x"), r"line 1, column close: not a price"),
+        (ROW.replace("42005.00", "-1"), r"line 1, column close"),
+        (ROW.replace("42010.00", "41000"), r"line 1: inconsistent bar"),
+        (ROW + "\n" + ROW, r"line 2: open_time .* not after .* sort the file"),
+        (ROW.replace("1704067259999", "1704067206999"), r"7000 ms, not the 1m interval"),
+        ("garbage," * 11 + "x", r"line 1, column open_time: not a timestamp"),
+        ("", r"no bars"),
+    ],
+)
+def test_corrupt_files_name_file_line_and_column(tmp_path: Path, text: str, words: str) -> None:
+    path = tmp_path / "BTCUSDT-1m-bad.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=words) as info:
+        load_binance_csv(path)
+    assert str(path) in str(info.value)
+
+
+def test_symbol_is_required_when_the_name_does_not_say(tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text(ROW)
+    with pytest.raises(DataError, match="pass symbol="):
+        load_binance_csv(path)
+    odd = tmp_path / "odd.csv"
+    odd.write_text(ROW.replace("1704067259999", "1704067206999"))
+    with pytest.raises(DataError, match="7000 ms is no Binance interval"):
+        load_binance_csv(odd, symbol="BTCUSDT")
+
+
+def test_book_events_are_valid_ordered_and_imbalance_is_informative() -> None:
+    events = synthetic_book_events(1500, seed=2)
+    assert [e.recv_ts for e in events] == sorted(e.recv_ts for e in events)
+    books = [e for e in events if isinstance(e, OrderBook)]
+    assert len(books) == 1500 and any(isinstance(e, Trade) for e in events)
+    for e in events:
+        validate(e)
+
+    def imbalance(b: OrderBook) -> float:
+        bid, ask = sum(q for _, q in b.bids[:5]), sum(q for _, q in b.asks[:5])
+        return float(bid / (bid + ask))
+
+    mids = np.array([float(b.mid) for b in books])
+    signal = np.array([imbalance(b) for b in books])
+    assert np.corrcoef(signal[:-1], np.diff(mids))[0, 1] > 0.05
