@@ -1,0 +1,73 @@
+"""Switch cost of miniloop, asyncio and uvloop side by side, and what nest-asyncio2 costs.
+
+    python benchmarks/loops.py            # full run (about a minute on a quiet 2-core machine)
+    python benchmarks/loops.py --quick    # a few seconds
+    python benchmarks/loops.py --json out/loops.json   # also write the rows ("-" = stdout)
+
+The same coroutine code (``concurrency_lab.aio.yield_pingpong`` and ``handoff``) runs on every
+loop; repeats are interleaved so background load hits every loop alike. Ratios are against
+stock asyncio measured in the same run. uvloop is skipped when it is not installed
+(``pip install uvloop``, or ``pip install -e '.[bench]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+from concurrency_lab import QUICK, aio
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", default=QUICK, help="small n, 3 repeats")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON ('-': stdout)")
+    parser.add_argument("--no-nest", action="store_true", help="skip the nest-asyncio2 runs")
+    args = parser.parse_args(argv)
+    n, repeats = (5_000, 3) if args.quick else (50_000, 7)
+
+    loops = aio.compare_loops(n, repeats, progress=True)
+    print(f"\nSwitch cost, µs per switch (median of {repeats}; n={n}; {platform.python_version()})")
+    print(f"{'workload':<18}{'loop':<10}{'median':>9}{'p10':>9}{'p90':>9}{'x asyncio':>11}")
+    for r in loops:
+        print(
+            f"{r['workload']:<18}{r['loop']:<10}{r['median_us']:>9.3f}{r['p10_us']:>9.3f}"
+            f"{r['p90_us']:>9.3f}{r['vs_asyncio']:>11.2f}"
+        )
+    if "uvloop" not in aio.LOOPS:
+        print("(uvloop is not installed: pip install uvloop)")
+
+    nest: list[dict] = []
+    if not args.no_nest:
+        nest = aio.nest_asyncio_cost(n, repeats)
+        plain, patched = nest
+        print("\nnest-asyncio2, µs (each column measured in its own fresh interpreter)")
+        print(f"{'measure':<24}{'plain':>9}{'patched':>9}{'ratio':>8}")
+        for key in ("sleep(0) switch us", "Future hand-off us", "run_until_complete us"):
+            ratio = patched[key] / plain[key]
+            print(f"{key[:-3]:<24}{plain[key]:>9.3f}{patched[key]:>9.3f}{ratio:>8.2f}")
+        print(f"nested run_until_complete: plain -> {plain['nested call']}")
+        print(f"                           patched -> {patched['nested call']}")
+
+    if args.json:
+        payload = {
+            "python": platform.python_version(),
+            "quick": args.quick,
+            "loops": loops,
+            "nest_asyncio2": nest,
+        }
+        text = json.dumps(payload, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(text)
+            print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
