@@ -1,0 +1,68 @@
+"""SMA crossover: hold ``qty`` while the fast moving average is above the slow one.
+
+The signal is decided on a bar's close; the resulting market order can only fill at a later
+event (the next bar's open), which :mod:`mqlab.exchange` enforces. The averages are compared
+exactly, ``fast_sum * slow > slow_sum * fast`` in Decimal, with no division and no rounding,
+so :mod:`mqlab.vectorised` (integer ticks) and this class agree on every bar, ties included.
+
+Decisions depend only on closes, not on when fills arrive, so the strategy sends the same
+orders whether it runs in the backtest or behind a message bus where fills come back late.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from decimal import Decimal
+
+from mqlab.events import ZERO, Kline
+from mqlab.strategy import Strategy, as_decimal
+
+__all__ = ["SmaCross"]
+
+
+class SmaCross(Strategy):
+    """Long ``qty`` when SMA(fast) > SMA(slow) on the last close, flat otherwise."""
+
+    name = "sma_cross"
+
+    def __init__(
+        self,
+        fast: int = 10,
+        slow: int = 30,
+        qty: Decimal | str = Decimal("0.1"),
+        *,
+        symbol: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if not 0 < fast < slow:
+            raise ValueError(f"need 0 < fast < slow, got fast={fast}, slow={slow}")
+        self.fast, self.slow, self.qty, self.symbol = fast, slow, as_decimal(qty, "qty"), symbol
+        self.long = False  # the position we asked for (fills may still be on their way)
+        self._closes: deque[Decimal] = deque()
+        self._fast_sum = ZERO
+        self._slow_sum = ZERO
+
+    def on_kline(self, kline: Kline) -> None:
+        if self.symbol is None:
+            self.symbol = kline.symbol
+        elif kline.symbol != self.symbol:
+            return
+        closes, close = self._closes, kline.close
+        closes.append(close)
+        self._fast_sum += close
+        self._slow_sum += close
+        n = len(closes)
+        if n > self.fast:
+            self._fast_sum -= closes[-self.fast - 1]
+        if n > self.slow:
+            self._slow_sum -= closes.popleft()
+        elif n < self.slow:
+            return
+        above = self._fast_sum * self.slow > self._slow_sum * self.fast
+        if above and not self.long:
+            self.long = True
+            self.buy(self.qty)
+        elif self.long and not above:
+            self.long = False
+            self.sell(self.qty)

@@ -1,0 +1,249 @@
+"""The ``Strategy`` base class: reacts to events, sends orders, knows nothing of where either go.
+
+A strategy is handed one event at a time through :meth:`Strategy.handle` and answers by
+calling :meth:`~Strategy.buy`, :meth:`~Strategy.sell` or :meth:`~Strategy.cancel`. Those
+build an :class:`~mqlab.events.Order` (or :class:`~mqlab.events.Cancel`) and pass it to the
+``send`` callable injected by :meth:`Strategy.bind`. That is the whole contract, so the *same
+object* runs in the in-process backtest (:mod:`mqlab.backtest` binds ``send`` to its
+simulated exchange) and on the message bus (the strategy host binds ``send`` to a publish).
+It never holds the data source, so it can only see the present: look-ahead bias (未来函数)
+has nowhere to come from.
+
+Determinism: order ids are ``<name>-<n>`` (n counts this strategy's requests from 1) and the
+strategy's clock, :attr:`Strategy.now`, is the ``recv_ts`` of the event being handled, not
+the wall clock. Fed the same events, a strategy sends the same orders with the same ids and
+times, wherever it runs, so a replay after a crash produces duplicates a consumer can drop.
+
+Public API:
+
+* hooks to override: ``on_kline``, ``on_orderbook``, ``on_trade``, ``on_order_update``,
+  ``on_fill`` (all no-ops here);
+* actions: ``buy(qty, price=None, symbol=None)``, ``sell(...)``, ``cancel(order_id)``;
+* wiring: ``bind(send, clock=None)``, ``handle(event)``;
+* state kept for you from fills and updates: ``position(symbol)``, ``open_orders``, ``now``.
+
+A strategy pickles without its ``send``/``clock`` (bind it again after unpickling), so a
+host can snapshot it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Self
+
+from mqlab.events import (
+    ZERO,
+    Cancel,
+    Event,
+    Fill,
+    Kline,
+    Order,
+    OrderBook,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+    Trade,
+)
+
+__all__ = ["NotBoundError", "Send", "Strategy", "as_decimal"]
+
+#: Where a strategy's orders and cancels go: the backtest's exchange, or a bus publisher.
+Send = Callable[[Order | Cancel], None]
+
+_NAME = re.compile(r"[A-Za-z0-9_\-]+")
+_CLOSED = {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED}
+
+
+class NotBoundError(RuntimeError):
+    """The strategy tried to trade before :meth:`Strategy.bind` gave it somewhere to send."""
+
+
+def as_decimal(value: Decimal | str | int, what: str = "value") -> Decimal:
+    """Exact Decimal from Decimal, str or int; floats are refused (0.1 is not exactly 0.1)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return Decimal(value)
+    raise TypeError(
+        f"{what} must be a Decimal, str or int, not {type(value).__name__} {value!r}: "
+        f"write Decimal({str(value)!r}) so money stays exact"
+    )
+
+
+class Strategy:
+    """Base class for strategies: override the ``on_*`` hooks, trade with buy/sell/cancel."""
+
+    #: Default name; it prefixes order ids and goes into routing keys (letters, digits, _ -).
+    name: str = "strategy"
+
+    def __init__(self, *, name: str | None = None) -> None:
+        name = name if name is not None else type(self).name
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"strategy name {name!r}: use letters, digits, '_' or '-'")
+        self.name = name
+        #: Time (ms) of the event being handled: the strategy's only clock.
+        self.now = 0
+        #: Orders sent and not yet closed (filled, canceled or rejected), by id.
+        self.open_orders: dict[str, Order] = {}
+        self._positions: dict[str, Decimal] = {}
+        self._seq = 0
+        self._last: Kline | OrderBook | Trade | None = None
+        self._send: Send | None = None
+        self._clock: Callable[[], int] | None = None
+        self._wire()
+
+    def _wire(self) -> None:
+        self._dispatch: dict[type, Callable[[Any], None]] = {
+            Kline: self._on_market_kline,
+            OrderBook: self._on_market_book,
+            Trade: self._on_market_trade,
+            OrderUpdate: self._on_update,
+            Fill: self._on_fill,
+        }
+
+    # --- wiring -------------------------------------------------------------------------------
+
+    def bind(self, send: Send, clock: Callable[[], int] | None = None) -> Self:
+        """Give the strategy somewhere to send orders (and, live, a wall clock in ms)."""
+        self._send = send
+        self._clock = clock
+        return self
+
+    def handle(self, event: Event) -> None:
+        """Deliver one event: update positions and open orders, then call the matching hook."""
+        self.now = event.recv_ts if self._clock is None else self._clock()
+        try:
+            handler = self._dispatch[type(event)]
+        except KeyError:
+            raise TypeError(f"a strategy does not handle {type(event).__name__} events") from None
+        handler(event)
+
+    def _on_market_kline(self, event: Kline) -> None:
+        self._last = event
+        self.on_kline(event)
+
+    def _on_market_book(self, event: OrderBook) -> None:
+        self._last = event
+        self.on_orderbook(event)
+
+    def _on_market_trade(self, event: Trade) -> None:
+        self._last = event
+        self.on_trade(event)
+
+    def _on_update(self, update: OrderUpdate) -> None:
+        if update.status in _CLOSED:
+            self.open_orders.pop(update.order_id, None)
+        self.on_order_update(update)
+
+    def _on_fill(self, fill: Fill) -> None:
+        signed = fill.qty if fill.side is Side.BUY else -fill.qty
+        self._positions[fill.symbol] = self._positions.get(fill.symbol, ZERO) + signed
+        self.on_fill(fill)
+
+    # --- hooks --------------------------------------------------------------------------------
+
+    def on_kline(self, kline: Kline) -> None:
+        """A bar closed."""
+
+    def on_orderbook(self, book: OrderBook) -> None:
+        """A new depth snapshot."""
+
+    def on_trade(self, trade: Trade) -> None:
+        """A public trade printed."""
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        """One of our orders changed state (accepted, filled, canceled, rejected)."""
+
+    def on_fill(self, fill: Fill) -> None:
+        """One of our orders (partly) executed; :meth:`position` already includes it."""
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def position(self, symbol: str | None = None) -> Decimal:
+        """Net quantity held, from our fills (``symbol`` defaults to the current event's)."""
+        return self._positions.get(symbol or self._symbol(), ZERO)
+
+    def buy(
+        self, qty: Decimal | str | int, price: Decimal | str | int | None = None, **where: str
+    ) -> Order:
+        """Send a buy: a limit order at ``price``, or a market order when price is None."""
+        return self._order(Side.BUY, qty, price, **where)
+
+    def sell(
+        self, qty: Decimal | str | int, price: Decimal | str | int | None = None, **where: str
+    ) -> Order:
+        """Send a sell: a limit order at ``price``, or a market order when price is None."""
+        return self._order(Side.SELL, qty, price, **where)
+
+    def cancel(self, order_id: str) -> Cancel:
+        """Ask the exchange to cancel ``order_id`` (it answers with an OrderUpdate)."""
+        order = self.open_orders.get(order_id)
+        platform, symbol = (order.platform, order.symbol) if order else self._where({})
+        request = Cancel(self._next_id(), self.name, platform, symbol, order_id, self.now, self.now)
+        self._emit(request)
+        return request
+
+    def _order(
+        self, side: Side, qty: Decimal | str | int, price: Decimal | str | int | None, **where: str
+    ) -> Order:
+        platform, symbol = self._where(where)
+        limit = None if price is None else as_decimal(price, "price")
+        order = Order(
+            self._next_id(),
+            self.name,
+            platform,
+            symbol,
+            side,
+            OrderType.MARKET if limit is None else OrderType.LIMIT,
+            as_decimal(qty, "qty"),
+            limit,
+            self.now,
+            self.now,
+        )
+        self.open_orders[order.id] = order
+        self._emit(order)
+        return order
+
+    def _symbol(self) -> str:
+        if self._last is None:
+            raise RuntimeError("no market event seen yet: pass symbol=... explicitly")
+        return self._last.symbol
+
+    def _where(self, where: dict[str, str]) -> tuple[str, str]:
+        unknown = set(where) - {"symbol", "platform"}
+        if unknown:
+            raise TypeError(f"unexpected argument(s) {sorted(unknown)}; use symbol=, platform=")
+        platform = where.get("platform") or (self._last.platform if self._last else "binance")
+        return platform, where.get("symbol") or self._symbol()
+
+    def _next_id(self) -> str:
+        self._seq += 1
+        return f"{self.name}-{self._seq}"
+
+    def _emit(self, request: Order | Cancel) -> None:
+        if self._send is None:
+            raise NotBoundError(
+                f"strategy {self.name!r} is not bound: run it in a Backtest, or call "
+                "strategy.bind(send) with a function that takes the Order"
+            )
+        self._send(request)
+
+    # --- pickling: state only, no wiring ------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in ("_send", "_clock", "_dispatch"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._send = None
+        self._clock = None
+        self._wire()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} seq={self._seq} now={self.now}>"
