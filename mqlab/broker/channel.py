@@ -1,0 +1,460 @@
+"""One AMQP channel (信道): the methods a client sends on it, and what the broker answers.
+
+A channel owns its consumers, the messages delivered to them but not yet acked (keyed by
+delivery tag), its prefetch limits and, in confirm mode, the publish sequence number.
+Content (a publish's header and body frames) is reassembled here. Each handler either
+answers with the matching ``*Ok`` method or raises a ChannelException / ConnectionException.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pamqp import commands as spec
+
+from mqlab.broker.errors import ChannelException, ConnectionException
+from mqlab.broker.queue import Consumer, Message, Queue, QueuedMessage, parse_expiration
+
+if TYPE_CHECKING:
+    from pamqp.base import Frame
+    from pamqp.header import ContentHeader
+
+    from mqlab.broker.exchange import Exchange
+    from mqlab.broker.server import Connection
+
+__all__ = ["Channel"]
+
+_TX = (
+    "transactions (tx.select) are not supported by the mqlab embedded broker; "
+    "use publisher confirms instead"
+)
+
+
+class Channel:
+    """Per-channel state and the handlers of every channel-level method."""
+
+    def __init__(self, conn: Connection, number: int) -> None:
+        self.conn = conn
+        self.vhost = conn.vhost
+        self.number = number
+        self.closed = False  # torn down; waiting for Channel.CloseOk or already gone
+        self.active = True  # channel.flow
+        self.consumers: dict[str, Consumer] = {}
+        self.unacked: OrderedDict[int, tuple[Queue, QueuedMessage, Consumer | None]] = OrderedDict()
+        self.delivery_tag = 0
+        self.prefetch = 0  # basic.qos global=False: for consumers created afterwards
+        self.global_prefetch = 0  # basic.qos global=True: for the whole channel
+        self.confirm = False
+        self.publish_seq = 0
+        self.confirm_upto = 0  # highest publish seq ready to be acked
+        self.confirm_count = 0  # how many since the last Basic.Ack was written
+        self.last_queue = ""
+        self._publish: tuple[spec.Basic.Publish, Exchange] | None = None
+        self._header: ContentHeader | None = None
+        self._payload = b""
+        self._parts: list[bytes] = []
+        self._remaining = 0
+
+    # -- frames in -------------------------------------------------------------------------
+
+    def on_method(self, method: Frame) -> None:
+        if self._publish is not None:
+            raise ConnectionException(
+                505, "expected content header for class 60, got non content header frame instead"
+            )
+        handler = _HANDLERS.get(type(method))
+        if handler is None:
+            raise ConnectionException(503, f"unexpected method {method.name} on a channel")
+        handler(self, method)
+
+    def on_header(self, header: ContentHeader, payload: bytes) -> None:
+        if self._publish is None or self._header is not None:
+            raise ConnectionException(505, "expected method frame, got non method frame instead")
+        self._header = header
+        self._payload = payload
+        self._remaining = header.body_size
+        if header.body_size == 0:
+            self._complete(b"")
+
+    def on_body(self, data: bytes) -> None:
+        if self._header is None:
+            raise ConnectionException(505, "expected content header, got content body")
+        remaining = self._remaining - len(data)
+        if remaining < 0:
+            raise ConnectionException(505, "content body is longer than announced")
+        if remaining == 0 and not self._parts:
+            self._complete(data)
+            return
+        self._parts.append(data)
+        self._remaining = remaining
+        if remaining == 0:
+            body = b"".join(self._parts)
+            self._parts = []
+            self._complete(body)
+
+    def _complete(self, body: bytes) -> None:
+        method, ex = self._publish  # type: ignore[misc]
+        header = self._header
+        assert header is not None
+        self._publish = self._header = None
+        props = header.properties
+        message = Message(
+            ex.name,
+            method.routing_key,
+            props,
+            self._payload,
+            body,
+            parse_expiration(props.expiration) if props.expiration is not None else None,
+        )
+        routed, refused = self.vhost.publish(ex, message)
+        if not routed and method.mandatory:
+            self.conn.send_content(
+                self.number,
+                spec.Basic.Return(312, "NO_ROUTE", ex.name, method.routing_key),
+                message,
+            )
+        if self.confirm:
+            self.publish_seq += 1
+            if refused:
+                self.emit_confirms()
+                self.conn.send(self.number, spec.Basic.Nack(self.publish_seq))
+            else:
+                self.confirm_upto = self.publish_seq
+                self.confirm_count += 1
+                self.conn.confirm_pending(self)
+
+    def emit_confirms(self) -> None:
+        """Write one Basic.Ack covering every publish confirmed since the last one."""
+        if self.confirm_count:
+            multiple = self.confirm_count > 1
+            self.confirm_count = 0
+            self.conn.send(self.number, spec.Basic.Ack(self.confirm_upto, multiple))
+
+    # -- delivery --------------------------------------------------------------------------
+
+    def can_deliver(self) -> bool:
+        return (
+            self.active
+            and not self.closed
+            and not self.conn.paused
+            and (not self.global_prefetch or len(self.unacked) < self.global_prefetch)
+        )
+
+    def deliver(self, consumer: Consumer, qm: QueuedMessage) -> None:
+        self.delivery_tag += 1
+        tag = self.delivery_tag
+        queue = consumer.queue
+        if consumer.no_ack:
+            self.vhost.forget(qm)
+        else:
+            self.unacked[tag] = (queue, qm, consumer)
+            consumer.unacked += 1
+            queue.unacked += 1
+        msg = qm.message
+        self.conn.send_content(
+            self.number,
+            spec.Basic.Deliver(consumer.tag, tag, qm.redelivered, msg.exchange, msg.routing_key),
+            msg,
+        )
+
+    def cancel_from_broker(self, consumer: Consumer) -> None:
+        """The queue was deleted: tell the client its consumer is gone."""
+        if self.consumers.pop(consumer.tag, None) is not None and not self.closed:
+            self.conn.send(self.number, spec.Basic.Cancel(consumer.tag, nowait=True))
+
+    def _settle(self, tag: int, multiple: bool) -> list[tuple[Queue, QueuedMessage, Any]]:
+        """Remove delivery tags from the unacked set (406 for an unknown tag)."""
+        unacked = self.unacked
+        if multiple:
+            if tag == 0:
+                entries = list(unacked.values())
+                unacked.clear()
+            else:
+                entries = []
+                while unacked and next(iter(unacked)) <= tag:
+                    entries.append(unacked.popitem(last=False)[1])
+            if not entries and tag != 0:
+                raise ChannelException(406, f"unknown delivery tag {tag}")
+        else:
+            entry = unacked.pop(tag, None)
+            if entry is None:
+                raise ChannelException(406, f"unknown delivery tag {tag}")
+            entries = [entry]
+        for queue, _, consumer in entries:
+            queue.unacked -= 1
+            if consumer is not None:
+                consumer.unacked -= 1
+        return entries
+
+    def _after_settle(self, entries: list[tuple[Queue, QueuedMessage, Any]]) -> None:
+        queues = {id(q): q for q, _, _ in entries}
+        if self.global_prefetch:
+            queues.update((id(c.queue), c.queue) for c in self.consumers.values())
+        for q in queues.values():
+            q.dispatch()
+
+    def _requeue(self, entries: list[tuple[Queue, QueuedMessage, Any]]) -> None:
+        groups: dict[int, tuple[Queue, list[QueuedMessage]]] = {}
+        for queue, qm, _ in entries:
+            groups.setdefault(id(queue), (queue, []))[1].append(qm)
+        for queue, qms in groups.values():
+            queue.requeue(qms)
+
+    def teardown(self) -> None:
+        """The channel is closing: requeue what it holds unacked, drop its consumers."""
+        if self.closed:
+            return
+        self.closed = True
+        entries = list(self.unacked.values())
+        self.unacked.clear()
+        for queue, _, consumer in entries:
+            queue.unacked -= 1
+            if consumer is not None:
+                consumer.unacked -= 1
+        self._requeue(entries)
+        consumers = list(self.consumers.values())
+        self.consumers.clear()
+        for consumer in consumers:
+            consumer.queue.remove_consumer(consumer)
+        self._publish = self._header = None
+        self._parts = []
+
+    def _queue_name(self, name: str) -> str:
+        # An empty queue name means "the last queue declared on this channel" (AMQP 0-9-1).
+        if not name:
+            if not self.last_queue:
+                raise ChannelException(404, "no previously declared queue")
+            return self.last_queue
+        return name
+
+    # -- channel ---------------------------------------------------------------------------
+
+    def channel_close(self, m: spec.Channel.Close) -> None:
+        self.teardown()
+        self.conn.send(self.number, spec.Channel.CloseOk())
+        self.conn.forget_channel(self.number)
+
+    def channel_flow(self, m: spec.Channel.Flow) -> None:
+        self.active = bool(m.active)
+        self.conn.send(self.number, spec.Channel.FlowOk(self.active))
+        if self.active:
+            for c in list(self.consumers.values()):
+                c.queue.dispatch()
+
+    def channel_open(self, m: spec.Channel.Open) -> None:
+        raise ConnectionException(504, "second 'channel.open' seen")
+
+    # -- exchange --------------------------------------------------------------------------
+
+    def exchange_declare(self, m: spec.Exchange.Declare) -> None:
+        self.vhost.declare_exchange(
+            m.exchange,
+            m.exchange_type,
+            passive=m.passive,
+            durable=m.durable,
+            auto_delete=m.auto_delete,
+            internal=m.internal,
+            arguments=m.arguments,
+        )
+        if not m.nowait:
+            self.conn.send(self.number, spec.Exchange.DeclareOk())
+
+    def exchange_delete(self, m: spec.Exchange.Delete) -> None:
+        self.vhost.delete_exchange(m.exchange, if_unused=m.if_unused)
+        if not m.nowait:
+            self.conn.send(self.number, spec.Exchange.DeleteOk())
+
+    def exchange_bind(self, m: spec.Exchange.Bind) -> None:
+        self.vhost.bind(
+            m.source, m.destination, m.routing_key, m.arguments, self.conn, to_exchange=True
+        )
+        if not m.nowait:
+            self.conn.send(self.number, spec.Exchange.BindOk())
+
+    def exchange_unbind(self, m: spec.Exchange.Unbind) -> None:
+        self.vhost.unbind(
+            m.source, m.destination, m.routing_key, m.arguments, self.conn, to_exchange=True
+        )
+        if not m.nowait:
+            self.conn.send(self.number, spec.Exchange.UnbindOk())
+
+    # -- queue -----------------------------------------------------------------------------
+
+    def queue_declare(self, m: spec.Queue.Declare) -> None:
+        name = m.queue
+        if m.passive and not name:
+            name = self._queue_name(name)
+        q = self.vhost.declare_queue(
+            name,
+            self.conn,
+            passive=m.passive,
+            durable=m.durable,
+            exclusive=m.exclusive,
+            auto_delete=m.auto_delete,
+            arguments=m.arguments,
+        )
+        self.last_queue = q.name
+        if not m.nowait:
+            self.conn.send(
+                self.number, spec.Queue.DeclareOk(q.name, len(q.messages), len(q.consumers))
+            )
+
+    def queue_bind(self, m: spec.Queue.Bind) -> None:
+        queue = self._queue_name(m.queue)
+        key = m.routing_key if (m.queue or m.routing_key) else queue
+        self.vhost.bind(m.exchange, queue, key, m.arguments, self.conn)
+        if not m.nowait:
+            self.conn.send(self.number, spec.Queue.BindOk())
+
+    def queue_unbind(self, m: spec.Queue.Unbind) -> None:
+        queue = self._queue_name(m.queue)
+        self.vhost.unbind(m.exchange, queue, m.routing_key, m.arguments, self.conn)
+        self.conn.send(self.number, spec.Queue.UnbindOk())
+
+    def queue_purge(self, m: spec.Queue.Purge) -> None:
+        count = self.vhost.purge_queue(self._queue_name(m.queue), self.conn)
+        if not m.nowait:
+            self.conn.send(self.number, spec.Queue.PurgeOk(count))
+
+    def queue_delete(self, m: spec.Queue.Delete) -> None:
+        count = self.vhost.delete_queue(
+            self._queue_name(m.queue), self.conn, if_unused=m.if_unused, if_empty=m.if_empty
+        )
+        if not m.nowait:
+            self.conn.send(self.number, spec.Queue.DeleteOk(count))
+
+    # -- basic -----------------------------------------------------------------------------
+
+    def basic_qos(self, m: spec.Basic.Qos) -> None:
+        if m.prefetch_size:
+            raise ConnectionException(540, f"prefetch_size!={m.prefetch_size}")
+        if m.global_:
+            self.global_prefetch = m.prefetch_count
+        else:
+            self.prefetch = m.prefetch_count
+        self.conn.send(self.number, spec.Basic.QosOk())
+        for c in list(self.consumers.values()):
+            c.queue.dispatch()
+
+    def basic_consume(self, m: spec.Basic.Consume) -> None:
+        queue = self.vhost.queue(self._queue_name(m.queue), self.conn)
+        tag = m.consumer_tag or "amq.ctag-" + secrets.token_urlsafe(16)
+        if tag in self.consumers:
+            raise ConnectionException(530, f"attempt to reuse consumer tag '{tag}'")
+        queue.check_consumer(m.exclusive)
+        consumer = Consumer(tag, self, queue, m.no_ack, m.exclusive, self.prefetch)
+        self.consumers[tag] = consumer
+        if not m.nowait:
+            self.conn.send(self.number, spec.Basic.ConsumeOk(tag))
+        queue.add_consumer(consumer)
+
+    def basic_cancel(self, m: spec.Basic.Cancel) -> None:
+        consumer = self.consumers.pop(m.consumer_tag, None)
+        if consumer is not None:
+            consumer.queue.remove_consumer(consumer)
+        if not m.nowait:
+            self.conn.send(self.number, spec.Basic.CancelOk(m.consumer_tag))
+
+    def basic_publish(self, m: spec.Basic.Publish) -> None:
+        if m.immediate:
+            raise ConnectionException(540, "immediate=true")
+        ex = self.vhost.exchange(m.exchange)
+        if ex.internal:
+            raise ChannelException(
+                403, f"cannot publish to internal exchange '{ex.name}' in vhost '/'"
+            )
+        self._publish = (m, ex)
+
+    def basic_get(self, m: spec.Basic.Get) -> None:
+        queue = self.vhost.queue(self._queue_name(m.queue), self.conn)
+        qm = queue.take()
+        if qm is None:
+            self.conn.send(self.number, spec.Basic.GetEmpty())
+            return
+        self.delivery_tag += 1
+        tag = self.delivery_tag
+        if m.no_ack:
+            self.vhost.forget(qm)
+        else:
+            self.unacked[tag] = (queue, qm, None)
+            queue.unacked += 1
+        msg = qm.message
+        self.conn.send_content(
+            self.number,
+            spec.Basic.GetOk(
+                tag, qm.redelivered, msg.exchange, msg.routing_key, len(queue.messages)
+            ),
+            msg,
+        )
+
+    def basic_ack(self, m: spec.Basic.Ack) -> None:
+        entries = self._settle(m.delivery_tag, m.multiple)
+        forget = self.vhost.forget
+        for _, qm, _ in entries:
+            forget(qm)
+        self._after_settle(entries)
+
+    def _refuse(self, entries: list[tuple[Queue, QueuedMessage, Any]], requeue: bool) -> None:
+        if requeue:
+            self._requeue(entries)
+        else:
+            for queue, qm, _ in entries:
+                self.vhost.dead_letter(queue, qm, "rejected")
+        self._after_settle(entries)
+
+    def basic_reject(self, m: spec.Basic.Reject) -> None:
+        self._refuse(self._settle(m.delivery_tag, False), m.requeue)
+
+    def basic_nack(self, m: spec.Basic.Nack) -> None:
+        self._refuse(self._settle(m.delivery_tag, m.multiple), m.requeue)
+
+    def basic_recover(self, m: spec.Basic.Recover | spec.Basic.RecoverAsync) -> None:
+        if not m.requeue:
+            raise ConnectionException(540, "requeue=false")
+        entries = self._settle(0, True)
+        self._requeue(entries)
+        if isinstance(m, spec.Basic.Recover):
+            self.conn.send(self.number, spec.Basic.RecoverOk())
+
+    # -- confirm / tx ----------------------------------------------------------------------
+
+    def confirm_select(self, m: spec.Confirm.Select) -> None:
+        self.confirm = True
+        if not m.nowait:
+            self.conn.send(self.number, spec.Confirm.SelectOk())
+
+    def tx_any(self, m: Frame) -> None:
+        raise ConnectionException(540, _TX)
+
+
+_HANDLERS: dict[type, Callable[[Channel, Any], None]] = {
+    spec.Basic.Publish: Channel.basic_publish,
+    spec.Basic.Ack: Channel.basic_ack,
+    spec.Basic.Nack: Channel.basic_nack,
+    spec.Basic.Reject: Channel.basic_reject,
+    spec.Basic.Get: Channel.basic_get,
+    spec.Basic.Consume: Channel.basic_consume,
+    spec.Basic.Cancel: Channel.basic_cancel,
+    spec.Basic.Qos: Channel.basic_qos,
+    spec.Basic.Recover: Channel.basic_recover,
+    spec.Basic.RecoverAsync: Channel.basic_recover,
+    spec.Channel.Close: Channel.channel_close,
+    spec.Channel.Flow: Channel.channel_flow,
+    spec.Channel.Open: Channel.channel_open,
+    spec.Confirm.Select: Channel.confirm_select,
+    spec.Exchange.Declare: Channel.exchange_declare,
+    spec.Exchange.Delete: Channel.exchange_delete,
+    spec.Exchange.Bind: Channel.exchange_bind,
+    spec.Exchange.Unbind: Channel.exchange_unbind,
+    spec.Queue.Declare: Channel.queue_declare,
+    spec.Queue.Bind: Channel.queue_bind,
+    spec.Queue.Unbind: Channel.queue_unbind,
+    spec.Queue.Purge: Channel.queue_purge,
+    spec.Queue.Delete: Channel.queue_delete,
+    spec.Tx.Select: Channel.tx_any,
+    spec.Tx.Commit: Channel.tx_any,
+    spec.Tx.Rollback: Channel.tx_any,
+}

@@ -1,0 +1,55 @@
+"""AMQP reply codes and the two kinds of protocol error: channel and connection exceptions.
+
+A *channel exception* (soft error, e.g. 404 for a missing queue) closes one channel; a
+*connection exception* (hard error, e.g. 501 for a broken frame) closes the whole connection.
+Reply texts follow RabbitMQ's shape, ``"NOT_FOUND - no queue 'q' in vhost '/'"``, so a learner
+sees the same message from both brokers.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "REPLY_NAMES",
+    "AMQPError",
+    "ChannelException",
+    "ConnectionException",
+]
+
+REPLY_NAMES: dict[int, str] = {
+    200: "OK",
+    311: "CONTENT_TOO_LARGE",
+    312: "NO_ROUTE",
+    313: "NO_CONSUMERS",
+    320: "CONNECTION_FORCED",
+    402: "INVALID_PATH",
+    403: "ACCESS_REFUSED",
+    404: "NOT_FOUND",
+    405: "RESOURCE_LOCKED",
+    406: "PRECONDITION_FAILED",
+    501: "FRAME_ERROR",
+    502: "SYNTAX_ERROR",
+    503: "COMMAND_INVALID",
+    504: "CHANNEL_ERROR",
+    505: "UNEXPECTED_FRAME",
+    506: "RESOURCE_ERROR",
+    530: "NOT_ALLOWED",
+    540: "NOT_IMPLEMENTED",
+    541: "INTERNAL_ERROR",
+}
+
+
+class AMQPError(Exception):
+    """An error the broker reports to the client with a Close method."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        self.code = code
+        self.text = f"{REPLY_NAMES.get(code, 'ERROR')} - {detail}"[:255]
+        super().__init__(self.text)
+
+
+class ChannelException(AMQPError):
+    """Soft error: the broker sends Channel.Close; the connection stays open."""
+
+
+class ConnectionException(AMQPError):
+    """Hard error: the broker sends Connection.Close and drops the socket."""

@@ -1,0 +1,586 @@
+"""The TCP side of the broker: listener, connection handshake, frames in and out, heartbeats.
+
+A :class:`Connection` is an ``asyncio.Protocol``: bytes arrive in :meth:`data_received`, are
+cut into frames and decoded by pamqp, and handled synchronously, with no task per message.
+Replies are appended to an output list; the broker writes every connection's output once per
+event-loop turn (after committing the store, so publisher confirms follow the fsync).
+
+Handshake (AMQP 0-9-1, as RabbitMQ does it)::
+
+    client                         broker
+    "AMQP\\x00\\x00\\x09\\x01"  ->
+                               <-  Connection.Start   (capabilities, mechanisms "PLAIN")
+    Connection.StartOk         ->                      (user/password; bad -> 403 + close)
+                               <-  Connection.Tune    (channel_max, frame_max, heartbeat)
+    Connection.TuneOk          ->
+    Connection.Open("/")       ->
+                               <-  Connection.OpenOk
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import struct
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pamqp import commands as spec
+from pamqp import exceptions as pamqp_exceptions
+from pamqp import frame as pamqp_frame
+from pamqp import header as pamqp_header
+from pamqp import heartbeat as pamqp_heartbeat
+
+from mqlab.broker.channel import Channel
+from mqlab.broker.errors import AMQPError, ChannelException, ConnectionException
+from mqlab.broker.frames import PROTOCOL_HEADER, content_frames, method_frame
+from mqlab.broker.queue import Message
+from mqlab.broker.store import Store
+from mqlab.broker.vhost import Topology, VirtualHost
+
+__all__ = ["Broker", "Connection", "TraceHook"]
+
+log = logging.getLogger("mqlab.broker")
+
+#: ``trace(connection_id, direction, channel, frame)``; direction is "in" or "out".
+TraceHook = Callable[[int, str, int, Any], None]
+
+_FRAME_HEAD = struct.Struct(">BHI")
+_HEARTBEAT = pamqp_heartbeat.Heartbeat().marshal()
+_AUTH_REFUSED = (
+    "Login was refused using authentication mechanism PLAIN. For details see the broker logfile."
+)
+SERVER_PROPERTIES: dict[str, Any] = {
+    "product": "mqlab embedded broker",
+    "version": "0.1.0",
+    "platform": "Python asyncio + pamqp",
+    "copyright": "aioquant-lab",
+    "information": "A teaching AMQP 0-9-1 broker; see mqlab/broker",
+    "cluster_name": "mqlab@localhost",
+    "capabilities": {
+        "publisher_confirms": True,
+        "exchange_exchange_bindings": True,
+        "basic.nack": True,
+        "consumer_cancel_notify": True,
+        "connection.blocked": False,
+        "consumer_priorities": False,
+        "authentication_failure_close": True,
+        "per_consumer_qos": True,
+        "direct_reply_to": False,
+    },
+}
+
+
+class Connection(asyncio.Protocol):
+    """One client's TCP connection: handshake state, channels and the output buffer."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.vhost = broker.vhost
+        self.loop = broker.loop
+        self.id = next(self._ids)
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.state = "header"  # header, start_ok, secure_ok, tune_ok, open, opened, closing
+        self.user = ""
+        self.client_properties: dict[str, Any] = {}
+        self.channels: dict[int, Channel] = {}
+        self.channel_max = broker.channel_max
+        self.frame_max = broker.frame_max
+        self.heartbeat = 0
+        self.paused = False
+        self.out: list[bytes] = []
+        self.dirty = False
+        self.confirming: set[Channel] = set()
+        self.last_recv = self.last_send = self.loop.time()
+        self._buf = b""
+        self._timer: asyncio.TimerHandle | None = None
+        self._mechanism = "PLAIN"
+
+    def __repr__(self) -> str:
+        return f"<Connection #{self.id} {self.peer} {self.state}>"
+
+    # -- transport callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.broker.connections.add(self)
+        self._timer = self.loop.call_later(self.broker.handshake_timeout, self._handshake_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.broker.connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._teardown()
+        self.transport = None
+        self.state = "closed"
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        for ch in list(self.channels.values()):
+            for c in list(ch.consumers.values()):
+                c.queue.dispatch()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_recv = self.loop.time()
+        if self.state in ("closed", "dead"):
+            return
+        buf = self._buf + data if self._buf else data
+        try:
+            pos = self._parse(buf)
+        except ConnectionException as exc:
+            self.fail(exc)
+            return
+        except Exception:
+            log.exception("internal error on %r", self)
+            self.fail(ConnectionException(541, "internal error in the embedded broker"))
+            return
+        self._buf = buf[pos:]
+
+    # -- frames in -------------------------------------------------------------------------
+
+    def _parse(self, buf: bytes) -> int:
+        pos, n = 0, len(buf)
+        if self.state == "header":
+            if buf[: min(n, 5)] != PROTOCOL_HEADER[: min(n, 5)] or (
+                n >= 8 and buf[:8] != PROTOCOL_HEADER
+            ):
+                self._bad_protocol_header()
+                return n
+            if n < 8:
+                return 0
+            pos = 8
+            self.state = "start_ok"
+            self.send(
+                0,
+                spec.Connection.Start(
+                    server_properties=SERVER_PROPERTIES,
+                    mechanisms="PLAIN AMQPLAIN",
+                    locales="en_US",
+                ),
+            )
+        frame_max = self.frame_max
+        unmarshal = pamqp_frame.unmarshal
+        while n - pos >= 8:
+            kind, channel, size = _FRAME_HEAD.unpack_from(buf, pos)
+            if size > frame_max:
+                raise ConnectionException(
+                    501, f"frame size {size} exceeds the negotiated frame_max {frame_max}"
+                )
+            end = pos + 8 + size
+            if end > n:
+                break
+            if buf[end - 1] != 0xCE:
+                raise ConnectionException(501, "frame end byte is not 0xCE")
+            raw = buf[pos:end]
+            pos = end
+            try:
+                _, _, value = unmarshal(raw)
+            except pamqp_exceptions.UnmarshalingException as exc:
+                if kind not in (1, 2, 3, 8):
+                    raise ConnectionException(501, f"unknown frame type {kind}") from None
+                if "Unknown method index" in str(exc):
+                    raise ConnectionException(540, f"unknown method: {exc}") from None
+                raise ConnectionException(502, f"cannot decode frame: {exc}") from None
+            except Exception as exc:
+                raise ConnectionException(502, f"cannot decode frame: {exc!r}") from None
+            trace = self.broker.trace
+            if trace is not None:
+                trace(self.id, "in", channel, value)
+            if kind == 1:
+                if channel == 0:
+                    self._on_connection_method(value)
+                else:
+                    self._on_channel_method(channel, value)
+            elif kind == 3:
+                ch = self.channels.get(channel)
+                if ch is None:
+                    self._no_channel(channel)
+                elif not ch.closed:
+                    ch.on_body(value.value)
+            elif kind == 2:
+                ch = self.channels.get(channel)
+                if ch is None:
+                    self._no_channel(channel)
+                elif not ch.closed:
+                    ch.on_header(value, raw[7:-1])
+            elif channel != 0:  # heartbeat
+                raise ConnectionException(501, "heartbeat frame on a non-zero channel")
+            if self.state in ("closing", "closed", "dead"):
+                return n
+        return pos
+
+    def _no_channel(self, number: int) -> None:
+        if self.state != "opened":
+            raise ConnectionException(504, "frame on a channel before connection.open")
+        raise ConnectionException(504, f"expected 'channel.open' on channel {number}")
+
+    def _on_channel_method(self, number: int, method: Any) -> None:
+        if method.index >> 16 == 10:  # connection class
+            raise ConnectionException(503, f"{method.name} on channel {number}, expected 0")
+        ch = self.channels.get(number)
+        if ch is None:
+            if self.state != "opened":
+                raise ConnectionException(504, "channel method before connection.open")
+            if not isinstance(method, spec.Channel.Open):
+                raise ConnectionException(504, "expected 'channel.open'")
+            if number > self.channel_max:
+                raise ConnectionException(
+                    504, f"channel {number} exceeds channel_max {self.channel_max}"
+                )
+            self.channels[number] = Channel(self, number)
+            self.send(number, spec.Channel.OpenOk())
+            return
+        if ch.closed:  # after our Channel.Close, only Close/CloseOk matter
+            if isinstance(method, spec.Channel.CloseOk):
+                self.channels.pop(number, None)
+            elif isinstance(method, spec.Channel.Close):
+                self.send(number, spec.Channel.CloseOk())
+            return
+        if isinstance(method, spec.Channel.CloseOk):
+            return
+        try:
+            ch.on_method(method)
+        except ChannelException as exc:
+            self.close_channel(ch, exc, method)
+
+    def close_channel(self, ch: Channel, exc: AMQPError, method: Any) -> None:
+        """Channel exception: tell the client, requeue, wait for its Channel.CloseOk."""
+        ch.teardown()
+        index = getattr(method, "index", 0)
+        self.send(ch.number, spec.Channel.Close(exc.code, exc.text, index >> 16, index & 0xFFFF))
+
+    def forget_channel(self, number: int) -> None:
+        ch = self.channels.pop(number, None)
+        if ch is not None:
+            self.confirming.discard(ch)
+
+    def _on_connection_method(self, m: Any) -> None:
+        state = self.state
+        if state == "opened":
+            if isinstance(m, spec.Connection.Close):
+                self._teardown()
+                self.send(0, spec.Connection.CloseOk())
+                self.state = "dead"
+                self._flush_and_close()
+            elif isinstance(m, spec.Connection.CloseOk):
+                pass
+            elif isinstance(m, spec.Connection.UpdateSecret):
+                self.send(0, spec.Connection.UpdateSecretOk())
+            elif isinstance(m, spec.Connection.Blocked | spec.Connection.Unblocked):
+                pass
+            else:
+                raise ConnectionException(503, f"unexpected {m.name} on channel 0")
+        elif state == "start_ok" and isinstance(m, spec.Connection.StartOk):
+            self.client_properties = dict(m.client_properties or {})
+            self._mechanism = m.mechanism
+            if m.mechanism not in ("PLAIN", "AMQPLAIN"):
+                raise ConnectionException(
+                    403, f"unsupported authentication mechanism '{m.mechanism}'"
+                )
+            if not m.response:
+                self.state = "secure_ok"
+                self.send(0, spec.Connection.Secure(""))
+                return
+            self._authenticate(m.response)
+        elif state == "secure_ok" and isinstance(m, spec.Connection.SecureOk):
+            self._authenticate(m.response)
+        elif state == "tune_ok" and isinstance(m, spec.Connection.TuneOk):
+            if m.channel_max:
+                self.channel_max = min(self.channel_max, m.channel_max)
+            if m.frame_max:
+                if m.frame_max < 4096:
+                    raise ConnectionException(530, f"frame_max={m.frame_max} < 4096 min size")
+                self.frame_max = min(self.frame_max, m.frame_max)
+            self.heartbeat = m.heartbeat
+            self.state = "open"
+        elif state == "open" and isinstance(m, spec.Connection.Open):
+            if m.virtual_host not in ("/", ""):
+                raise ConnectionException(530, f"vhost {m.virtual_host} not found")
+            self.state = "opened"
+            self.send(0, spec.Connection.OpenOk())
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = None
+            if self.heartbeat:
+                self._timer = self.loop.call_later(self.heartbeat / 2, self._beat)
+        elif isinstance(m, spec.Connection.Close):
+            self.send(0, spec.Connection.CloseOk())
+            self.state = "dead"
+            self._flush_and_close()
+        else:
+            raise ConnectionException(503, f"unexpected {m.name} while in state {state!r}")
+
+    def _authenticate(self, response: str | bytes) -> None:
+        if isinstance(response, bytes):
+            response = response.decode("utf-8", "replace")
+        user = password = None
+        if self._mechanism == "PLAIN":
+            parts = response.split("\x00")
+            if len(parts) == 3:
+                _, user, password = parts
+        else:  # AMQPLAIN: a field table without its length prefix
+            from pamqp import decode, encode
+
+            try:
+                raw = response.encode("latin-1")
+                table = decode.field_table(encode.long_uint(len(raw)) + raw)[1]
+                user, password = str(table.get("LOGIN")), str(table.get("PASSWORD"))
+            except Exception:
+                user = None
+        if user is None or self.broker.users.get(user) != password:
+            log.info("login refused for user %r from %s", user, self.peer)
+            raise ConnectionException(403, _AUTH_REFUSED.replace("PLAIN", self._mechanism))
+        self.user = user
+        self.state = "tune_ok"
+        self.send(
+            0,
+            spec.Connection.Tune(self.channel_max, self.frame_max, self.broker.heartbeat),
+        )
+
+    # -- frames out ------------------------------------------------------------------------
+
+    def send(self, channel: int, method: Any) -> None:
+        """Queue one method frame for this turn's write."""
+        trace = self.broker.trace
+        if trace is not None:
+            trace(self.id, "out", channel, method)
+        self.out.append(method_frame(method, channel))
+        if not self.dirty:
+            self.dirty = True
+            self.broker.schedule_flush(self)
+
+    def send_content(self, channel: int, method: Any, message: Message) -> None:
+        """Queue a method with content (Deliver, GetOk, Return): method, header, body frames."""
+        trace = self.broker.trace
+        if trace is not None:
+            trace(self.id, "out", channel, method)
+            trace(
+                self.id,
+                "out",
+                channel,
+                pamqp_header.ContentHeader(0, len(message.body), message.properties),
+            )
+            if message.body:
+                from pamqp.body import ContentBody
+
+                trace(self.id, "out", channel, ContentBody(message.body))
+        out = self.out
+        out.append(method_frame(method, channel))
+        out.extend(
+            content_frames(
+                channel, message.header, message.properties, message.body, self.frame_max
+            )
+        )
+        if not self.dirty:
+            self.dirty = True
+            self.broker.schedule_flush(self)
+
+    def confirm_pending(self, ch: Channel) -> None:
+        self.confirming.add(ch)
+        if not self.dirty:
+            self.dirty = True
+            self.broker.schedule_flush(self)
+
+    def flush(self) -> None:
+        """Write everything queued this turn in one transport.write()."""
+        if self.confirming:  # still marked dirty, so these sends do not reschedule
+            for ch in self.confirming:
+                if not ch.closed:
+                    ch.emit_confirms()
+            self.confirming.clear()
+        self.dirty = False
+        if self.out:
+            data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
+            self.out.clear()
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(data)
+                self.last_send = self.loop.time()
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def fail(self, exc: ConnectionException, method: Any = None) -> None:
+        """Connection exception: send Connection.Close with the code, then drop the socket."""
+        if self.state in ("closing", "closed", "dead"):
+            return
+        log.info("closing %r: %s", self, exc.text)
+        index = getattr(method, "index", 0)
+        self._teardown()
+        self.send(0, spec.Connection.Close(exc.code, exc.text, index >> 16, index & 0xFFFF))
+        self.state = "closing"
+        self._flush_and_close()
+
+    def _bad_protocol_header(self) -> None:
+        # The spec's answer to a wrong header: send ours, then close.
+        self.state = "dead"
+        if self.transport is not None:
+            self.transport.write(PROTOCOL_HEADER)
+            self.transport.close()
+
+    def _flush_and_close(self) -> None:
+        self.flush()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _teardown(self) -> None:
+        channels = list(self.channels.values())
+        self.channels.clear()
+        self.confirming.clear()
+        for ch in channels:
+            ch.teardown()
+        self.vhost.drop_owner(self)
+
+    def _handshake_timeout(self) -> None:
+        self._timer = None
+        if self.state != "opened" and self.transport is not None:
+            log.info("handshake timeout on %r", self)
+            self.transport.abort()
+
+    def _beat(self) -> None:
+        """Heartbeats: send one when idle, drop a client silent for two intervals."""
+        self._timer = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        now = self.loop.time()
+        if now - self.last_recv > 2 * self.heartbeat:
+            log.info("missed heartbeats from %r, closing", self)
+            self.transport.abort()
+            return
+        if now - self.last_send >= self.heartbeat / 2:
+            self.out.append(_HEARTBEAT)
+            if not self.dirty:
+                self.dirty = True
+                self.broker.schedule_flush(self)
+        self._timer = self.loop.call_later(self.heartbeat / 2, self._beat)
+
+    def close(self, code: int = 320, text: str = "broker shutdown") -> None:
+        """Close from the broker side (e.g. on shutdown)."""
+        if self.state == "opened":
+            self.fail(ConnectionException(code, text))
+        elif self.transport is not None:
+            self.transport.close()
+
+
+class Broker:
+    """An embedded AMQP 0-9-1 broker (one vhost ``/``) serving aio-pika over TCP.
+
+    >>> async with Broker(port=0) as broker:          # doctest: +SKIP
+    ...     conn = await aio_pika.connect_robust(broker.url)
+
+    ``data_dir`` makes durable exchanges/queues/bindings and persistent messages survive a
+    restart; without it everything lives in memory. ``trace`` is called for every frame
+    (see :mod:`mqlab.frametrace`).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 5672,
+        data_dir: str | Path | None = None,
+        users: Mapping[str, str] | None = None,
+        trace: TraceHook | None = None,
+        *,
+        heartbeat: int = 60,
+        frame_max: int = 131072,
+        channel_max: int = 2047,
+        handshake_timeout: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.users = dict(users) if users is not None else {"guest": "guest"}
+        self.trace = trace
+        self.heartbeat = heartbeat
+        self.frame_max = frame_max
+        self.channel_max = channel_max
+        self.handshake_timeout = handshake_timeout
+        self.connections: set[Connection] = set()
+        self.store: Store | None = None
+        self._server: asyncio.Server | None = None
+        self._dirty: list[Connection] = []
+        self._flush_scheduled = False
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.vhost: VirtualHost = None  # type: ignore[assignment]
+
+    @property
+    def url(self) -> str:
+        """``amqp://user:password@host:port/`` of the first configured user."""
+        user, password = next(iter(self.users.items()))
+        return f"amqp://{user}:{password}@{self.host}:{self.port}/"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> Broker:
+        if self._server is not None:
+            return self
+        self.loop = asyncio.get_running_loop()
+        self.store = Store(self.data_dir) if self.data_dir is not None else None
+        if self.store is not None:
+            self.store.on_dirty = self._request_flush
+        self.vhost = VirtualHost(self.loop, self.store)
+        self._server = await self.loop.create_server(
+            lambda: Connection(self), self.host, self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("mqlab broker listening on %s", self.url)
+        return self
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        for conn in list(self.connections):
+            conn.close()
+        self._flush_all()
+        await asyncio.sleep(0)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        await server.wait_closed()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    async def __aenter__(self) -> Broker:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def topology(self) -> Topology:
+        """Exchanges, queues (ready/unacked/consumers) and bindings right now."""
+        return self.vhost.topology()
+
+    # -- output batching -------------------------------------------------------------------
+
+    def schedule_flush(self, conn: Connection) -> None:
+        self._dirty.append(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_all)
+
+    def _request_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_all)
+
+    def _flush_all(self) -> None:
+        self._flush_scheduled = False
+        if self.store is not None:
+            self.store.commit()  # fsync before any confirm of this turn goes out
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()

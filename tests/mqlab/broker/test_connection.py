@@ -1,0 +1,70 @@
+"""mqlab.connect(): the embedded fallback, MQLAB_AMQP_URL, and clear errors."""
+
+from __future__ import annotations
+
+import socket
+
+import aio_pika
+import pytest
+
+import mqlab
+from mqlab import connection
+from mqlab.broker import BrokerThread
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mask_url_hides_the_password() -> None:
+    assert connection.mask_url("amqp://bob:s3cret@h:5672/") == "amqp://bob:****@h:5672/"
+    assert connection.mask_url("amqp://h/") == "amqp://h/"
+
+
+async def test_connect_without_url_uses_one_embedded_broker(monkeypatch) -> None:
+    monkeypatch.delenv(connection.ENV_URL, raising=False)
+    first = await mqlab.connect()
+    second = await mqlab.connect()
+    try:
+        assert first.url.port == second.url.port  # started once per process
+        assert connection.broker_url() == connection.embedded_broker().url
+        channel = await first.channel()
+        queue = await channel.declare_queue(exclusive=True)
+        await channel.default_exchange.publish(aio_pika.Message(b"hi"), routing_key=queue.name)
+        message = await queue.get(timeout=5)
+        assert message.body == b"hi"
+        await message.ack()
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_env_url_is_used(monkeypatch) -> None:
+    with BrokerThread(port=0) as other:
+        monkeypatch.setenv(connection.ENV_URL, other.url)
+        assert connection.broker_url() == other.url
+        conn = await mqlab.connect()
+        try:
+            assert conn.url.port == int(other.url.rsplit(":", 1)[1].strip("/"))
+        finally:
+            await conn.close()
+
+
+async def test_unreachable_url_names_the_masked_url_and_the_fix(monkeypatch) -> None:
+    url = f"amqp://guest:topsecret@127.0.0.1:{_free_port()}/"
+    monkeypatch.setenv(connection.ENV_URL, url)
+    with pytest.raises(connection.BrokerUnavailableError) as info:
+        await mqlab.connect(timeout=3)
+    text = str(info.value)
+    assert "topsecret" not in text
+    assert "guest:****@127.0.0.1" in text
+    assert "MQLAB_AMQP_URL" in text
+
+
+async def test_wrong_password_says_so() -> None:
+    with BrokerThread(port=0) as broker:
+        bad = broker.url.replace("guest:guest", "guest:wrong")
+        with pytest.raises(connection.BrokerUnavailableError, match="refused the login"):
+            await mqlab.connect(bad, timeout=3)
