@@ -1,0 +1,468 @@
+"""Declare, then draw what was declared: exchanges → bindings (with keys) → queues.
+
+A :class:`TopologyRecorder` declares exchanges, queues and bindings through aio-pika and records
+each declaration in a :class:`Topology`. :meth:`TopologyRecorder.verify` then asks the broker,
+with passive declares, whether each exchange and queue really exists (and how many messages
+each queue holds), and :meth:`Topology.draw` draws the result with matplotlib. Producers and
+consumers can be added so the figure shows the whole path of a message.
+
+AMQP 0-9-1 has no passive *bind*, so bindings are drawn as declared; on the embedded broker,
+:meth:`Topology.from_broker` reads them from the broker itself.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractQueue,
+    ExchangeType,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "DEFAULT_EXCHANGE",
+    "Binding",
+    "ExchangeSpec",
+    "QueueSpec",
+    "Topology",
+    "TopologyRecorder",
+    "Verification",
+    "short_name",
+]
+
+#: The nameless direct exchange every queue is bound to by its own name.
+DEFAULT_EXCHANGE = ""
+
+
+@dataclass(frozen=True)
+class ExchangeSpec:
+    name: str
+    type: str = "direct"
+    durable: bool = False
+    auto_delete: bool = False
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    durable: bool = False
+    exclusive: bool = False
+    auto_delete: bool = False
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def dead_letter_exchange(self) -> str | None:
+        value = self.arguments.get("x-dead-letter-exchange")
+        return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Binding:
+    exchange: str
+    queue: str
+    routing_key: str = ""
+
+
+@dataclass
+class Verification:
+    """What passive declares found: existence of each name, and each queue's counts."""
+
+    exchanges: dict[str, bool] = field(default_factory=dict)
+    queues: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(self.exchanges.values()) and all(v is not None for v in self.queues.values())
+
+    def __str__(self) -> str:
+        lines = [
+            f"exchange {short_name(n)!r}: {'ok' if v else 'MISSING'}"
+            for n, v in self.exchanges.items()
+        ]
+        for name, counts in self.queues.items():
+            state = "MISSING" if counts is None else f"ok, {counts[0]} ready, {counts[1]} consumers"
+            lines.append(f"queue    {short_name(name)!r}: {state}")
+        return "\n".join(lines)
+
+
+def short_name(name: str) -> str:
+    """A display name: drop the random suffix of :func:`~mqlab.patterns.unique` names."""
+    if name == DEFAULT_EXCHANGE:
+        return "(default)"
+    if re.match(r"amq[._]", name) and len(name) > 16:  # server- or client-generated names
+        return name[:4] + "…" + name[-4:]
+    return re.sub(r"-[0-9a-f]{8}(?=$|\.)", "", name)
+
+
+@dataclass
+class Topology:
+    """Exchanges, queues, bindings, and optionally the producers and consumers around them."""
+
+    exchanges: dict[str, ExchangeSpec] = field(default_factory=dict)
+    queues: dict[str, QueueSpec] = field(default_factory=dict)
+    bindings: list[Binding] = field(default_factory=list)
+    #: producer name -> (exchange, routing key or None)
+    producers: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    #: consumer name -> queue
+    consumers: dict[str, str] = field(default_factory=dict)
+    #: queue -> messages ready, filled in by :meth:`TopologyRecorder.verify`
+    ready: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_broker(cls, broker: Any) -> Topology:
+        """Read the live topology of an embedded broker (``mqlab.broker``), not of RabbitMQ.
+
+        Accepts anything with a ``topology()`` method (the broker, or its virtual host) or
+        such a snapshot itself: ``exchanges``, ``queues`` and ``bindings`` of records.
+        """
+        for source in (broker, getattr(broker, "broker", None), getattr(broker, "vhost", None)):
+            if callable(getattr(source, "topology", None)):
+                return cls.from_snapshot(source.topology())  # type: ignore[union-attr]
+        if hasattr(broker, "queues") and hasattr(broker, "bindings"):
+            return cls.from_snapshot(broker)
+        raise TypeError(
+            f"{type(broker).__name__} has no topology() to read; record the declarations with "
+            "TopologyRecorder instead (that works on RabbitMQ too)"
+        )
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Any) -> Topology:
+        """Build from a snapshot whose records are objects or dicts (broker's own field names).
+
+        The broker's predeclared ``amq.*`` exchanges and the default exchange are left out.
+        """
+        top = cls()
+        for e in _field(snapshot, "exchanges", []):
+            name = _field(e, "name")
+            if name and not name.startswith("amq."):
+                top.exchanges[name] = ExchangeSpec(
+                    name, str(_field(e, "type", "direct")), bool(_field(e, "durable", False)),
+                    bool(_field(e, "auto_delete", False)), dict(_field(e, "arguments", {}) or {}),
+                )  # fmt: skip
+        for q in _field(snapshot, "queues", []):
+            name = _field(q, "name")
+            top.queues[name] = QueueSpec(
+                name, bool(_field(q, "durable", False)), bool(_field(q, "exclusive", False)),
+                bool(_field(q, "auto_delete", False)), dict(_field(q, "arguments", {}) or {}),
+            )  # fmt: skip
+            if _field(q, "messages", None) is not None:
+                top.ready[name] = int(_field(q, "messages"))
+        for b in _field(snapshot, "bindings", []):
+            source = _field(b, "source", None) or _field(b, "exchange", "")
+            queue = _field(b, "destination", None) or _field(b, "queue", "")
+            if source in top.exchanges and _field(b, "destination_type", "queue") == "queue":
+                top.bindings.append(Binding(source, queue, _field(b, "routing_key", "")))
+        return top
+
+    def edges(self) -> list[Binding]:
+        """Declared bindings plus the default exchange's implicit ones that producers use."""
+        implicit = [
+            Binding(DEFAULT_EXCHANGE, key, key)
+            for exchange, key in self.producers.values()
+            if exchange == DEFAULT_EXCHANGE and key in self.queues
+        ]
+        return list(dict.fromkeys(self.bindings + implicit))
+
+    def describe(self) -> str:
+        """The topology as text, one declaration a line."""
+        lines = [f"exchange {short_name(e.name)} ({e.type})" for e in self.exchanges.values()]
+        for q in self.queues.values():
+            flags = [k for k in ("durable", "exclusive", "auto_delete") if getattr(q, k)]
+            dlx = q.dead_letter_exchange
+            flags += [f"dead letters -> {short_name(dlx)}"] if dlx is not None else []
+            lines.append(
+                f"queue    {short_name(q.name)}" + (f" ({', '.join(flags)})" if flags else "")
+            )
+        for b in self.edges():
+            key = _key_label(b, self)
+            lines.append(f"binding  {short_name(b.exchange)} --[{key}]--> {short_name(b.queue)}")
+        return "\n".join(lines)
+
+    def draw(self, ax: Axes | None = None, title: str = "AMQP topology (as declared)") -> Figure:
+        """Draw producers → exchanges → (binding keys) → queues → consumers."""
+        return _draw(self, ax, title)
+
+
+class TopologyRecorder:
+    """Declares through aio-pika on its own channel and records every declaration.
+
+    Use as ``async with TopologyRecorder(connection) as rec:``; on exit everything it declared
+    is deleted (pass ``keep=True`` to leave it on the broker).
+    """
+
+    def __init__(self, connection: AbstractConnection, *, keep: bool = False) -> None:
+        self.connection = connection
+        self.keep = keep
+        self.topology = Topology()
+        self._channel: AbstractChannel | None = None
+
+    @property
+    def channel(self) -> AbstractChannel:
+        if self._channel is None:
+            raise RuntimeError(
+                "use `async with TopologyRecorder(conn) as rec:` or await rec.open()"
+            )
+        return self._channel
+
+    async def open(self) -> TopologyRecorder:
+        self._channel = await self.connection.channel()
+        return self
+
+    async def __aenter__(self) -> TopologyRecorder:
+        return await self.open()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # Close first: that cancels our consumers, so deleting a queue cancels nobody's.
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+        if not self.keep:
+            await self.delete_all()
+
+    async def exchange(
+        self,
+        name: str,
+        type: ExchangeType | str = ExchangeType.DIRECT,
+        *,
+        durable: bool = False,
+        auto_delete: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> AbstractExchange:
+        """``exchange_declare`` and record it."""
+        exchange = await self.channel.declare_exchange(
+            name, type, durable=durable, auto_delete=auto_delete, arguments=arguments
+        )
+        kind = type.value if isinstance(type, ExchangeType) else str(type)
+        self.topology.exchanges[name] = ExchangeSpec(
+            name, kind, durable, auto_delete, dict(arguments or {})
+        )
+        return exchange
+
+    async def queue(
+        self,
+        name: str = "",
+        *,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> AbstractQueue:
+        """``queue_declare`` and record it (under the server-chosen name when ``name`` is '')."""
+        queue = await self.channel.declare_queue(
+            name or None,
+            durable=durable,
+            exclusive=exclusive,
+            auto_delete=auto_delete,
+            arguments=arguments,
+        )
+        self.topology.queues[queue.name] = QueueSpec(
+            queue.name, durable, exclusive, auto_delete, dict(arguments or {})
+        )
+        return queue
+
+    def record_queue(self, queue: AbstractQueue) -> None:
+        """Record a queue declared elsewhere (e.g. on another channel)."""
+        self.topology.queues[queue.name] = QueueSpec(
+            queue.name,
+            bool(queue.durable),
+            bool(queue.exclusive),
+            bool(queue.auto_delete),
+            dict(queue.arguments or {}),
+        )
+
+    async def bind(
+        self, queue: AbstractQueue | str, exchange: AbstractExchange | str, routing_key: str = ""
+    ) -> None:
+        """``queue_bind`` and record it."""
+        if isinstance(queue, str):
+            queue = await self.channel.get_queue(queue, ensure=False)
+        x = exchange if isinstance(exchange, str) else exchange.name
+        await queue.bind(x, routing_key)
+        self.topology.bindings.append(Binding(x, queue.name, routing_key))
+
+    def producer(
+        self, name: str, exchange: AbstractExchange | str, routing_key: str | None = None
+    ) -> None:
+        """Note that ``name`` publishes to ``exchange`` (for the drawing only)."""
+        x = exchange if isinstance(exchange, str) else exchange.name
+        self.topology.producers[name] = (x, routing_key)
+
+    def consumer(self, name: str, queue: AbstractQueue | str) -> None:
+        """Note that ``name`` consumes from ``queue`` (for the drawing only)."""
+        self.topology.consumers[name] = queue if isinstance(queue, str) else queue.name
+
+    async def verify(self) -> Verification:
+        """Passively declare every recorded exchange and queue; record queue depths."""
+        result = Verification()
+        for name in self.topology.exchanges:
+            result.exchanges[name] = await self._passive(lambda ch, n=name: ch.get_exchange(n))
+        for name in self.topology.queues:
+            found: list[tuple[int, int]] = []
+
+            async def probe(
+                ch: AbstractChannel, n: str = name, found: list[tuple[int, int]] = found
+            ) -> None:
+                ok = (await ch.get_queue(n)).declaration_result
+                found.append((int(ok.message_count or 0), int(ok.consumer_count or 0)))
+
+            result.queues[name] = found[0] if await self._passive(probe) else None
+            if found:
+                self.topology.ready[name] = found[0][0]
+        return result
+
+    async def _passive(self, action: Any) -> bool:
+        # A failed passive declare closes its channel (404), so each probe gets a fresh one.
+        channel = await self.connection.channel()
+        try:
+            await action(channel)
+        except aio_pika.exceptions.ChannelClosed:
+            return False
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+        return True
+
+    async def delete_all(self) -> None:
+        """Delete every recorded queue and exchange (ignoring those already gone)."""
+        for name in self.topology.queues:
+            await self._passive(lambda ch, n=name: ch.queue_delete(n))
+        for name in self.topology.exchanges:
+            await self._passive(lambda ch, n=name: ch.exchange_delete(n))
+
+
+def _by_rank(names: list[str], previous: list[str], feeds: Mapping[str, list[str]]) -> list[str]:
+    def rank(name: str) -> float:
+        rows = [previous.index(f) for f in feeds.get(name, []) if f in previous]
+        return sum(rows) / len(rows) if rows else float(len(previous))
+
+    return sorted(names, key=rank)  # stable: ties keep declaration order
+
+
+def _field(record: Any, name: str, default: Any = None) -> Any:
+    if isinstance(record, Mapping):
+        return record.get(name, default)
+    return getattr(record, name, default)
+
+
+def _key_label(b: Binding, top: Topology) -> str:
+    if b.exchange == DEFAULT_EXCHANGE:
+        return short_name(b.routing_key)  # the queue's own name
+    return b.routing_key or "∅"
+
+
+_GAP, _HALF = 2.0, 0.55  # column spacing and half a box's width, in data units
+_STYLE = {  # column -> (face colour, edge colour)
+    "producer": ("#e8f5e9", "#2e7d32"),
+    "exchange": ("#fff3e0", "#e65100"),
+    "queue": ("#e3f2fd", "#1565c0"),
+    "consumer": ("#f3e5f5", "#6a1b9a"),
+}
+
+
+def _draw(top: Topology, ax: Axes | None, title: str) -> Figure:
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    edges = top.edges()
+    exchanges = list(top.exchanges)
+    if any(b.exchange == DEFAULT_EXCHANGE for b in edges):
+        exchanges.insert(0, DEFAULT_EXCHANGE)
+    # Order each column by the mean row of what feeds it, so few edges cross.
+    queues = _by_rank(
+        list(top.queues),
+        exchanges,
+        {q: [b.exchange for b in edges if b.queue == q] for q in top.queues},
+    )
+    producers = _by_rank(
+        list(top.producers), exchanges, {p: [x] for p, (x, _) in top.producers.items()}
+    )
+    consumers = _by_rank(list(top.consumers), queues, {c: [q] for c, q in top.consumers.items()})
+    columns: list[tuple[str, list[str]]] = [
+        ("producer", producers),
+        ("exchange", exchanges),
+        ("queue", queues),
+        ("consumer", consumers),
+    ]
+    columns = [(kind, names) for kind, names in columns if names]
+    tallest = max((len(names) for _, names in columns), default=1)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(2.7 * max(len(columns), 2), 0.85 * tallest + 1.5))
+    fig = ax.get_figure()
+    pos: dict[tuple[str, str], tuple[float, float]] = {}
+    for x, (kind, names) in enumerate(columns):
+        for i, name in enumerate(names):
+            pos[kind, name] = (_GAP * x, (len(names) - 1) / 2 - i)
+            face, edge = _STYLE[kind]
+            label = textwrap.fill(short_name(name), 18)
+            if kind == "exchange":
+                label += f"\n[{top.exchanges[name].type if name in top.exchanges else 'direct'}]"
+            if kind == "queue" and name in top.ready:
+                label += f"\n{top.ready[name]} ready"
+            ax.add_patch(
+                FancyBboxPatch(
+                    (_GAP * x - _HALF, pos[kind, name][1] - 0.3), 2 * _HALF, 0.6,
+                    boxstyle="round,pad=0.02", fc=face, ec=edge, lw=1.5,
+                )
+            )  # fmt: skip
+            ax.text(_GAP * x, pos[kind, name][1], label, ha="center", va="center", fontsize=8.5)
+
+    def arrow(a: tuple[float, float], b: tuple[float, float], label: str, **style: Any) -> None:
+        ax.annotate(
+            "", xy=(b[0] - _HALF - 0.02, b[1]), xytext=(a[0] + _HALF + 0.02, a[1]),
+            arrowprops={"arrowstyle": "-|>", "color": "#555555", "lw": 1.2, **style},
+        )  # fmt: skip
+        if label:
+            # Nearer the head than the tail, so labels of a fan-out of edges spread apart.
+            mid = a[0] + 0.6 * (b[0] - a[0]), a[1] + 0.6 * (b[1] - a[1])
+            ax.text(*mid, label, ha="center", va="center", fontsize=8, family="monospace",
+                    bbox={"fc": "white", "ec": "#bbbbbb", "boxstyle": "round,pad=0.2"})  # fmt: skip
+
+    for name, (exchange, key) in top.producers.items():
+        if ("exchange", exchange) in pos:
+            arrow(pos["producer", name], pos["exchange", exchange], short_name(key) if key else "")
+    for b in edges:
+        if ("exchange", b.exchange) in pos and ("queue", b.queue) in pos:
+            kind = top.exchanges[b.exchange].type if b.exchange in top.exchanges else "direct"
+            arrow(pos["exchange", b.exchange], pos["queue", b.queue],
+                  "" if kind == "fanout" else _key_label(b, top))  # fmt: skip
+    for name, queue in top.consumers.items():
+        if ("queue", queue) in pos:
+            arrow(pos["queue", queue], pos["consumer", name], "")
+    for q in top.queues.values():
+        dlx = q.dead_letter_exchange
+        if dlx is not None and ("exchange", dlx) in pos:
+            (qx, qy), (ex, ey) = pos["queue", q.name], pos["exchange", dlx]
+            start, end = (qx - 0.25, qy - 0.3), (ex + 0.25, ey - 0.3)  # bottom to bottom
+            bend = -0.35 if abs(qy - ey) < 0.1 else 0.0
+            ax.annotate(
+                "", xy=end, xytext=start,
+                arrowprops={"arrowstyle": "-|>", "color": "#c62828", "lw": 1.2, "ls": "--",
+                            "connectionstyle": f"arc3,rad={bend}"},
+            )  # fmt: skip
+            low = min(start[1], end[1]) - (0.3 if bend else 0)
+            mid = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 if not bend else low)
+            ax.text(*mid, "dead letters", color="#c62828", ha="center", va="center", fontsize=8,
+                    bbox={"fc": "white", "ec": "#c62828", "boxstyle": "round,pad=0.2"})  # fmt: skip
+    for x, (kind, _) in enumerate(columns):
+        ax.text(_GAP * x, (tallest - 1) / 2 + 0.62, kind + "s", ha="center", fontsize=10,
+                weight="bold", color=_STYLE[kind][1])  # fmt: skip
+    ax.set_xlim(-_HALF - 0.2, _GAP * (len(columns) - 1) + _HALF + 0.2)
+    ax.set_ylim(-(tallest - 1) / 2 - 0.9, (tallest - 1) / 2 + 0.9)
+    ax.set_title(title)
+    ax.axis("off")
+    return fig
