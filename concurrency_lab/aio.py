@@ -39,6 +39,7 @@ __all__ = [
     "compare_combinators",
     "compare_loops",
     "handoff",
+    "hold_cpu",
     "nest_asyncio_cost",
     "old_style_report",
     "step_costs",
@@ -348,15 +349,15 @@ if __name__ == "__main__":
 async def _job(tl: Timeline, seconds: float) -> float:
     """One async task: a little CPU work, a wait for IO (simulated), a little CPU work."""
     with tl.span("send request (CPU)"):
-        _spin(0.004)
+        hold_cpu(0.004)
     with tl.span("wait for IO"):
         await asyncio.sleep(seconds)
     with tl.span("parse reply (CPU)"):
-        _spin(0.004)
+        hold_cpu(0.004)
     return seconds
 
 
-def _spin(seconds: float) -> None:
+def hold_cpu(seconds: float) -> None:
     """Hold the CPU (and so the event loop) for ``seconds``, as real Python work does."""
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -373,7 +374,7 @@ async def submit_tasks(
     collects the results at the end; the tasks ran meanwhile.
     """
     with tl.span("sync code"):
-        _spin(0.02)
+        hold_cpu(0.02)
     tl.mark("submit async tasks")
     tasks = [
         asyncio.create_task(_job(tl, s), name=f"task {i}") for i, s in enumerate(waits, start=1)
@@ -384,12 +385,12 @@ async def submit_tasks(
     else:
         for _ in range(5):
             with tl.span("carry on: own work"):
-                _spin(0.012)
+                hold_cpu(0.012)
             await asyncio.sleep(0.01)  # hand the loop back so the tasks can take their turn
         with tl.span("collect results"):
             results = await asyncio.gather(*tasks)
     with tl.span("use results"):
-        _spin(0.01)
+        hold_cpu(0.01)
     return results
 
 
