@@ -1,0 +1,438 @@
+"""A simulated exchange (交易所, the trading venue, not an AMQP exchange/交换机) for backtests.
+
+It is a pure state machine with two inputs and no clock, thread or I/O of its own, so the
+backtest calls it directly and a bus service can wrap it unchanged:
+
+* :meth:`SimulatedExchange.on_order` takes an :class:`~mqlab.events.Order` or
+  :class:`~mqlab.events.Cancel` and returns the :class:`~mqlab.events.OrderUpdate` s it causes
+  (accepted as NEW, or REJECTED with a reason: insufficient balance, bad price, bad quantity,
+  unknown order...). A repeated order or cancel id is ignored and counted in ``duplicates``.
+* :meth:`SimulatedExchange.on_market` takes a Kline, OrderBook or Trade and returns the
+  :class:`~mqlab.events.Fill` s and updates of the orders it executes. A market event seen
+  again (same stream, not newer) is ignored too, so redelivery never fills twice.
+
+Matching rules (the conventions of backtrader and vnpy, plus an order book):
+
+* An order reaches the exchange at ``order.ts + latency.delay(order.id)``; the
+  :class:`Latency` model is deterministic (jitter derived from the order id).
+* **Never on the event that produced it.** Against bars, an order can fill only on a bar that
+  *opened at or after the order was sent* and closes after it arrived: normally the next bar.
+  Market orders fill at that bar's open. A limit buy fills at the open if the open is at or
+  below its price (taker), else at its price if the bar's low trades through it (maker);
+  sells mirror this. Bars cannot resolve latency shorter than a bar.
+* Against order-book snapshots with ``ts`` at or after the arrival, an order walks the
+  opposite side level by level, taking at most each level's size: partial fills, one Fill per
+  level. What is left keeps working on later snapshots. A limit order that has rested fills
+  at its own price (maker) when the book crosses it, or when a public trade prints through it
+  (queue position is ignored, which flatters resting orders).
+* Fees: ``maker_fee``/``taker_fee`` times the traded value, charged in the quote asset.
+* Spot balances: a buy locks quote (at the limit price, or the last price for a market order,
+  plus the taker fee), a sell locks base; a fill that the balance cannot pay for cancels the
+  rest of the order with a reason.
+
+Time-order contract for callers: give the exchange each order before any market event that
+happened after the order was sent (``event.ts > order.ts``). The backtest does this by
+construction; a bus service must hold market events back until the strategy has answered
+the earlier ones. The exchange pickles, so a service can snapshot and restore it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from mqlab.events import (
+    ZERO,
+    Cancel,
+    Fill,
+    Kline,
+    Liquidity,
+    MarketEvent,
+    Order,
+    OrderBook,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+    Trade,
+)
+
+__all__ = ["QUOTE_ASSETS", "Latency", "SimulatedExchange", "split_symbol"]
+
+#: Quote assets recognised at the end of a symbol, longest first (BTCUSDT -> BTC / USDT).
+QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "EUR", "BTC", "ETH", "BNB", "USD")
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """``"BTCUSDT"`` → ``("BTC", "USDT")``; ValueError if no known quote asset ends it."""
+    for quote in QUOTE_ASSETS:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)], quote
+    raise ValueError(f"unknown symbol {symbol!r}: it must end in one of {', '.join(QUOTE_ASSETS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """Order latency (strategy → exchange) in ms: ``order_ms`` plus 0..``jitter_ms``.
+
+    The jitter is a hash of the order id, not a random draw, so the same order is delayed
+    by the same amount in a backtest and over the bus.
+    """
+
+    order_ms: int = 0
+    jitter_ms: int = 0
+
+    def delay(self, order_id: str) -> int:
+        if not self.jitter_ms:
+            return self.order_ms
+        return self.order_ms + zlib.crc32(order_id.encode()) % (self.jitter_ms + 1)
+
+
+class _Working:
+    """Mutable book-keeping for one live order."""
+
+    __slots__ = (
+        "arrival",
+        "cancel_at",
+        "cost",
+        "filled",
+        "fills",
+        "locked",
+        "order",
+        "rested",
+    )
+
+    def __init__(self, order: Order, arrival: int, locked: Decimal) -> None:
+        self.order = order
+        self.arrival = arrival
+        self.locked = locked  # quote (buys) or base (sells) still reserved for this order
+        self.filled = ZERO
+        self.cost = ZERO
+        self.fills = 0
+        self.rested = False
+        self.cancel_at: int | None = None
+
+
+class SimulatedExchange:
+    """Matching engine with balances, fees and latency; see the module docstring for rules."""
+
+    def __init__(
+        self,
+        balances: Mapping[str, Decimal | str | int] | None = None,
+        *,
+        maker_fee: Decimal | str = "0.0002",
+        taker_fee: Decimal | str = "0.001",
+        latency: Latency | None = None,
+        tick_size: Decimal | str = "0.01",
+        lot_size: Decimal | str = "0.00001",
+        platform: str = "binance",
+    ) -> None:
+        self.balances: dict[str, Decimal] = {
+            k: Decimal(v) for k, v in (balances or {"USDT": 10_000}).items()
+        }
+        self.maker_fee, self.taker_fee = Decimal(maker_fee), Decimal(taker_fee)
+        self.latency = latency or Latency()
+        self.tick_size, self.lot_size = Decimal(tick_size), Decimal(lot_size)
+        self.platform = platform
+        #: Exchange time: the ``ts`` of the newest market event seen.
+        self.now = 0
+        #: Repeated order/cancel ids and stale market events that were ignored.
+        self.duplicates = 0
+        self._working: dict[str, _Working] = {}
+        self._closed: dict[str, OrderStatus] = {}
+        self._seen: set[str] = set()
+        self._locks: dict[str, Decimal] = {}
+        self._last: dict[str, MarketEvent] = {}
+        self._watermark: dict[tuple[type, str], tuple[int, MarketEvent]] = {}
+        self._update_seq: dict[str, int] = {}
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def balance(self, asset: str) -> Decimal:
+        return self.balances.get(asset, ZERO)
+
+    def free(self, asset: str) -> Decimal:
+        """Balance not reserved by open orders."""
+        return self.balance(asset) - self._locks.get(asset, ZERO)
+
+    @property
+    def open_orders(self) -> list[Order]:
+        return [w.order for w in self._working.values()]
+
+    # --- orders -------------------------------------------------------------------------------
+
+    def on_order(self, request: Order | Cancel) -> list[OrderUpdate]:
+        """Accept, reject or (for a Cancel) cancel; returns the resulting updates."""
+        if request.id in self._seen:
+            self.duplicates += 1
+            return []
+        self._seen.add(request.id)
+        arrival = request.ts + self.latency.delay(request.id)
+        if isinstance(request, Cancel):
+            return self._cancel(request, arrival)
+        order = request
+        reason = self._check(order)
+        if reason:
+            self._closed[order.id] = OrderStatus.REJECTED
+            return [self._update(order, OrderStatus.REJECTED, arrival, reason, ZERO, ZERO)]
+        base, quote = split_symbol(order.symbol)
+        if order.side is Side.BUY:
+            asset, need = quote, order.qty * self._reference(order) * (1 + self.taker_fee)
+        else:
+            asset, need = base, order.qty
+        if self.free(asset) < need:
+            self._closed[order.id] = OrderStatus.REJECTED
+            why = f"insufficient balance: needs {need.normalize():f} {asset}, "
+            why += f"{self.free(asset).normalize():f} free"
+            return [self._update(order, OrderStatus.REJECTED, arrival, why, ZERO, ZERO)]
+        self._locks[asset] = self._locks.get(asset, ZERO) + need
+        self._working[order.id] = _Working(order, arrival, need)
+        return [self._update(order, OrderStatus.NEW, arrival, "", ZERO, ZERO)]
+
+    def _check(self, order: Order) -> str:
+        if order.platform != self.platform:
+            return f"unknown platform {order.platform!r}: this exchange is {self.platform!r}"
+        try:
+            split_symbol(order.symbol)
+        except ValueError as exc:
+            return str(exc)
+        if order.qty <= 0 or order.qty % self.lot_size:
+            return f"bad quantity {order.qty}: must be a positive multiple of {self.lot_size}"
+        if order.type is OrderType.MARKET:
+            if order.price is not None:
+                return "bad price: a market order takes no price"
+            if order.symbol not in self._last:
+                return f"bad price: no market price for {order.symbol} yet to fill against"
+        elif order.price is None or order.price <= 0 or order.price % self.tick_size:
+            return f"bad price {order.price}: must be a positive multiple of {self.tick_size}"
+        return ""
+
+    def _reference(self, order: Order) -> Decimal:
+        if order.price is not None:
+            return order.price
+        last = self._last[order.symbol]
+        if isinstance(last, Kline):
+            return last.close
+        if isinstance(last, OrderBook):
+            return last.asks[0][0]
+        return last.price
+
+    def _cancel(self, cancel: Cancel, arrival: int) -> list[OrderUpdate]:
+        work = self._working.get(cancel.order_id)
+        if work is None or work.order.strategy != cancel.strategy:
+            status = self._closed.get(cancel.order_id)
+            why = f"order {cancel.order_id} is already {status}" if status else "unknown order"
+            seq = self._update_seq[cancel.order_id] = self._update_seq.get(cancel.order_id, 0) + 1
+            return [
+                OrderUpdate(
+                    cancel.order_id,
+                    cancel.strategy,
+                    cancel.platform,
+                    cancel.symbol,
+                    OrderStatus.CANCEL_REJECTED,
+                    ZERO,
+                    ZERO,
+                    why,
+                    seq,
+                    arrival,
+                    arrival,
+                )
+            ]
+        if arrival > self.now:  # market events before the cancel arrives can still fill it
+            work.cancel_at = arrival if work.cancel_at is None else min(work.cancel_at, arrival)
+            return []
+        return [self._close(work, OrderStatus.CANCELED, arrival, "canceled")]
+
+    # --- market data --------------------------------------------------------------------------
+
+    def on_market(self, event: MarketEvent) -> list[Fill | OrderUpdate]:
+        """Match working orders against one market event; returns fills and updates."""
+        self._last[event.symbol] = event
+        if event.ts > self.now:
+            self.now = event.ts
+        if not self._working:
+            return []
+        key = (type(event), event.symbol)
+        mark = self._watermark.get(key)
+        if mark is not None and (event.ts < mark[0] or event == mark[1]):
+            self.duplicates += 1
+            return []
+        self._watermark[key] = (event.ts, event)
+        out: list[Fill | OrderUpdate] = []
+        for work in list(self._working.values()):
+            if work.cancel_at is not None and work.cancel_at <= event.ts:
+                out.append(
+                    self._close(
+                        work, OrderStatus.CANCELED, work.cancel_at, "canceled", event.recv_ts
+                    )
+                )
+            elif work.order.symbol == event.symbol:
+                if isinstance(event, Kline):
+                    self._match_bar(work, event, out)
+                elif isinstance(event, OrderBook):
+                    self._match_book(work, event, out)
+                else:
+                    self._match_trade(work, event, out)
+        return out
+
+    def _match_bar(self, work: _Working, bar: Kline, out: list[Fill | OrderUpdate]) -> None:
+        order = work.order
+        if bar.open_time < order.ts or bar.ts <= work.arrival:
+            return  # the bar started before the decision, or ended before the order arrived
+        buy = order.side is Side.BUY
+        limit = order.price
+        when = max(bar.open_time, work.arrival)
+        if limit is None or (not work.rested and (bar.open <= limit if buy else bar.open >= limit)):
+            price, liquidity = bar.open, Liquidity.TAKER
+        elif (bar.low < limit) if buy else (bar.high > limit):
+            price, liquidity = limit, Liquidity.MAKER
+        else:
+            work.rested = True
+            return
+        self._execute(work, order.qty - work.filled, price, liquidity, when, bar.recv_ts, out)
+
+    def _match_book(self, work: _Working, book: OrderBook, out: list[Fill | OrderUpdate]) -> None:
+        if book.ts < work.arrival:
+            return
+        order = work.order
+        buy = order.side is Side.BUY
+        limit = order.price
+        for price, size in book.asks if buy else book.bids:
+            if limit is not None and (price > limit if buy else price < limit):
+                break
+            left = order.qty - work.filled
+            if work.rested and limit is not None:
+                price, liquidity = limit, Liquidity.MAKER
+            else:
+                liquidity = Liquidity.TAKER
+            if not self._execute(
+                work, min(left, size), price, liquidity, book.ts, book.recv_ts, out
+            ):
+                return
+        if order.id in self._working:
+            work.rested = True
+
+    def _match_trade(self, work: _Working, trade: Trade, out: list[Fill | OrderUpdate]) -> None:
+        limit = work.order.price
+        if limit is None or not work.rested or trade.ts < work.arrival:
+            return
+        buy = work.order.side is Side.BUY
+        if (
+            (trade.side is Side.SELL and trade.price <= limit)
+            if buy
+            else (trade.side is Side.BUY and trade.price >= limit)
+        ):
+            left = work.order.qty - work.filled
+            self._execute(
+                work, min(left, trade.qty), limit, Liquidity.MAKER, trade.ts, trade.recv_ts, out
+            )
+
+    def _execute(
+        self,
+        work: _Working,
+        qty: Decimal,
+        price: Decimal,
+        liquidity: Liquidity,
+        ts: int,
+        recv_ts: int,
+        out: list[Fill | OrderUpdate],
+    ) -> bool:
+        """Book one fill; False when the order is done (filled, or out of money)."""
+        order = work.order
+        base, quote = split_symbol(order.symbol)
+        value = qty * price
+        fee = value * (self.maker_fee if liquidity is Liquidity.MAKER else self.taker_fee)
+        balances, locks = self.balances, self._locks
+        if order.side is Side.BUY:
+            spend = value + fee
+            others = locks.get(quote, ZERO) - work.locked
+            if balances.get(quote, ZERO) - others < spend:
+                why = f"insufficient balance at fill: {spend.normalize():f} {quote} needed"
+                out.append(self._close(work, OrderStatus.CANCELED, ts, why))
+                return False
+            balances[quote] = balances.get(quote, ZERO) - spend
+            balances[base] = balances.get(base, ZERO) + qty
+            release, lock_asset = min(work.locked, spend), quote
+        else:
+            balances[base] = balances.get(base, ZERO) - qty
+            balances[quote] = balances.get(quote, ZERO) + value - fee
+            release, lock_asset = min(work.locked, qty), base
+        work.locked -= release
+        locks[lock_asset] -= release
+        work.filled += qty
+        work.cost += value
+        work.fills += 1
+        out.append(
+            Fill(
+                order.id,
+                order.strategy,
+                order.platform,
+                order.symbol,
+                order.side,
+                qty,
+                price,
+                fee,
+                quote,
+                liquidity,
+                work.fills,
+                ts,
+                recv_ts,
+            )
+        )
+        if work.filled >= order.qty:
+            out.append(self._close(work, OrderStatus.FILLED, ts, "", recv_ts))
+            return False
+        out.append(
+            self._update(
+                order,
+                OrderStatus.PARTIALLY_FILLED,
+                ts,
+                "",
+                work.filled,
+                work.cost / work.filled,
+                recv_ts,
+            )
+        )
+        return True
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _close(
+        self, work: _Working, status: OrderStatus, ts: int, reason: str, recv_ts: int | None = None
+    ) -> OrderUpdate:
+        order = work.order
+        del self._working[order.id]
+        self._closed[order.id] = status
+        if work.locked:
+            asset = split_symbol(order.symbol)[1 if order.side is Side.BUY else 0]
+            self._locks[asset] -= work.locked
+            work.locked = ZERO
+        avg = work.cost / work.filled if work.filled else ZERO
+        return self._update(order, status, ts, reason, work.filled, avg, recv_ts)
+
+    def _update(
+        self,
+        order: Order,
+        status: OrderStatus,
+        ts: int,
+        reason: str,
+        filled: Decimal,
+        avg: Decimal,
+        recv_ts: int | None = None,
+    ) -> OrderUpdate:
+        seq = self._update_seq[order.id] = self._update_seq.get(order.id, 0) + 1
+        return OrderUpdate(
+            order.id,
+            order.strategy,
+            order.platform,
+            order.symbol,
+            status,
+            filled,
+            avg,
+            reason,
+            seq,
+            ts,
+            ts if recv_ts is None else max(ts, recv_ts),
+        )
