@@ -12,12 +12,14 @@ AMQP 0-9-1 has no passive *bind*, so bindings are drawn as declared; on the embe
 
 from __future__ import annotations
 
+import os
 import re
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aio_pika
 from aio_pika.abc import (
@@ -121,6 +123,8 @@ class Topology:
     consumers: dict[str, str] = field(default_factory=dict)
     #: queue -> messages ready, filled in by :meth:`TopologyRecorder.verify`
     ready: dict[str, int] = field(default_factory=dict)
+    #: where this picture came from, shown in the figure's title
+    source: str = "as declared"
 
     @classmethod
     def from_broker(cls, broker: Any) -> Topology:
@@ -192,9 +196,9 @@ class Topology:
             lines.append(f"binding  {short_name(b.exchange)} --[{key}]--> {short_name(b.queue)}")
         return "\n".join(lines)
 
-    def draw(self, ax: Axes | None = None, title: str = "AMQP topology (as declared)") -> Figure:
+    def draw(self, ax: Axes | None = None, title: str | None = None) -> Figure:
         """Draw producers → exchanges → (binding keys) → queues → consumers."""
-        return _draw(self, ax, title)
+        return _draw(self, ax, title or f"AMQP topology ({self.source})")
 
 
 class TopologyRecorder:
@@ -325,6 +329,34 @@ class TopologyRecorder:
                 self.topology.ready[name] = found[0][0]
         return result
 
+    async def live(self) -> Topology:
+        """What the broker really holds of what was recorded, read back from the broker.
+
+        On the process's embedded broker (``mqlab.connect()`` without ``MQLAB_AMQP_URL``) this
+        is the broker's own snapshot, bindings included. On RabbitMQ, passive declares confirm
+        each exchange and queue and give queue depths; bindings stay as recorded, because AMQP
+        cannot list them (the management UI can: http://127.0.0.1:15672).
+        """
+        found = await self.verify()
+        mine = self.topology
+        broker = _embedded_serving(self.connection)
+        if broker is not None:
+            snap = Topology.from_broker(broker)
+            exchanges = {n: snap.exchanges[n] for n in mine.exchanges if n in snap.exchanges}
+            queues = {n: snap.queues[n] for n in mine.queues if n in snap.queues}
+            bindings = snap.bindings
+            ready = {n: snap.ready[n] for n in queues if n in snap.ready}
+            source = "live, from the embedded broker"
+        else:
+            exchanges = {n: e for n, e in mine.exchanges.items() if found.exchanges.get(n)}
+            queues = {n: q for n, q in mine.queues.items() if found.queues.get(n) is not None}
+            bindings, ready = mine.bindings, dict(mine.ready)
+            source = "live: exchanges and queues verified on the broker"
+        kept = [b for b in bindings if b.exchange in exchanges and b.queue in queues]
+        return Topology(
+            exchanges, queues, kept, dict(mine.producers), dict(mine.consumers), ready, source
+        )
+
     async def _passive(self, action: Any) -> bool:
         # A failed passive declare closes its channel (404), so each probe gets a fresh one.
         channel = await self.connection.channel()
@@ -343,6 +375,19 @@ class TopologyRecorder:
             await self._passive(lambda ch, n=name: ch.queue_delete(n))
         for name in self.topology.exchanges:
             await self._passive(lambda ch, n=name: ch.exchange_delete(n))
+
+
+def _embedded_serving(connection: AbstractConnection) -> Any | None:
+    """The process's embedded broker if ``connection`` goes to it, else None."""
+    from mqlab import connection as mq
+
+    if os.environ.get(mq.ENV_URL):
+        return None  # a real broker was asked for; don't start an embedded one to compare
+    broker = mq.embedded_broker()
+    url = getattr(connection, "url", None)
+    if url is None or urlsplit(broker.url).port != getattr(url, "port", None):
+        return None
+    return broker
 
 
 def _by_rank(names: list[str], previous: list[str], feeds: Mapping[str, list[str]]) -> list[str]:
