@@ -1,0 +1,259 @@
+"""Conformance: channel errors (403/404/405/406), connection errors for bad frames, tx.
+
+Channel errors close only the offending channel; connection errors (5xx, from malformed or
+out-of-order frames) close the whole connection with connection.close and the code RabbitMQ
+uses. Either way the broker carries on serving everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable
+
+import aio_pika
+import aiormq
+import pamqp.frame
+import pytest
+from aio_pika import Message
+from pamqp import commands, constants
+from pamqp.body import ContentBody
+from pamqp.header import ContentHeader
+
+from .helpers import (
+    CONNECTION_ERROR_CODES,
+    RawConnection,
+    Scratch,
+    get_n,
+    ignore,
+    message_count,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def _publish(s: Scratch, queue_name: str, *bodies: bytes) -> None:
+    channel = await s.new_channel(publisher_confirms=True)
+    for body in bodies:
+        await channel.default_exchange.publish(Message(body), queue_name)
+    await channel.close()
+
+
+async def _channel_close(raw: RawConnection, channel: int = 1) -> commands.Channel.Close:
+    close = await raw.expect(commands.Channel.Close, channel=channel)
+    raw.send(commands.Channel.CloseOk(), channel=channel)
+    return close
+
+
+@pytest.mark.parametrize("tag", [1, 999])
+async def test_ack_unknown_delivery_tag_406(amqp_url: str, tag: int) -> None:
+    """Tag 1 with nothing delivered, or 999: both unknown, both 406 on that channel."""
+    async with Scratch(amqp_url) as s:
+        raw = await RawConnection.open(amqp_url, channels=(1, 2))
+        try:
+            raw.send(commands.Basic.Ack(delivery_tag=tag), channel=1)
+            close = await _channel_close(raw)
+            assert close.reply_code == 406, close.reply_text
+            assert (close.class_id, close.method_id) == (60, 80)  # basic.ack
+            # Channel 2 and the connection live on.
+            raw.send(commands.Queue.Declare(queue=s.qname(), exclusive=True), channel=2)
+            await raw.expect(commands.Queue.DeclareOk, channel=2)
+        finally:
+            await raw.close()
+
+
+@pytest.mark.parametrize("second", ["ack", "nack", "reject"])
+async def test_settling_a_delivery_twice_406(amqp_url: str, second: str) -> None:
+    async with Scratch(amqp_url) as s:
+        queue = await s.queue()
+        await _publish(s, queue.name, b"x")
+        channel = await s.new_channel()
+        underlay = await channel.get_underlay_channel()
+        [message] = await get_n(await channel.get_queue(queue.name), 1, no_ack=False)
+        await message.ack()
+        settle = {
+            "ack": lambda: underlay.basic_ack(message.delivery_tag),
+            "nack": lambda: underlay.basic_nack(message.delivery_tag, requeue=False),
+            "reject": lambda: underlay.basic_reject(message.delivery_tag, requeue=False),
+        }
+        await settle[second]()
+        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
+            await channel.declare_queue(queue.name, passive=True)  # the close arrives here
+
+
+async def test_delivery_tags_belong_to_their_channel_406(amqp_url: str) -> None:
+    async with Scratch(amqp_url) as s:
+        queue = await s.queue()
+        await _publish(s, queue.name, b"x")
+        [message] = await get_n(queue, 1, no_ack=False)
+        other = await s.new_channel()
+        await (await other.get_underlay_channel()).basic_ack(message.delivery_tag)
+        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
+            await other.declare_queue(queue.name, passive=True)
+        await message.ack()  # still fine on its own channel
+        assert await message_count(s.channel, queue.name) == 0
+
+
+async def test_channel_error_leaves_other_channels_and_connections_alone(amqp_url: str) -> None:
+    async with Scratch(amqp_url) as s:
+        queue = await s.queue()
+        doomed = await s.new_channel()
+        with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
+            await doomed.declare_queue(s.qname(), passive=True)
+        assert doomed.is_closed and not s.channel.is_closed and not s.connection.is_closed
+        await _publish(s, queue.name, b"still here")
+        [message] = await get_n(queue, 1)
+        assert message.body == b"still here"
+
+
+async def test_user_id_must_match_the_login_406(amqp_url: str) -> None:
+    """RabbitMQ validates the user_id property against the authenticated user."""
+    async with Scratch(amqp_url) as s:
+        queue = await s.queue()
+        channel = await s.new_channel(publisher_confirms=True)
+        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
+            await channel.default_exchange.publish(Message(b"x", user_id="mallory"), queue.name)
+        assert await message_count(s.channel, queue.name) == 0
+
+
+async def test_duplicate_consumer_tag_is_530(amqp_url: str) -> None:
+    """Reusing a consumer tag on one channel is a connection error: 530 NOT_ALLOWED."""
+    async with Scratch(amqp_url) as s:
+        queue = await s.queue()
+        raw = await RawConnection.open(amqp_url)
+        try:
+            raw.send(commands.Basic.Consume(queue=queue.name, consumer_tag="twin"), channel=1)
+            await raw.expect(commands.Basic.ConsumeOk, channel=1)
+            raw.send(commands.Basic.Consume(queue=queue.name, consumer_tag="twin"), channel=1)
+            close = await raw.connection_close()
+            assert close.reply_code == 530, close.reply_text
+        finally:
+            await raw.close()
+
+
+def _method(channel: int, class_id: int, method_id: int, payload: bytes = b"") -> bytes:
+    return pamqp.frame._marshal(
+        constants.FRAME_METHOD, channel, struct.pack(">HH", class_id, method_id) + payload
+    )
+
+
+def _bad_end() -> bytes:
+    frame = bytearray(pamqp.frame.marshal(commands.Basic.Qos(prefetch_count=1), 1))
+    frame[-1] = 0x00
+    return bytes(frame)
+
+
+def _publish_frames(*parts: object) -> bytes:
+    return b"".join(pamqp.frame.marshal(p, 1) for p in parts)  # type: ignore[arg-type]
+
+
+# name -> (bytes to send after the handshake, the connection.close code RabbitMQ 3.x sends)
+BAD_FRAMES: dict[str, tuple[Callable[[], bytes], int]] = {
+    "bad frame-end octet": (_bad_end, 501),
+    "unknown frame type": (lambda: struct.pack(">BHI", 9, 1, 4) + b"abcd\xce", 501),
+    "frame larger than frame_max": (lambda: struct.pack(">BHI", 1, 1, 10_000_000) + b"abcd", 501),
+    "truncated method arguments": (lambda: _method(1, 50, 10, b"\x00"), 501),
+    "content header with no method": (
+        lambda: pamqp.frame.marshal(ContentHeader(body_size=3), 1),
+        505,
+    ),
+    "content body with no header": (lambda: pamqp.frame.marshal(ContentBody(b"abc"), 1), 505),
+    "method where a content header belongs": (
+        lambda: _publish_frames(commands.Basic.Publish(routing_key="k"), commands.Basic.Qos()),
+        505,
+    ),
+    "method on a channel never opened": (
+        lambda: pamqp.frame.marshal(commands.Basic.Qos(prefetch_count=1), 5),
+        504,
+    ),
+    "channel.open on an open channel": (
+        lambda: pamqp.frame.marshal(commands.Channel.Open(), 1),
+        504,
+    ),
+    "basic method on channel 0": (
+        lambda: pamqp.frame.marshal(commands.Basic.Qos(prefetch_count=1), 0),
+        504,
+    ),
+    "body frame larger than frame_max": (
+        lambda: _publish_frames(
+            commands.Basic.Publish(routing_key="k"),
+            ContentHeader(body_size=200_000),
+            ContentBody(b"x" * 200_000),
+        ),
+        501,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FRAMES))
+async def test_bad_frame_closes_the_connection_with_its_code(amqp_url: str, case: str) -> None:
+    make, code = BAD_FRAMES[case]
+    async with Scratch(amqp_url) as s:
+        bystander = await s.new_channel()
+        raw = await RawConnection.open(amqp_url)
+        try:
+            raw.send_bytes(make())
+            close = await raw.connection_close()
+            assert close.reply_code == code, f"{case}: {close.reply_code} {close.reply_text}"
+        finally:
+            await raw.close()
+        # Other connections are untouched.
+        queue = await s.queue(channel=bystander)
+        assert queue.declaration_result.message_count == 0
+
+
+@pytest.mark.parametrize(("class_id", "method_id"), [(60, 999), (77, 10)], ids=["method", "class"])
+async def test_unknown_method_ends_the_connection(
+    amqp_url: str, class_id: int, method_id: int
+) -> None:
+    """RabbitMQ 3.10 hangs up on an unknown class/method without connection.close; a
+    connection.close with a hard-error code (e.g. 540 or 503) is just as acceptable."""
+    raw = await RawConnection.open(amqp_url)
+    try:
+        raw.send_bytes(_method(1, class_id, method_id))
+        frames = await raw.until_closed()
+        closes = [f for _, f in frames if isinstance(f, commands.Connection.Close)]
+        assert all(c.reply_code in CONNECTION_ERROR_CODES for c in closes), closes
+        assert len(frames) == len(closes), f"unexpected frames: {frames}"
+    finally:
+        await raw.close()
+
+
+async def test_transactions(amqp_url: str, broker_kind: str) -> None:
+    """tx.select/commit/rollback: RabbitMQ implements them. The embedded broker may instead
+    answer tx.select with connection.close 540 NOT_IMPLEMENTED (the issue allows it); if it
+    accepts tx.select it must then implement the semantics properly."""
+    async with Scratch(amqp_url) as s:
+        queue = await s.queue()
+        connection = await s.connect()
+        channel = await connection.channel(publisher_confirms=False)
+        transaction = channel.transaction()
+        try:
+            await transaction.select()
+        except aiormq.exceptions.ConnectionNotImplemented:
+            assert broker_kind == "embedded", "RabbitMQ implements tx"
+            return
+        except aiormq.exceptions.ConnectionClosed as closed:
+            pytest.fail(f"tx.select refused with {closed!r}; 540 NOT_IMPLEMENTED is the code")
+        await channel.default_exchange.publish(Message(b"rolled back"), queue.name)
+        await transaction.rollback()
+        await channel.default_exchange.publish(Message(b"committed"), queue.name)
+        await asyncio.sleep(0.2)
+        assert await message_count(s.channel, queue.name) == 0, "published before commit"
+        await transaction.commit()
+        [message] = await get_n(queue, 1)
+        assert message.body == b"committed"
+        assert await queue.get(fail=False) is None
+
+
+async def test_consume_after_queue_error_needs_a_new_channel(amqp_url: str) -> None:
+    """After a channel error aio-pika refuses to use that channel; a new one works."""
+    async with Scratch(amqp_url) as s:
+        with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
+            await s.channel.declare_queue(s.qname(), passive=True)
+        with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
+            await (await s.channel.get_underlay_channel()).basic_qos(prefetch_count=1)
+        fresh = await s.new_channel()
+        queue = await s.queue(channel=fresh)
+        await queue.consume(ignore)
+        assert isinstance(fresh, aio_pika.abc.AbstractChannel)
