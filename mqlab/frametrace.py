@@ -202,7 +202,7 @@ class FrameTrace:
         if ax is None:
             height = max(3.0, 0.38 * len(rows) + 1.5)
             _, ax = plt.subplots(figsize=(9, height))
-        bottom = len(rows) + 0.5
+        bottom = len(rows) - 0.3
         for c, x in [*xs.items(), (None, 0)]:
             ax.plot([x, x], [-0.5, bottom], color="0.6", lw=1, zorder=1)
             name = "broker" if c is None else labels.get(c, f"client #{c}")
@@ -238,7 +238,8 @@ class FrameTrace:
 
 def _key_field(r: FrameRecord) -> str:
     f = r.fields
-    for key in ("routing_key", "queue", "delivery_tag", "body", "exchange", "consumer_tag"):
+    keys = ("routing_key", "queue", "delivery_tag", "body", "body_size", "exchange", "reply_code")
+    for key in keys:
         if key in f and f[key] not in ("", None):
             return f"{key}={f[key]!r}"[:40]
     return ""

@@ -101,6 +101,12 @@ class Channel:
         assert header is not None
         self._publish = self._header = None
         props = header.properties
+        if props.user_id is not None and props.user_id != self.conn.user:
+            raise ChannelException(
+                406,
+                f"user_id property set to '{props.user_id}' but authenticated user was "
+                f"'{self.conn.user}'",
+            )
         message = Message(
             ex.name,
             method.routing_key,

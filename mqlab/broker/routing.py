@@ -77,7 +77,12 @@ def topic_match(binding_key: str, routing_key: str) -> bool:
     >>> topic_match("*.btcusdt", "kline.1m.btcusdt")
     False
     """
-    return _match_words(tuple(binding_key.split(".")), tuple(routing_key.split(".")))
+    return _match_words(_words(binding_key), _words(routing_key))
+
+
+def _words(key: str) -> tuple[str, ...]:
+    # The empty key has no words at all, so "*" does not match it but "#" does.
+    return tuple(key.split(".")) if key else ()
 
 
 def _match_words(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:

@@ -76,13 +76,11 @@ SERVER_PROPERTIES: dict[str, Any] = {
 class Connection(asyncio.Protocol):
     """One client's TCP connection: handshake state, channels and the output buffer."""
 
-    _ids = itertools.count(1)
-
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.vhost = broker.vhost
         self.loop = broker.loop
-        self.id = next(self._ids)
+        self.id = next(broker.connection_ids)  # 1, 2, ... per broker: readable traces
         self.transport: asyncio.Transport | None = None
         self.peer = ""
         self.state = "header"  # header, start_ok, secure_ok, tune_ok, open, opened, closing
@@ -191,9 +189,9 @@ class Connection(asyncio.Protocol):
                     raise ConnectionException(501, f"unknown frame type {kind}") from None
                 if "Unknown method index" in str(exc):
                     raise ConnectionException(540, f"unknown method: {exc}") from None
-                raise ConnectionException(502, f"cannot decode frame: {exc}") from None
+                raise ConnectionException(501, f"cannot decode frame: {exc}") from None
             except Exception as exc:
-                raise ConnectionException(502, f"cannot decode frame: {exc!r}") from None
+                raise ConnectionException(501, f"cannot decode frame: {exc!r}") from None
             trace = self.broker.trace
             if trace is not None:
                 trace(self.id, "in", channel, value)
@@ -207,13 +205,19 @@ class Connection(asyncio.Protocol):
                 if ch is None:
                     self._no_channel(channel)
                 elif not ch.closed:
-                    ch.on_body(value.value)
+                    try:
+                        ch.on_body(value.value)
+                    except ChannelException as exc:
+                        self.close_channel(ch, exc, spec.Basic.Publish)
             elif kind == 2:
                 ch = self.channels.get(channel)
                 if ch is None:
                     self._no_channel(channel)
                 elif not ch.closed:
-                    ch.on_header(value, raw[7:-1])
+                    try:
+                        ch.on_header(value, raw[7:-1])
+                    except ChannelException as exc:
+                        self.close_channel(ch, exc, spec.Basic.Publish)
             elif channel != 0:  # heartbeat
                 raise ConnectionException(501, "heartbeat frame on a non-zero channel")
             if self.state in ("closing", "closed", "dead"):
@@ -279,6 +283,8 @@ class Connection(asyncio.Protocol):
                 self.send(0, spec.Connection.UpdateSecretOk())
             elif isinstance(m, spec.Connection.Blocked | spec.Connection.Unblocked):
                 pass
+            elif m.index >> 16 != 10:  # not a connection-class method
+                raise ConnectionException(504, f"{m.name} on channel 0")
             else:
                 raise ConnectionException(503, f"unexpected {m.name} on channel 0")
         elif state == "start_ok" and isinstance(m, spec.Connection.StartOk):
@@ -505,6 +511,7 @@ class Broker:
         self.channel_max = channel_max
         self.handshake_timeout = handshake_timeout
         self.connections: set[Connection] = set()
+        self.connection_ids = itertools.count(1)
         self.store: Store | None = None
         self._server: asyncio.Server | None = None
         self._dirty: list[Connection] = []
