@@ -10,3 +10,26 @@ async def test_consumer_gets_every_message_in_order(connection) -> None:
     (queue,) = run.topology.queues
     assert [(b.exchange, b.queue) for b in run.topology.edges()] == [(DEFAULT_EXCHANGE, queue)]
     assert "consumer <- hello #0" in str(run)
+
+
+async def test_trace_hello_shows_publish_confirm_deliver_ack() -> None:
+    from mqlab.broker import BrokerThread
+
+    with BrokerThread(port=0) as broker:
+        _, frames, labels = await simple.trace_hello(broker, b"hi")
+    assert sorted(labels.values()) == ["consumer", "publisher"]
+    seen = [(labels[r.connection], r.direction, r.name) for r in frames]
+    expected = [
+        ("publisher", "client→broker", "Basic.Publish"),
+        ("publisher", "client→broker", "ContentHeader"),
+        ("publisher", "client→broker", "ContentBody"),
+        ("consumer", "broker→client", "Basic.Deliver"),
+        ("consumer", "broker→client", "ContentHeader"),
+        ("consumer", "broker→client", "ContentBody"),
+        ("publisher", "broker→client", "Basic.Ack"),  # the publisher confirm
+        ("consumer", "client→broker", "Basic.Ack"),  # the delivery ack
+    ]
+    assert sorted(seen) == sorted(expected)
+    # The confirm may overtake the delivery, but each side's frames keep their order.
+    for who in ("publisher", "consumer"):
+        assert [s for s in seen if s[0] == who] == [e for e in expected if e[0] == who]
