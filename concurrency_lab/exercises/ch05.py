@@ -8,9 +8,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import inspect
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 from concurrency_lab._aio import run_sync
@@ -19,6 +22,32 @@ from concurrency_lab.exercises import expect, passed
 __all__ = ["blocking_fetch", "check_fetch_all", "check_gather_with_limit", "check_with_timeout"]
 
 GatherWithLimit = Callable[..., Coroutine[Any, Any, list[Any]]]
+
+
+@contextlib.contextmanager
+def _closing(*coros: Coroutine[Any, Any, Any]) -> Iterator[None]:
+    """Close coroutines an unfinished answer never awaited (no "never awaited" warnings)."""
+    try:
+        yield
+    finally:
+        for coro in coros:
+            if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+                coro.close()
+
+
+@contextlib.contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Keep the garbage collector from pausing the loop while we time the learner's code.
+
+    In a notebook full of figures a full collection can take tens of milliseconds, which a
+    heartbeat would blame on the answer.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def check_gather_with_limit(gather_with_limit: GatherWithLimit) -> str:
@@ -40,7 +69,9 @@ def check_gather_with_limit(gather_with_limit: GatherWithLimit) -> str:
             return i * 10
 
         waits = [0.15] + [0.01] * 7
-        got = await gather_with_limit(3, *(job(i, s) for i, s in enumerate(waits)))
+        jobs = [job(i, s) for i, s in enumerate(waits)]
+        with _closing(*jobs):
+            got = await gather_with_limit(3, *jobs)
         expect(
             list(got) == [i * 10 for i in range(8)],
             f"results {got!r}, expected [0, 10, ..., 70] in the order the jobs were given",
@@ -62,14 +93,18 @@ def check_gather_with_limit(gather_with_limit: GatherWithLimit) -> str:
             "don't split the jobs into batches of `limit`: start a new job as soon as any ends",
         )
         running = peak = 0
-        await gather_with_limit(1, *(job(i, 0.001) for i in range(3)))
+        jobs = [job(i, 0.001) for i in range(3)]
+        with _closing(*jobs):
+            await gather_with_limit(1, *jobs)
         expect(peak == 1, f"limit=1 still ran {peak} jobs at once", "")
 
         async def boom() -> None:
             raise ValueError("boom")
 
+        jobs = [job(0, 0.001), boom()]
         try:
-            await gather_with_limit(2, job(0, 0.001), boom())
+            with _closing(*jobs):
+                await gather_with_limit(2, *jobs)
         except ValueError:
             pass
         except BaseException as error:
@@ -108,7 +143,8 @@ def check_fetch_all(fetch_all: Callable[[list[int]], Awaitable[list[int]]]) -> s
         await beat
         return got, elapsed, max(b - a for a, b in itertools.pairwise(ticks))
 
-    got, elapsed, gap = run_sync(main)
+    with _no_gc_pauses():
+        got, elapsed, gap = run_sync(main)
     expect(list(got) == [2, 4, 6, 8, 10], f"fetch_all returned {got!r}, expected [2, 4, .., 10]")
     expect(
         gap < 0.09,
@@ -141,10 +177,14 @@ def check_with_timeout(with_timeout: Callable[..., Coroutine[Any, Any, Any]]) ->
                 log.append("cancelled")
                 raise
 
-        got = await with_timeout(work(0.01, "fast"), 0.5, "default")
+        fast = work(0.01, "fast")
+        with _closing(fast):
+            got = await with_timeout(fast, 0.5, "default")
         expect(got == "fast", f"a job well within the timeout gave {got!r}, expected 'fast'")
         started = time.perf_counter()
-        got = await with_timeout(work(1.5, "slow"), 0.05, "default")
+        slow = work(1.5, "slow")
+        with _closing(slow):
+            got = await with_timeout(slow, 0.05, "default")
         waited = time.perf_counter() - started
         expect(got == "default", f"a job over the timeout gave {got!r}, expected the default")
         expect(
@@ -162,8 +202,10 @@ def check_with_timeout(with_timeout: Callable[..., Coroutine[Any, Any, Any]]) ->
         async def broken() -> None:
             raise KeyError("broken")
 
+        failing = broken()
         try:
-            await with_timeout(broken(), 0.5, "default")
+            with _closing(failing):
+                await with_timeout(failing, 0.5, "default")
         except KeyError:
             pass
         except BaseException as error:

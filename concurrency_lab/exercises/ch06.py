@@ -12,6 +12,7 @@ from typing import Any
 
 from concurrency_lab import miniloop
 from concurrency_lab.exercises import ExerciseError, expect, passed
+from concurrency_lab.exercises.ch05 import _closing
 
 __all__ = ["check_mini_sleep", "check_mini_wait_for"]
 
@@ -99,11 +100,15 @@ def check_mini_wait_for(wait_for: Callable[..., Coroutine[Any, Any, Any]]) -> st
                 raise
             return value
 
-        got = await wait_for(work(0.01, "fast"), 0.5)
+        fast = work(0.01, "fast")
+        with _closing(fast):
+            got = await wait_for(fast, 0.5)
         expect(got == "fast", f"a job inside the timeout gave {got!r}, expected 'fast'")
         started = time.perf_counter()
+        slow = work(1.5, "slow")
         try:
-            await wait_for(work(1.5, "slow"), 0.03)
+            with _closing(slow):
+                await wait_for(slow, 0.03)
         except TimeoutError:
             pass
         else:
@@ -121,8 +126,10 @@ def check_mini_wait_for(wait_for: Callable[..., Coroutine[Any, Any, Any]]) -> st
         async def broken() -> None:
             raise KeyError("broken")
 
+        failing = broken()
         try:
-            await wait_for(broken(), 0.5)
+            with _closing(failing):
+                await wait_for(failing, 0.5)
         except KeyError:
             pass
         except BaseException as error:
