@@ -42,7 +42,7 @@ class Stats:
     sharpe: float
     max_drawdown: float
     trades: int  # fills
-    orders: int  # distinct orders that filled at least once
+    orders_filled: int  # distinct orders that filled at least once
     turnover: Decimal  # traded value, sum of qty * price
     fees: Decimal
     realised: Decimal
@@ -184,7 +184,7 @@ class Portfolio:
             sharpe=sharpe_ratio(values, times),
             max_drawdown=max_drawdown(values),
             trades=len(self.fills),
-            orders=len({f.order_id for f in self.fills}),
+            orders_filled=len({f.order_id for f in self.fills}),
             turnover=self.turnover,
             fees=self.fees,
             realised=self.realised,

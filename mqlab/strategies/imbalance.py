@@ -30,7 +30,7 @@ class BookImbalance(Strategy):
         depth: int = 5,
         enter: Decimal | str = Decimal("0.75"),
         exit: Decimal | str = Decimal("0.5"),
-        qty: Decimal | str = Decimal("1"),
+        qty: Decimal | str = Decimal("0.1"),
         *,
         name: str | None = None,
     ) -> None:

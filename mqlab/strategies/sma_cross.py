@@ -7,6 +7,7 @@ so :mod:`mqlab.vectorised` (integer ticks) and this class agree on every bar, ti
 
 Decisions depend only on closes, not on when fills arrive, so the strategy sends the same
 orders whether it runs in the backtest or behind a message bus where fills come back late.
+(The one exception: when its last order is rejected, say for want of cash, it forgets it.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from decimal import Decimal
 
-from mqlab.events import ZERO, Kline
+from mqlab.events import ZERO, Kline, OrderStatus, OrderUpdate
 from mqlab.strategy import Strategy, as_decimal
 
 __all__ = ["SmaCross"]
@@ -39,6 +40,7 @@ class SmaCross(Strategy):
             raise ValueError(f"need 0 < fast < slow, got fast={fast}, slow={slow}")
         self.fast, self.slow, self.qty, self.symbol = fast, slow, as_decimal(qty, "qty"), symbol
         self.long = False  # the position we asked for (fills may still be on their way)
+        self._asked = ""  # id of the last order sent
         self._closes: deque[Decimal] = deque()
         self._fast_sum = ZERO
         self._slow_sum = ZERO
@@ -62,7 +64,11 @@ class SmaCross(Strategy):
         above = self._fast_sum * self.slow > self._slow_sum * self.fast
         if above and not self.long:
             self.long = True
-            self.buy(self.qty)
+            self._asked = self.buy(self.qty).id
         elif self.long and not above:
             self.long = False
-            self.sell(self.qty)
+            self._asked = self.sell(self.qty).id
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        if update.status is OrderStatus.REJECTED and update.order_id == self._asked:
+            self.long = not self.long  # it never happened: e.g. no cash left for the buy

@@ -90,7 +90,7 @@ def test_stats_from_a_known_curve() -> None:
     s = p.stats()
     assert s.equity == 130 and s.total_return == pytest.approx(0.3)
     assert s.max_drawdown == pytest.approx(30 / 120)
-    assert s.sharpe > 0 and s.orders == 1
+    assert s.sharpe > 0 and s.orders_filled == 1
     assert json.loads(json.dumps(s.to_dict()))["equity"] == "130"
 
 

@@ -1,0 +1,167 @@
+"""The event-driven engine: time-ordered, drip-fed, deterministic, books that balance."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from mqlab.__main__ import main
+from mqlab.backtest import Backtest, draw_event_flow, plot_equity, run_backtest
+from mqlab.events import Fill, Kline, OrderBook, OrderStatus, OrderUpdate, Trade
+from mqlab.exchange import Latency, SimulatedExchange
+from mqlab.market import synthetic_book_events, synthetic_klines
+from mqlab.strategies import BookImbalance, SmaCross
+from mqlab.strategy import Strategy
+
+KLINES = synthetic_klines(3000, seed=21)
+
+
+def test_same_data_same_fills() -> None:
+    a = run_backtest(SmaCross(fast=5, slow=20), KLINES)
+    b = run_backtest(SmaCross(fast=5, slow=20), KLINES)
+    assert a.fills == b.fills and len(a.fills) > 50 and a.events == len(KLINES)
+
+
+def test_every_market_order_fills_at_the_open_of_the_bar_after_its_signal() -> None:
+    result = run_backtest(SmaCross(fast=5, slow=20), KLINES)
+    bar_after = {k.open_time: k for k in KLINES}
+    sent = {o.id: o for o in result.orders}
+    for fill in result.fills:
+        order = sent[fill.order_id]
+        nxt = bar_after[order.ts]  # the bar that opens when the signal bar closed
+        assert fill.price == nxt.open and fill.ts == nxt.open_time
+        assert fill.recv_ts > order.ts  # learned strictly later than the decision
+
+
+def test_the_books_balance_and_agree_with_the_exchange() -> None:
+    result = run_backtest(SmaCross(fast=5, slow=20), KLINES, cash=20_000)
+    p, ex = result.portfolio, result.exchange
+    assert p.equity() - p.initial == p.realised + p.unrealised() - p.fees
+    assert ex.balance("USDT") == p.cash and ex.balance("BTC") == p.position("BTCUSDT")
+    assert result.stats.trades == len(result.fills)
+
+
+class Watcher(Strategy):
+    """Records what it sees, and when."""
+
+    name = "watch"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, str]] = []
+
+    def on_kline(self, kline: Kline) -> None:
+        self.seen.append((self.now, "kline"))
+        if sum(kind == "kline" for _, kind in self.seen) == 3:
+            self.buy("0.01")
+
+    def on_orderbook(self, book: OrderBook) -> None:
+        self.seen.append((self.now, "book"))
+
+    def on_trade(self, trade: Trade) -> None:
+        self.seen.append((self.now, "trade"))
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        self.seen.append((self.now, update.status.value))
+
+    def on_fill(self, fill: Fill) -> None:
+        self.seen.append((self.now, "fill"))
+
+
+def test_sources_are_merged_in_time_order() -> None:
+    klines = synthetic_klines(10, seed=1)
+    books = synthetic_book_events(600, seed=1, every_ms=1000)
+    watcher = Watcher()
+    run_backtest(watcher, klines, books)
+    times = [t for t, _ in watcher.seen]
+    assert times == sorted(times)
+    kinds = {kind for _, kind in watcher.seen}
+    assert {"kline", "book", "trade", "NEW", "fill", "FILLED"} <= kinds
+
+
+def test_answers_come_back_after_the_order_latency() -> None:
+    watcher = Watcher()
+    exchange = SimulatedExchange(latency=Latency(order_ms=250))
+    run_backtest(watcher, synthetic_klines(6, seed=2), exchange=exchange)
+    sent_at = watcher.seen[2][0]
+    (new_at,) = [t for t, kind in watcher.seen if kind == "NEW"]
+    assert new_at == sent_at + 250
+    order = [kind for _, kind in watcher.seen]
+    assert order[:6] == ["kline", "kline", "kline", "NEW", "fill", "FILLED"]
+
+
+def test_a_source_out_of_time_order_is_refused() -> None:
+    with pytest.raises(ValueError, match="not in time order"):
+        run_backtest(SmaCross(), [KLINES[1], KLINES[0]])
+
+
+def test_the_same_strategy_object_runs_and_keeps_its_state() -> None:
+    strategy = SmaCross(fast=5, slow=20)
+    result = Backtest(strategy, KLINES).run()
+    assert strategy.position("BTCUSDT") == result.portfolio.position("BTCUSDT")
+    assert strategy.now == KLINES[-1].recv_ts
+
+
+def test_book_strategy_gets_partial_fills() -> None:
+    result = run_backtest(
+        BookImbalance(qty="0.2"), synthetic_book_events(1500, seed=3), cash=50_000
+    )
+    partial = [u for u in result.updates if u.status is OrderStatus.PARTIALLY_FILLED]
+    assert partial and result.fills
+    assert result.portfolio.position("BTCUSDT") == result.exchange.balance("BTC")
+
+
+def test_summary_and_trades_table() -> None:
+    result = run_backtest(SmaCross(fast=5, slow=20), KLINES)
+    summary = json.loads(json.dumps(result.summary()))
+    assert summary["fills"] == len(result.fills) and summary["orders_sent"] >= summary["fills"]
+    trades = result.trades()
+    assert list(trades.columns) == ["ts", "side", "qty", "price", "fee", "order_id"]
+    assert trades["qty"].iloc[0] == D("0.1")
+
+
+def test_figures(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result = run_backtest(SmaCross(fast=5, slow=20), KLINES)
+    ax = plot_equity(result, tmp_path / "eq.png")
+    assert (tmp_path / "eq.png").stat().st_size > 1000 and ax.get_ylabel() == "equity (USDT)"
+    assert draw_event_flow().get_title().startswith("The event-driven engine")
+
+
+def test_cli_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plot = tmp_path / "equity.png"
+    assert main(["backtest", "--json", "--plot", str(plot), "--param", "fast=5"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["events"] == 4320 and "synthetic" in summary["data"]
+    assert summary["plot"] == str(plot) and plot.exists()
+
+
+def test_cli_prints_a_summary_with_a_progress_bar() -> None:
+    done = subprocess.run([sys.executable, "-m", "mqlab", "backtest", "--strategy", "imbalance"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "backtest imbalance" in done.stderr  # tqdm writes to stderr
+    assert "equity" in done.stdout and "synthetic order books" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--data", "nowhere/BTCUSDT-1m.csv"], "not found"),
+        (["--strategy", "imbalance", "--data", "x.csv"], "needs order-book data"),
+        (["--param", "fast"], "NAME=VALUE"),
+        (["--param", "fast=50"], "need 0 < fast < slow"),
+    ],
+)
+def test_cli_errors_are_clear(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["backtest", *argv]) == 2
+    assert words in capsys.readouterr().err
