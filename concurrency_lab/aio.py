@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +120,9 @@ def switch_cost(loop: str, workload: str, n: int) -> float:
 
 def compare_loops(n: int = 20_000, repeats: int = 5, progress: bool = False) -> list[dict]:
     """Every workload on every loop, interleaved; rows with medians in µs and ratios."""
-    from tqdm.auto import tqdm
+    with warnings.catch_warnings():  # without ipywidgets tqdm.auto falls back to text: fine
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
 
     samples: dict[tuple[str, str], list[float]] = {(w, lp): [] for w in WORKLOADS for lp in LOOPS}
     # Interleave repeats so that a burst of load from another program hits every loop alike.
