@@ -48,6 +48,7 @@ log = logging.getLogger("mqlab.broker")
 TraceHook = Callable[[int, str, int, Any], None]
 
 _FRAME_HEAD = struct.Struct(">BHI")
+_PUBLISH = spec.Basic.Publish
 _HEARTBEAT = pamqp_heartbeat.Heartbeat().marshal()
 _AUTH_REFUSED = (
     "Login was refused using authentication mechanism PLAIN. For details see the broker logfile."
@@ -169,6 +170,7 @@ class Connection(asyncio.Protocol):
             )
         frame_max = self.frame_max
         unmarshal = pamqp_frame.unmarshal
+        decoded = self.broker.decoded
         while n - pos >= 8:
             kind, channel, size = _FRAME_HEAD.unpack_from(buf, pos)
             if size > frame_max:
@@ -182,19 +184,30 @@ class Connection(asyncio.Protocol):
                 raise ConnectionException(501, "frame end byte is not 0xCE")
             raw = buf[pos:end]
             pos = end
-            try:
-                _, _, value = unmarshal(raw)
-            except pamqp_exceptions.UnmarshalingException as exc:
-                if kind not in (1, 2, 3, 8):
-                    raise ConnectionException(501, f"unknown frame type {kind}") from None
-                if "Unknown method index" in str(exc):
-                    raise ConnectionException(540, f"unknown method: {exc}") from None
-                raise ConnectionException(501, f"cannot decode frame: {exc}") from None
-            except Exception as exc:
-                raise ConnectionException(501, f"cannot decode frame: {exc!r}") from None
+            # Publishers repeat the same Basic.Publish and content header for message after
+            # message: reuse pamqp's decoding of identical bytes (decoded frames are never
+            # mutated by the broker).
+            value = decoded.get(raw) if kind != 3 and size < 1024 else None
+            if value is None:
+                try:
+                    _, _, value = unmarshal(raw)
+                except pamqp_exceptions.UnmarshalingException as exc:
+                    if kind not in (1, 2, 3, 8):
+                        raise ConnectionException(501, f"unknown frame type {kind}") from None
+                    if "Unknown method index" in str(exc):
+                        raise ConnectionException(540, f"unknown method: {exc}") from None
+                    raise ConnectionException(501, f"cannot decode frame: {exc}") from None
+                except Exception as exc:
+                    raise ConnectionException(501, f"cannot decode frame: {exc!r}") from None
+                if kind == 2:
+                    value = (value, raw[7:-1])  # the payload is kept to re-send on delivery
+                if (kind == 2 or type(value) is _PUBLISH) and size < 1024:
+                    if len(decoded) >= 4096:
+                        decoded.clear()
+                    decoded[raw] = value
             trace = self.broker.trace
             if trace is not None:
-                trace(self.id, "in", channel, value)
+                trace(self.id, "in", channel, value[0] if kind == 2 else value)
             if kind == 1:
                 if channel == 0:
                     self._on_connection_method(value)
@@ -215,7 +228,7 @@ class Connection(asyncio.Protocol):
                     self._no_channel(channel)
                 elif not ch.closed:
                     try:
-                        ch.on_header(value, raw[7:-1])
+                        ch.on_header(*value)
                     except ChannelException as exc:
                         self.close_channel(ch, exc, spec.Basic.Publish)
             elif channel != 0:  # heartbeat
@@ -512,6 +525,7 @@ class Broker:
         self.handshake_timeout = handshake_timeout
         self.connections: set[Connection] = set()
         self.connection_ids = itertools.count(1)
+        self.decoded: dict[bytes, Any] = {}  # raw frame -> pamqp object (see Connection._parse)
         self.store: Store | None = None
         self._server: asyncio.Server | None = None
         self._dirty: list[Connection] = []
