@@ -167,7 +167,8 @@ class Task(Future):
         self._loop.call_soon(self._step)
 
     def __repr__(self) -> str:
-        return f"<Task {self._state} name={self.name!r} coro={self._coro.__qualname__}>"
+        coro = getattr(self._coro, "__qualname__", repr(self._coro))
+        return f"<Task {self._state} name={self.name!r} coro={coro}>"
 
     def cancel(self) -> bool:
         if self.done():
@@ -263,17 +264,17 @@ class Loop:
     # -- sockets: one reader and one writer callback per file descriptor -------------------
     def _watch(self, fileobj: Any, slot: int, handle: Handle | None) -> None:
         try:
-            key = self._selector.get_key(fileobj)
+            key: selectors.SelectorKey | None = self._selector.get_key(fileobj)
         except KeyError:
-            if handle is not None:
-                pair = (handle, None) if slot == 0 else (None, handle)
-                self._selector.register(fileobj, 1 << slot, pair)
-            return
-        pair = list(key.data)
+            key = None
+        pair: list[Handle | None] = list(key.data) if key else [None, None]
         pair[slot] = handle
         mask = (pair[0] is not None) * selectors.EVENT_READ
         mask |= (pair[1] is not None) * selectors.EVENT_WRITE
-        if mask:
+        if key is None:
+            if mask:
+                self._selector.register(fileobj, mask, tuple(pair))
+        elif mask:
             self._selector.modify(fileobj, mask, tuple(pair))
         else:
             self._selector.unregister(fileobj)
@@ -442,8 +443,9 @@ def gather(
         left -= 1
         if outer.done():
             return
-        if not return_exceptions and (child.cancelled() or child.exception() is not None):
-            outer.set_exception(CancelledError() if child.cancelled() else child.exception())
+        error = CancelledError() if child.cancelled() else child.exception()
+        if error is not None and not return_exceptions:
+            outer.set_exception(error)
         elif left == 0:
             outer.set_result([_outcome(c) for c in children])
 

@@ -69,7 +69,7 @@ def check_gather_with_limit(gather_with_limit: GatherWithLimit) -> str:
             return i * 10
 
         waits = [0.15] + [0.01] * 7
-        jobs = [job(i, s) for i, s in enumerate(waits)]
+        jobs: list[Coroutine[Any, Any, Any]] = [job(i, s) for i, s in enumerate(waits)]
         with _closing(*jobs):
             got = await gather_with_limit(3, *jobs)
         expect(

@@ -17,7 +17,12 @@ async def sleep(delay: float, result: Any = None) -> Any:
         await miniloop.sleep(0)  # a bare yield: back of the ready queue
         return result
     future = loop.create_future()
-    timer = loop.call_later(delay, lambda: future.done() or future.set_result(result))
+
+    def wake() -> None:
+        if not future.done():  # it may have been cancelled meanwhile
+            future.set_result(result)
+
+    timer = loop.call_later(delay, wake)
     try:
         return await future
     finally:
