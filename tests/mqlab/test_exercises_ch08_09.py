@@ -1,0 +1,223 @@
+"""The reference solutions pass chapters 08-09's checks, and typical wrong answers fail them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aio_pika
+import pytest
+
+from mqlab.exercises import ExerciseError, ch08, ch09
+from mqlab.exercises.solutions import ch08 as sol08
+from mqlab.exercises.solutions import ch09 as sol09
+
+# --- chapter 08: envelope -------------------------------------------------------------------
+
+
+async def test_envelope_solution_passes(amqp_url: str) -> None:
+    assert "correct" in await ch08.check_envelope(sol08.envelope_of, amqp_url)
+
+
+def _aioamqp_names(message: Any) -> dict[str, Any]:  # aioamqp's attribute names: they moved
+    return {
+        "consumer_tag": message.consumer_tag,
+        "delivery_tag": message.delivery_tag,
+        "exchange_name": message.exchange_name,
+        "routing_key": message.routing_key,
+        "is_redeliver": message.is_redeliver,
+    }
+
+
+def _never_redelivered(message: Any) -> dict[str, Any]:
+    return sol08.envelope_of(message) | {"is_redeliver": False}
+
+
+def _missing_field(message: Any) -> dict[str, Any]:
+    out = sol08.envelope_of(message)
+    del out["consumer_tag"]
+    return out
+
+
+def _stub(message: Any) -> dict[str, Any]:
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    ("wrong", "says"),
+    [
+        (_aioamqp_names, "AttributeError"),
+        (_never_redelivered, "is_redeliver"),
+        (_missing_field, "keys"),
+        (_stub, "not answered yet"),
+    ],
+)
+async def test_envelope_wrong_answers_fail(amqp_url: str, wrong: Any, says: str) -> None:
+    with pytest.raises(ExerciseError, match=says):
+        await ch08.check_envelope(wrong, amqp_url)
+
+
+# --- chapter 08: survive a restart ----------------------------------------------------------
+
+
+async def test_restart_solution_passes() -> None:
+    assert "correct" in await ch08.check_survives_restart(sol08.publish)
+
+
+async def _transient_queue(channel: Any, queue_name: str, body: bytes) -> None:
+    await channel.declare_queue(queue_name)
+    message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+    await channel.default_exchange.publish(message, routing_key=queue_name)
+
+
+async def _transient_message(channel: Any, queue_name: str, body: bytes) -> None:
+    await channel.declare_queue(queue_name, durable=True)
+    await channel.default_exchange.publish(aio_pika.Message(body), routing_key=queue_name)
+
+
+async def _no_queue(channel: Any, queue_name: str, body: bytes) -> None:
+    message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+    await channel.default_exchange.publish(message, routing_key=queue_name)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "says"),
+    [
+        (_transient_queue, "no queue 'orders'"),
+        (_transient_message, "came back empty"),
+        (_no_queue, "no queue 'orders'"),
+    ],
+)
+async def test_restart_wrong_answers_fail(wrong: Any, says: str) -> None:
+    with pytest.raises(ExerciseError, match=says):
+        await ch08.check_survives_restart(wrong)
+
+
+async def test_attempt_prints_the_hint_instead_of_raising(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert not await ch08.attempt(ch08.check_survives_restart, _transient_message)
+    assert "not yet" in capsys.readouterr().out
+
+
+# --- chapter 09: topic binding keys ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", list(ch09.TASKS))
+async def test_binding_key_solutions_pass(amqp_url: str, task: str) -> None:
+    assert "correct" in await ch09.check_topic_binding(task, sol09.BINDING_KEYS[task], amqp_url)
+
+
+@pytest.mark.parametrize(
+    ("task", "wrong", "says"),
+    [
+        ("one-minute klines", "kline.#", "also got"),
+        ("one-minute klines", "*.1m", "missed"),
+        ("one-minute klines", "kline.*.1m", "missed"),
+        ("everything about BTCUSDT on binance", "*.binance.BTCUSDT", "missed"),
+        ("everything about BTCUSDT on binance", "#", "also got"),
+    ],
+)
+async def test_binding_key_wrong_answers_fail(
+    amqp_url: str, task: str, wrong: str, says: str
+) -> None:
+    with pytest.raises(ExerciseError, match=says):
+        await ch09.check_topic_binding(task, wrong, amqp_url)
+
+
+# --- chapter 09: a worker that acks only after success --------------------------------------
+
+
+async def test_worker_solution_passes(amqp_url: str) -> None:
+    assert "correct" in await ch09.check_worker(sol09.handle, amqp_url)
+
+
+async def test_worker_with_process_passes(amqp_url: str) -> None:
+    async def with_process(message: Any, work: Any) -> None:
+        async with message.process():  # acks after, rejects without requeue on error
+            await work(message.body)
+
+    assert "correct" in await ch09.check_worker(with_process, amqp_url)
+
+
+async def _ack_first(message: Any, work: Any) -> None:  # aioquant's way
+    await message.ack()
+    await work(message.body)
+
+
+async def _ack_always(message: Any, work: Any) -> None:
+    try:
+        await work(message.body)
+    finally:
+        await message.ack()
+
+
+async def _never_ack(message: Any, work: Any) -> None:
+    await work(message.body)
+
+
+async def _requeue_on_error(message: Any, work: Any) -> None:
+    try:
+        await work(message.body)
+    except Exception:
+        await message.nack(requeue=True)
+    else:
+        await message.ack()
+
+
+async def _unanswered(message: Any, work: Any) -> None:
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    ("wrong", "says"),
+    [
+        (_ack_first, "task-1 was never completed"),
+        (_ack_always, "dead-letter queue holds \\[\\]"),
+        (_never_ack, "never acked"),
+        (_requeue_on_error, "loops forever"),
+        (_unanswered, "not answered yet"),
+    ],
+)
+async def test_worker_wrong_answers_fail(amqp_url: str, wrong: Any, says: str) -> None:
+    with pytest.raises(ExerciseError, match=says):
+        await ch09.check_worker(wrong, amqp_url, timeout=3)
+
+
+# --- chapter 09: the RPC reply handler ------------------------------------------------------
+
+
+async def test_reply_handler_solution_passes(amqp_url: str) -> None:
+    assert "correct" in await ch09.check_reply_handler(sol09.on_reply, amqp_url)
+
+
+def _tutorial(message: Any, pending: Any) -> bool:  # the aio-pika tutorial: KeyError on strays
+    future = pending.pop(message.correlation_id)
+    future.set_result(message.body)
+    return True
+
+
+def _returns_nothing(message: Any, pending: Any) -> Any:
+    future = pending.pop(message.correlation_id, None)
+    if future is not None:
+        future.set_result(message.body)
+
+
+def _first_waiting(message: Any, pending: Any) -> bool:  # ignores the correlation id
+    if not pending:
+        return False
+    future = pending.pop(next(iter(pending)))
+    future.set_result(message.body)
+    return True
+
+
+@pytest.mark.parametrize(
+    ("wrong", "says"),
+    [
+        (_tutorial, "KeyError"),
+        (_returns_nothing, "counted as ignored"),
+        (_first_waiting, "concurrent calls"),
+    ],
+)
+async def test_reply_handler_wrong_answers_fail(amqp_url: str, wrong: Any, says: str) -> None:
+    with pytest.raises(ExerciseError, match=says):
+        await ch09.check_reply_handler(wrong, amqp_url)
