@@ -201,6 +201,7 @@ class RawConnection:
         self.reader, self.writer = reader, writer
         self.buffer = b""
         self.eof = False
+        self.write_closed = False
         self.tune: commands.Connection.Tune | None = None
         self.start: commands.Connection.Start | None = None
 
@@ -255,8 +256,15 @@ class RawConnection:
         self.send_bytes(b"".join(pamqp.frame.marshal(f, channel) for f in frames))
 
     def send_bytes(self, data: bytes) -> None:
-        if not self.writer.is_closing():
+        if not (self.writer.is_closing() or self.write_closed):
             self.writer.write(data)
+
+    def shutdown_write(self) -> None:
+        """Half-close: the broker reads EOF, while we can still read what it says."""
+        if not (self.writer.is_closing() or self.write_closed):
+            self.write_closed = True
+            with contextlib.suppress(OSError):  # the broker may have hung up already
+                self.writer.write_eof()
 
     def publish(
         self,
