@@ -18,6 +18,7 @@ import importlib.util
 import itertools
 import json
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -316,20 +317,32 @@ def _nest_measure(n: int, repeats: int, patched: bool) -> dict[str, Any]:
     return result
 
 
-def nest_asyncio_cost(n: int = 20_000, repeats: int = 5) -> list[dict[str, Any]]:
-    """The same measurements in two fresh interpreters: plain asyncio, then nest-asyncio2."""
-    rows = []
+def nest_asyncio_cost(n: int = 20_000, repeats: int = 5, rounds: int = 2) -> list[dict[str, Any]]:
+    """The same measurements in fresh interpreters, plain asyncio then nest-asyncio2.
+
+    The pair runs ``rounds`` times, alternating, and each number is the median over rounds,
+    so that a burst of load from another program does not land on one side only.
+    """
     command = [sys.executable, "-m", "concurrency_lab.aio", "nest-cost", f"--n={n}"]
+    runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    for _ in range(rounds):
+        for patched in (False, True):
+            proc = subprocess.run(
+                [*command, f"--repeats={repeats}", *(["--patched"] if patched else [])],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if proc.returncode:
+                raise RuntimeError(f"nest-cost measurement failed:\n{proc.stderr}")
+            runs[patched].append(json.loads(proc.stdout))
+    rows = []
     for patched in (False, True):
-        proc = subprocess.run(
-            [*command, f"--repeats={repeats}", *(["--patched"] if patched else [])],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if proc.returncode:
-            raise RuntimeError(f"nest-cost measurement failed:\n{proc.stderr}")
-        rows.append(json.loads(proc.stdout))
+        row = dict(runs[patched][0])
+        for key, value in row.items():
+            if isinstance(value, float):
+                row[key] = statistics.median(r[key] for r in runs[patched])
+        rows.append(row)
     return rows
 
 
