@@ -47,12 +47,16 @@ async def demo(
     bindings: Mapping[str, str] = DEFAULT_BINDINGS,
     routing_keys: Sequence[str] = ROUTING_KEYS,
     *,
+    exchange_type: ExchangeType | str = ExchangeType.TOPIC,
     timeout: float = 5.0,
 ) -> PatternRun:
-    """Bind one queue per consumer with its pattern, publish each key once, log who got what."""
+    """Bind one queue per consumer with its pattern, publish each key once, log who got what.
+
+    ``exchange_type`` swaps the topic exchange for another kind, to compare how each routes.
+    """
     log = DeliveryLog()
     async with TopologyRecorder(connection) as rec:
-        exchange = await rec.exchange(unique("ch09.events"), ExchangeType.TOPIC, auto_delete=True)
+        exchange = await rec.exchange(unique("ch09.events"), exchange_type, auto_delete=True)
         rec.producer("market", exchange)
         for name, pattern in bindings.items():
             queue = await rec.queue(exclusive=True)
@@ -70,11 +74,14 @@ async def match_table(
     connection: AbstractConnection,
     binding_keys: Sequence[str],
     routing_keys: Sequence[str] = ROUTING_KEYS,
+    *,
+    exchange_type: ExchangeType | str = ExchangeType.TOPIC,
 ) -> pd.DataFrame:
     """A boolean table (binding key x routing key): did the broker deliver that key there?"""
     import pandas as pd
 
-    run = await demo(connection, {b: b for b in binding_keys}, routing_keys)
+    bindings = {b: b for b in binding_keys}
+    run = await demo(connection, bindings, routing_keys, exchange_type=exchange_type)
     got = run.received()
     rows = {b: [key in got.get(b, []) for key in routing_keys] for b in binding_keys}
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(routing_keys))

@@ -32,3 +32,11 @@ def test_plot_match_table_labels_axes() -> None:
     fig = topics.plot_match_table(pd.DataFrame({"a.b": [True, False]}, index=["a.*", "b.#"]))
     ax = fig.axes[0]
     assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+
+
+async def test_other_exchange_types_route_their_own_way(connection) -> None:
+    keys = ["a.b", "a.c"]
+    fanout = await topics.match_table(connection, ["a.b", "x"], keys, exchange_type="fanout")
+    direct = await topics.match_table(connection, ["a.b", "a.*"], keys, exchange_type="direct")
+    assert fanout.to_numpy().all()  # fanout ignores keys
+    assert direct.to_numpy().tolist() == [[True, False], [False, False]]  # '*' is no wildcard
