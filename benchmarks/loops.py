@@ -1,6 +1,6 @@
 """Switch cost of miniloop, asyncio and uvloop side by side, and what nest-asyncio2 costs.
 
-    python benchmarks/loops.py            # full run (about a minute on a quiet 2-core machine)
+    python benchmarks/loops.py            # full run: 15 s on a quiet 2-core machine, more if busy
     python benchmarks/loops.py --quick    # a few seconds
     python benchmarks/loops.py --json out/loops.json   # also write the rows ("-" = stdout)
 
