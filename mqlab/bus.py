@@ -219,11 +219,9 @@ class Subscription:
             await self.channel.close()
 
     @property
-    def failed(self) -> BaseException | None:
-        """The error that stopped the worker, if any (a fatal bus error, say)."""
-        if self._worker is None or not self._worker.done() or self._worker.cancelled():
-            return None
-        return self._worker.exception()
+    def worker(self) -> asyncio.Task[None] | None:
+        """The task handling deliveries; it ends only by cancellation or a fatal bus error."""
+        return self._worker
 
     async def _work(self) -> None:
         while True:

@@ -1,0 +1,627 @@
+"""``python -m mqlab pipeline``: market → strategy → exchange → portfolio over the message bus.
+
+This is aioquant's architecture (seed section 4) done right: four services that share nothing
+but the broker, no message lost or applied twice, and results identical to the in-process
+backtest (:mod:`mqlab.backtest`) on the same data.
+
+* By default all four services run in this process, each with its own connection, on the
+  embedded broker (or ``$MQLAB_AMQP_URL``); ``--url amqp://...`` picks a RabbitMQ.
+* ``--processes`` runs each service as its own OS process (``python -m mqlab market ...``),
+  the same commands that spread the pipeline over several hosts (docs/architecture.md).
+* Ctrl-C pauses cleanly: the market stops publishing, everything already published is
+  handled, and the next run with the same ``--out`` resumes where this one stopped.
+
+Library use (notebooks, tests): :class:`Pipeline` and :func:`run_pipeline`, which return a
+:class:`PipelineResult`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mqlab.bus import Bus, Delivery
+from mqlab.services._runtime import Journal, Service
+from mqlab.services.config import RunConfig, add_config_arguments
+from mqlab.services.exchange import ExchangeService
+from mqlab.services.market import MarketService, default_queues
+from mqlab.services.portfolio import PortfolioService
+from mqlab.services.protocol import EXCHANGE_STEP, EXECUTION, parse_control
+from mqlab.services.strategy_host import StrategyHost
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from mqlab.events import Fill
+
+__all__ = [
+    "SERVICES",
+    "Pipeline",
+    "PipelineResult",
+    "add_arguments",
+    "fill_rows",
+    "plot_latency",
+    "run",
+    "run_pipeline",
+]
+
+#: Service names, in the order they start (consumers first, the market last).
+SERVICES = ("exchange", "strategy", "portfolio", "market")
+
+FillRow = tuple[str, str, int, str, str, str, str]
+
+
+def fill_rows(fills: list[Fill]) -> list[FillRow]:
+    """Fills as comparable rows: (id, order_id, ts, side, qty, price, fee), money as text."""
+    return [
+        (f.id, f.order_id, f.ts, f.side.value, f"{f.qty:f}", f"{f.price:f}", f"{f.fee:f}")
+        for f in fills
+    ]
+
+
+def _read_fill_rows(path: Path) -> list[FillRow]:
+    rows = []
+    for line in path.read_text().splitlines()[1:]:
+        fid, order_id, ts, side, qty, price, fee = line.split(",")
+        rows.append((fid, order_id, int(ts), side, qty, price, fee))
+    return rows
+
+
+@dataclass
+class PipelineResult:
+    """What a pipeline run did; :meth:`summary` is what the CLI prints (or emits as JSON)."""
+
+    config: RunConfig
+    mode: str
+    broker: str
+    events: int
+    orders: int
+    fills: list[FillRow]
+    equity: Decimal
+    pnl: Decimal
+    elapsed: float
+    latency_ms: list[float]
+    complete: bool
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
+    dead_lettered: int = 0
+    duplicates_dropped: int = 0
+    parity: bool | None = None
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.elapsed if self.elapsed else 0.0
+
+    def latency(self, q: float) -> float | None:
+        import numpy as np
+
+        return float(np.percentile(self.latency_ms, q)) if self.latency_ms else None
+
+    def summary(self) -> dict[str, Any]:
+        p50, p99 = self.latency(50), self.latency(99)
+        return {
+            "strategy": self.config.strategy,
+            "data": self.config.label,
+            "mode": self.mode,
+            "broker": self.broker,
+            "complete": self.complete,
+            "events": self.events,
+            "orders": self.orders,
+            "fills": len(self.fills),
+            "final_equity": f"{self.equity:f}",
+            "final_pnl": f"{self.pnl:f}",
+            "elapsed_s": round(self.elapsed, 3),
+            "events_per_s": round(self.events_per_s, 1),
+            "latency_ms_p50": None if p50 is None else round(p50, 3),
+            "latency_ms_p99": None if p99 is None else round(p99, 3),
+            "duplicates_dropped": self.duplicates_dropped,
+            "dead_lettered": self.dead_lettered,
+            "same_as_backtest": self.parity,
+            "paths": {k: str(v) for k, v in self.paths.items()},
+        }
+
+
+class Pipeline:
+    """Four services on one broker; start, kill and restart them one by one (fault tests).
+
+    ``state_dir`` holds each service's journal (without it, nothing survives a restart);
+    ``out`` receives the report and plots. ``prefix`` names every exchange and queue.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        url: str,
+        *,
+        prefix: str = "mqlab",
+        state_dir: Path | None = None,
+        out: Path | None = None,
+        window: int = 1,
+        speed: float = 0.0,
+        reconnect_interval: float = 0.5,
+    ) -> None:
+        self.config = config
+        self.url = url
+        self.prefix = prefix
+        self.state_dir = state_dir
+        self.out = out
+        self.window = window
+        self.speed = speed
+        self.reconnect_interval = reconnect_interval
+        self.services: dict[str, Service] = {}
+        self.tasks: dict[str, asyncio.Task[int]] = {}
+        self.restarts = dict.fromkeys(SERVICES, 0)
+        self.retired: list[Service] = []  # killed incarnations, for their counters
+        self.started = time.perf_counter()
+
+    def _journal(self, name: str) -> Journal:
+        return Journal(None if self.state_dir is None else self.state_dir / f"{name}.jsonl")
+
+    def build(self, name: str, bus: Bus) -> Service:
+        config = self.config
+        if name == "exchange":
+            exchange = config.make_exchange()
+            return ExchangeService(
+                bus, exchange, self._journal(name), strategies=[config.strategy_id]
+            )
+        if name == "strategy":
+            strategy = config.make_strategy()
+            return StrategyHost(bus, strategy, self._journal(name), patterns=config.market_keys)
+        if name == "portfolio":
+            title = f"{config.strategy_id} over the bus on {config.label}"
+            portfolio = config.make_portfolio()
+            return PortfolioService(
+                bus, portfolio, self._journal(name), patterns=config.market_keys, out=self.out,
+                title=title,
+            )  # fmt: skip
+        if name == "market":
+            return MarketService(
+                bus, config.events, self._journal(name), speed=self.speed, window=self.window,
+                wait_for=default_queues([config.strategy_id]),
+            )  # fmt: skip
+        raise ValueError(f"unknown service {name!r}; choose one of {', '.join(SERVICES)}")
+
+    async def start(self, name: str) -> Service:
+        """Start (or restart) one service: a new connection, state rebuilt from its journal."""
+        bus = Bus(self.url, prefix=self.prefix, reconnect_interval=self.reconnect_interval)
+        await bus.start()
+        service = self.build(name, bus)
+        self.services[name] = service
+        self.tasks[name] = asyncio.create_task(self._run(service), name=f"service:{name}")
+        return service
+
+    async def _run(self, service: Service) -> int:
+        try:
+            return await service.run()
+        finally:
+            await service.bus.close()
+
+    async def start_all(self) -> None:
+        self.started = time.perf_counter()
+        for name in SERVICES:
+            await self.start(name)
+
+    async def kill(self, name: str) -> None:
+        """Crash one service: its task is cancelled wherever it is and its connection dropped,
+        so unacked messages go back to their queues. Its journal stays."""
+        task, service = self.tasks.pop(name), self.services.pop(name)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        service.journal.close()
+        self.retired.append(service)
+        self.restarts[name] += 1
+
+    def request_stop(self) -> None:
+        """Ctrl-C: the market pauses; the others finish what was published, then stop."""
+        market = self.services.get("market")
+        if market is not None:
+            market.request_stop()
+
+    @property
+    def step(self) -> int:
+        exchange = self.services.get("exchange")
+        return exchange.step if isinstance(exchange, ExchangeService) else 0
+
+    async def wait(self, progress: bool = False) -> None:
+        """Until every service finished (end of data, or a pause), showing progress."""
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(self.config.events), unit="ev", desc="pipeline", leave=False)
+        try:
+            while True:
+                tasks = list(self.tasks.values())
+                done, _ = await asyncio.wait(tasks, timeout=0.2)
+                for task in done:
+                    if task.exception() is not None:
+                        await self.close()
+                        raise task.exception()  # type: ignore[misc]
+                if bar is not None:
+                    bar.update(min(self.step, bar.total) - bar.n)
+                if all(t.done() for t in self.tasks.values()) and tasks == list(
+                    self.tasks.values()
+                ):
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+
+    async def close(self) -> None:
+        for name in list(self.tasks):
+            task = self.tasks[name]
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def delete_topology(self) -> None:
+        """Delete the pipeline's exchanges and queues (a finished run leaves nothing behind)."""
+        async with Bus(self.url, prefix=self.prefix) as bus:
+            for name in ("exchange.market", "exchange.orders", "portfolio.market",
+                         "portfolio.execution", "market.progress", "dlq",
+                         f"strategy.{self.config.strategy_id}.market",
+                         f"strategy.{self.config.strategy_id}.execution"):  # fmt: skip
+                bus.declared["queues"][bus.name(name)] = {}
+            for name in ("market", "orders", "execution", "dlx"):
+                bus.declared["exchanges"][bus.name(name)] = "topic"
+            await bus.delete()
+
+    async def count_dead_letters(self) -> int:
+        async with Bus(self.url, prefix=self.prefix) as bus:
+            return len(await bus.dead_letters(limit=100_000))
+
+    def result(self, mode: str) -> PipelineResult:
+        """Collect the counters of every service (and of killed incarnations)."""
+        exchange = self.services["exchange"]
+        portfolio = self.services["portfolio"]
+        assert isinstance(exchange, ExchangeService) and isinstance(portfolio, PortfolioService)
+        everyone = [*self.services.values(), *self.retired]
+        subscriptions = [s for svc in everyone for s in svc.bus.subscriptions]
+        p = portfolio.portfolio
+        return PipelineResult(
+            config=self.config,
+            mode=mode,
+            broker=_mask(self.url),
+            events=exchange.counts["events"],
+            orders=exchange.counts["orders"],
+            fills=fill_rows(p.fills),
+            equity=p.equity(),
+            pnl=p.equity() - p.initial,
+            elapsed=time.perf_counter() - self.started,
+            latency_ms=[n / 1e6 for n in exchange.latencies_ns],
+            complete=portfolio.ended,
+            stats={name: svc.stats() for name, svc in self.services.items()},
+            duplicates_dropped=sum(s.stats.duplicates for s in subscriptions),
+            dead_lettered=sum(s.stats.dead_lettered for s in subscriptions),
+        )
+
+
+def _mask(url: str) -> str:
+    from mqlab.connection import mask_url
+
+    return mask_url(url)
+
+
+# --- one run, start to finish -----------------------------------------------------------------
+
+
+@dataclass
+class _RunState:
+    """``run.json`` in the state directory: which run it is, and whether it finished."""
+
+    prefix: str
+    config: dict[str, Any]
+    complete: bool = False
+
+    @classmethod
+    def load(cls, path: Path) -> _RunState | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), default=str))
+
+
+def _config_key(config: RunConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(config), default=str))
+
+
+def prepare_state(state_dir: Path, config: RunConfig, fresh: bool = False) -> tuple[str, bool]:
+    """Resume the run in ``state_dir`` if it is unfinished and has the same settings;
+    otherwise start a new one there. Returns (prefix, resuming)."""
+    path = state_dir / "run.json"
+    previous = _RunState.load(path)
+    if previous and not fresh and not previous.complete and previous.config == _config_key(config):
+        return previous.prefix, True
+    if state_dir.exists():
+        shutil.rmtree(state_dir)
+    prefix = f"mqlab-{uuid.uuid4().hex[:8]}"
+    _RunState(prefix, _config_key(config)).save(path)
+    return prefix, False
+
+
+def mark_complete(state_dir: Path) -> None:
+    path = state_dir / "run.json"
+    state = _RunState.load(path)
+    if state is not None:
+        state.complete = True
+        state.save(path)
+
+
+async def run_pipeline(
+    config: RunConfig | None = None,
+    *,
+    url: str | None = None,
+    out: Path | str | None = None,
+    state_dir: Path | str | None = None,
+    processes: bool = False,
+    window: int = 1,
+    speed: float = 0.0,
+    progress: bool = True,
+    fresh: bool = False,
+    check_parity: bool = True,
+    plots: bool = True,
+) -> PipelineResult:
+    """Run the whole pipeline once (or resume it) and return its result.
+
+    ``url=None`` uses ``$MQLAB_AMQP_URL`` or the embedded broker. Without ``state_dir`` the
+    journals live in ``{out}/state``; without ``out`` in a temporary directory.
+    """
+    from mqlab.connection import broker_url
+
+    config = config or RunConfig()
+    url = broker_url(url)
+    out = Path(out) if out is not None else Path("out/pipeline")
+    state = Path(state_dir) if state_dir is not None else out / "state"
+    prefix, resuming = prepare_state(state, config, fresh)
+    if resuming:
+        print(f"resuming the unfinished run in {state} (delete it, or pass --fresh, to restart)")
+    if processes:
+        result = await _run_processes(config, url, prefix, state, out, window, speed, progress)
+    else:
+        pipeline = Pipeline(
+            config, url, prefix=prefix, state_dir=state, out=out, window=window, speed=speed
+        )
+        await pipeline.start_all()
+        loop = asyncio.get_running_loop()
+        with _on_interrupt(loop, pipeline.request_stop):
+            await pipeline.wait(progress)
+        result = pipeline.result("one process")
+        result.dead_lettered = max(result.dead_lettered, await pipeline.count_dead_letters())
+    if result.complete:
+        mark_complete(state)
+        await Pipeline(config, url, prefix=prefix).delete_topology()
+        if check_parity:
+            reference = config.backtest()
+            result.parity = (
+                fill_rows(reference.fills) == result.fills
+                and reference.portfolio.equity() == result.equity
+            )
+    result.paths = {"report": out / "report.json", "equity": out / "equity.png"}
+    if plots and result.latency_ms:
+        result.paths["latency"] = plot_latency(result, out / "latency.png")
+    if not result.complete:
+        result.paths = {}
+    return result
+
+
+@contextlib.contextmanager
+def _on_interrupt(loop: asyncio.AbstractEventLoop, callback: Any) -> Iterator[None]:
+    """Route Ctrl-C to ``callback`` (a clean pause) instead of KeyboardInterrupt."""
+    installed = False
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGINT, callback)
+        installed = True
+    try:
+        yield
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _run_processes(
+    config: RunConfig,
+    url: str,
+    prefix: str,
+    state: Path,
+    out: Path,
+    window: int,
+    speed: float,
+    progress: bool,
+) -> PipelineResult:
+    """Each service in its own OS process; this process shows progress and collects results."""
+    common = ["--url", url, "--prefix", prefix, "--state-dir", str(state), "--out", str(out)]
+    common += config.to_argv()
+    extra = {"market": ["--window", str(window), "--speed", str(speed)]}
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    started = time.perf_counter()
+    seen = {"step": 0}
+
+    async def on_step(delivery: Delivery) -> None:
+        data = parse_control(delivery.body, kind=str)
+        if data["kind"] == "step":
+            seen["step"] = max(seen["step"], int(data["seq"]))
+
+    children: dict[str, asyncio.subprocess.Process] = {}
+    async with Bus(url, prefix=prefix) as bus:
+        await bus.subscribe("pipeline.progress", [(EXECUTION, EXCHANGE_STEP)], on_step)
+        for name in SERVICES:
+            argv = [sys.executable, "-m", "mqlab", name, *common, *extra.get(name, [])]
+            # Own session: Ctrl-C reaches only this process, which pauses the market alone.
+            children[name] = await asyncio.create_subprocess_exec(
+                *argv, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+            )
+
+        def pause() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                children["market"].send_signal(signal.SIGINT)
+
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(config.events), unit="ev", desc="pipeline", leave=False)
+        waits = {name: asyncio.ensure_future(p.wait()) for name, p in children.items()}
+        try:
+            with _on_interrupt(asyncio.get_running_loop(), pause):
+                while not all(w.done() for w in waits.values()):
+                    await asyncio.wait(list(waits.values()), timeout=0.2)
+                    failed = [n for n, w in waits.items() if w.done() and w.result() != 0]
+                    if failed:
+                        raise RuntimeError(
+                            f"service {failed[0]} exited with code {waits[failed[0]].result()}; "
+                            f"its journal is in {state}: run again to resume"
+                        )
+                    if bar is not None:
+                        bar.update(min(seen["step"], bar.total) - bar.n)
+        finally:
+            if bar is not None:
+                bar.close()
+            for process in children.values():
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+        await bus.channel.queue_delete(bus.name("pipeline.progress"))
+        dead = len(await bus.dead_letters(limit=100_000))
+    stats = {
+        name: json.loads((out / f"{name}.json").read_text())
+        for name in SERVICES
+        if (out / f"{name}.json").exists()
+    }
+    report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else {}
+    complete = bool(stats.get("portfolio", {}).get("ended"))
+    fills = _read_fill_rows(out / "fills.csv") if complete else []
+    portfolio_stats = stats.get("portfolio", {})
+    equity = Decimal(report.get("equity") or portfolio_stats.get("equity") or config.cash)
+    subs = [s for st in stats.values() for s in st.get("subscriptions", {}).values()]
+    return PipelineResult(
+        config=config,
+        mode="4 processes",
+        broker=_mask(url),
+        events=int(stats.get("exchange", {}).get("events", 0)),
+        orders=int(stats.get("exchange", {}).get("orders", 0)),
+        fills=fills,
+        equity=equity,
+        pnl=equity - Decimal(config.cash),
+        elapsed=time.perf_counter() - started,
+        latency_ms=[n / 1e6 for n in stats.get("exchange", {}).get("latencies_ns", [])],
+        complete=complete,
+        stats=stats,
+        duplicates_dropped=sum(s["duplicates"] for s in subs),
+        dead_lettered=dead,
+    )
+
+
+def plot_latency(result: PipelineResult, path: Path | None = None, ax: Axes | None = None) -> Path:
+    """Histogram of event → order latency (ms), with p50 and p99 marked; saved to ``path``."""
+    import matplotlib
+
+    if ax is None:
+        matplotlib.use("Agg") if path is not None and "ipykernel" not in sys.modules else None
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.6))
+    ax.hist(result.latency_ms, bins=40, color="#3461c1", alpha=0.8)
+    for q, style in ((50, "--"), (99, ":")):
+        value = result.latency(q)
+        if value is not None:
+            ax.axvline(value, color="black", ls=style, lw=1.2, label=f"p{q} = {value:.2f} ms")
+    ax.set(
+        title=f"Event → order latency over the bus ({result.mode}, {result.broker.split('@')[-1]})",
+        xlabel="latency from market publish to order at the exchange (ms)",
+        ylabel="orders",
+    )
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ax.figure.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(ax.figure)
+    return path or Path()
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--url", help="AMQP URL (default: $MQLAB_AMQP_URL, else embedded broker)")
+    parser.add_argument("--processes", action="store_true", help="one OS process per service")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/pipeline"), help="report, plots and state"
+    )
+    parser.add_argument("--window", type=int, default=1, help="market steps in flight")
+    parser.add_argument("--speed", type=float, default=0.0, help="0: flat out; 1: real time")
+    parser.add_argument("--fresh", action="store_true", help="do not resume an unfinished run")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mqlab.market import DataError
+
+    try:
+        config = RunConfig.from_args(args)
+        config.events  # noqa: B018 - load now, so a bad --data fails before any broker starts
+    except (DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result = asyncio.run(
+        run_pipeline(
+            config,
+            url=args.url,
+            out=args.out,
+            processes=args.processes,
+            window=args.window,
+            speed=args.speed,
+            progress=not args.json,
+            fresh=args.fresh,
+        )
+    )
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0 if result.complete else 130
+    _print_summary(result)
+    return 0 if result.complete else 130
+
+
+def _print_summary(result: PipelineResult) -> None:
+    s = result.summary()
+    p50, p99 = s["latency_ms_p50"], s["latency_ms_p99"]
+    lines = [
+        f"pipeline: {s['strategy']} on {s['data']}, {s['mode']}, broker {s['broker']}",
+        f"  events             {s['events']}",
+        f"  orders             {s['orders']}",
+        f"  fills              {s['fills']}",
+        f"  final PnL          {Decimal(s['final_pnl']):.2f} USDT (equity {s['final_equity']})",
+        f"  events/s           {s['events_per_s']:.0f}  ({s['elapsed_s']:.1f} s)",
+        f"  event→order p50    {p50} ms   p99 {p99} ms",
+        f"  duplicates dropped {s['duplicates_dropped']}   dead-lettered {s['dead_lettered']}",
+    ]
+    if s["same_as_backtest"] is not None:
+        lines.append(f"  same fills and PnL as the in-process backtest: {s['same_as_backtest']}")
+    if not result.complete:
+        lines.append("  paused (Ctrl-C): run the same command again to resume")
+    for name, path in s["paths"].items():
+        lines.append(f"  {name}: {path}")
+    print("\n".join(lines))

@@ -1,0 +1,155 @@
+"""One run's settings, shared by every service and by the in-process backtest it must match.
+
+``python -m mqlab backtest --strategy sma_cross --cash 10000`` and ``python -m mqlab pipeline
+--strategy sma_cross --cash 10000`` build their data, strategy, simulated exchange and
+portfolio here the same way, which is what lets the parity test compare them fill for fill.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mqlab.backtest import BacktestResult
+    from mqlab.events import MarketEvent
+    from mqlab.exchange import SimulatedExchange
+    from mqlab.portfolio import Portfolio
+    from mqlab.strategy import Strategy
+
+__all__ = ["RunConfig", "add_config_arguments", "parse_params"]
+
+#: Order-book snapshots the ``imbalance`` strategy runs on (as in ``python -m mqlab backtest``).
+BOOK_EVENTS = 3000
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What to replay, which strategy, and the exchange's money rules."""
+
+    strategy: str = "sma_cross"
+    params: dict[str, Any] = field(default_factory=dict)
+    data: Path | None = None
+    limit: int | None = None
+    cash: str = "10000"
+    fee: str = "0.001"
+    latency_ms: int = 0
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RunConfig:
+        return cls(
+            strategy=args.strategy,
+            params=parse_params(args.param),
+            data=args.data,
+            limit=args.limit,
+            cash=args.cash,
+            fee=args.fee,
+            latency_ms=args.latency_ms,
+        )
+
+    def to_argv(self) -> list[str]:
+        """The same settings as command-line arguments, for a service in its own process."""
+        argv = ["--strategy", self.strategy, "--cash", self.cash, "--fee", self.fee]
+        argv += ["--latency-ms", str(self.latency_ms)]
+        for name, value in self.params.items():
+            argv += ["--param", f"{name}={value}"]
+        if self.data is not None:
+            argv += ["--data", str(self.data)]
+        if self.limit is not None:
+            argv += ["--limit", str(self.limit)]
+        return argv
+
+    @cached_property
+    def events(self) -> list[MarketEvent]:
+        """The market events, in the order the backtest feeds them."""
+        from mqlab.market import SAMPLE_DATA, DataError, load_binance_csv, synthetic_book_events
+
+        events: list[MarketEvent]
+        if self.strategy == "imbalance":
+            if self.data is not None:
+                raise DataError(
+                    "the imbalance strategy needs order-book data, which kline files lack; "
+                    "leave --data out to use synthetic order books"
+                )
+            events = list(synthetic_book_events(BOOK_EVENTS))
+        else:
+            events = list(load_binance_csv(self.data or SAMPLE_DATA))
+        return events[: self.limit] if self.limit else events
+
+    @property
+    def label(self) -> str:
+        if self.strategy == "imbalance":
+            return f"synthetic order books ({len(self.events)} events)"
+        name = (self.data or Path("synthetic_BTCUSDT_1m.csv")).name
+        return name + (" (synthetic)" if "synthetic" in name else "")
+
+    @property
+    def market_keys(self) -> list[str]:
+        """Every routing key in the data: what strategy and portfolio subscribe to by default."""
+        from mqlab.events import routing_key
+
+        return sorted({routing_key(e) for e in self.events})
+
+    def make_strategy(self) -> Strategy:
+        from mqlab.strategies import make_strategy
+
+        return make_strategy(self.strategy, **self.params)
+
+    @cached_property
+    def strategy_id(self) -> str:
+        return self.make_strategy().name
+
+    def make_exchange(self) -> SimulatedExchange:
+        from mqlab.exchange import Latency, SimulatedExchange
+
+        return SimulatedExchange(
+            {"USDT": self.cash}, taker_fee=self.fee, latency=Latency(self.latency_ms)
+        )
+
+    def make_portfolio(self) -> Portfolio:
+        from mqlab.portfolio import Portfolio
+
+        return Portfolio(self.cash, quote="USDT")
+
+    def backtest(self) -> BacktestResult:
+        """The in-process reference run the pipeline must reproduce exactly."""
+        from mqlab.backtest import Backtest
+
+        return Backtest(
+            self.make_strategy(),
+            self.events,
+            cash=self.cash,
+            exchange=self.make_exchange(),
+            portfolio=self.make_portfolio(),
+        ).run()
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``["fast=5", "qty=0.2"]`` → ``{"fast": 5, "qty": "0.2"}``, as the backtest CLI reads them."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--param {pair!r}: write NAME=VALUE, e.g. --param fast=5")
+        params[name] = int(value) if value.lstrip("-").isdigit() else value
+    return params
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run settings, named as in ``python -m mqlab backtest``."""
+    from mqlab.strategies import STRATEGIES
+
+    parser.add_argument("--data", type=Path, help="Binance kline CSV (default: bundled sample)")
+    parser.add_argument("--limit", type=int, help="replay only the first N events")
+    parser.add_argument(
+        "--strategy", default="sma_cross", choices=sorted(STRATEGIES), help="default: sma_cross"
+    )
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="strategy parameter"
+    )
+    parser.add_argument("--cash", default="10000", help="starting USDT (default: 10000)")
+    parser.add_argument("--fee", default="0.001", help="taker fee rate (default: 0.001)")
+    parser.add_argument("--latency-ms", type=int, default=0, help="order latency in ms")
