@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
@@ -35,10 +39,12 @@ __all__ = [
     "RawConnection",
     "Scratch",
     "collect",
+    "free_port",
     "get_n",
     "host_port",
     "ignore",
     "message_count",
+    "start_cli_broker",
     "unique",
     "wait_until",
 ]
@@ -58,6 +64,38 @@ def unique(kind: str) -> str:
 def host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or 5672
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def start_cli_broker(
+    port: int, log: Path, data_dir: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``python -m mqlab broker`` in its own process; returns once it accepts connections."""
+    command = [sys.executable, "-m", "mqlab", "broker", "--host", "127.0.0.1", "--port", str(port)]
+    if data_dir is not None:
+        command += ["--data-dir", str(data_dir)]
+    with log.open("ab") as stderr:
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+        )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while loop.time() < deadline:
+        assert process.poll() is None, f"broker exited: {log.read_text()[-2000:]}"
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return process
+    process.kill()
+    raise AssertionError(f"broker did not listen on {port} within 20 s: {log.read_text()}")
 
 
 class Scratch:

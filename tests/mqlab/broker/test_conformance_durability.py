@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -24,7 +22,16 @@ import aiormq
 import pytest
 from aio_pika import DeliveryMode, ExchangeType, Message
 
-from .helpers import TIMEOUT, Scratch, get_n, host_port, message_count, unique
+from .helpers import (
+    TIMEOUT,
+    Scratch,
+    free_port,
+    get_n,
+    host_port,
+    message_count,
+    start_cli_broker,
+    unique,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -176,39 +183,12 @@ async def test_embedded_without_data_dir_keeps_nothing() -> None:
                 await channel.declare_queue(name, passive=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-async def _start_cli_broker(port: int, data_dir: Path, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "mqlab", "broker", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--data-dir", str(data_dir)]
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=log.open("ab"), start_new_session=True
-    )
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 20
-    while loop.time() < deadline:
-        assert process.poll() is None, f"broker exited: {log.read_text()[-2000:]}"
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        return process
-    process.kill()
-    raise AssertionError(f"broker did not listen on {port} within 20 s: {log.read_text()}")
-
-
 async def test_embedded_confirmed_messages_survive_sigkill(tmp_path: Path) -> None:
     """A publisher confirm means "on disk": kill -9 right after the confirms, nothing is lost."""
-    port, data_dir, log = _free_port(), tmp_path / "data", tmp_path / "broker.log"
+    port, data_dir, log = free_port(), tmp_path / "data", tmp_path / "broker.log"
     url = f"amqp://guest:guest@127.0.0.1:{port}/"
     name = unique("crash")
-    process = await _start_cli_broker(port, data_dir, log)
+    process = await start_cli_broker(port, log, data_dir)
     try:
         connection = await aio_pika.connect(url, timeout=TIMEOUT)
         channel = await connection.channel(publisher_confirms=True)
@@ -226,7 +206,7 @@ async def test_embedded_confirmed_messages_survive_sigkill(tmp_path: Path) -> No
         process.wait(10)
         with contextlib.suppress(Exception):  # the peer is gone; any outcome will do
             await asyncio.wait_for(connection.close(), TIMEOUT)
-        process = await _start_cli_broker(port, data_dir, log)
+        process = await start_cli_broker(port, log, data_dir)
         connection = await aio_pika.connect(url, timeout=TIMEOUT)
         async with connection:
             channel = await connection.channel()
