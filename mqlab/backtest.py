@@ -30,6 +30,7 @@ import heapq
 import json
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -160,7 +161,9 @@ class Backtest:
 
         bar = None
         if self.progress:
-            from tqdm.auto import tqdm
+            with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is missing
+                warnings.simplefilter("ignore")
+                from tqdm.auto import tqdm
 
             bar = tqdm(total=self.total, unit="ev", desc=f"backtest {strategy.name}")
         n = 0
