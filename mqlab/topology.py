@@ -507,7 +507,8 @@ def _draw(top: Topology, ax: Axes | None, title: str) -> Figure:
         ax.text(_GAP * x, (tallest - 1) / 2 + 0.62, kind + "s", ha="center", fontsize=10,
                 weight="bold", color=_STYLE[kind][1])  # fmt: skip
     ax.set_xlim(-_HALF - 0.2, _GAP * (len(columns) - 1) + _HALF + 0.2)
-    ax.set_ylim(-(tallest - 1) / 2 - 0.9, (tallest - 1) / 2 + 0.9)
+    has_dlx = any(q.dead_letter_exchange for q in top.queues.values())
+    ax.set_ylim(-(tallest - 1) / 2 - (1.05 if has_dlx else 0.45), (tallest - 1) / 2 + 0.9)
     ax.set_title(title)
     ax.axis("off")
     return fig
