@@ -115,7 +115,7 @@ class Channel:
             body,
             parse_expiration(props.expiration) if props.expiration is not None else None,
         )
-        routed, refused = self.vhost.publish(ex, message)
+        routed, refused = self.vhost.publish(ex, message, props.headers)
         if not routed and method.mandatory:
             self.conn.send_content(
                 self.number,
@@ -142,10 +142,14 @@ class Channel:
     # -- delivery --------------------------------------------------------------------------
 
     def can_deliver(self) -> bool:
+        conn = self.conn
+        if len(conn.out) >= conn.OUT_LIMIT:  # enough for this turn; resume after the write
+            conn.throttled = True
+            return False
         return (
             self.active
             and not self.closed
-            and not self.conn.paused
+            and not conn.paused
             and (not self.global_prefetch or len(self.unacked) < self.global_prefetch)
         )
 

@@ -29,14 +29,13 @@ def header_payload(header: _header.ContentHeader) -> bytes:
     return header.marshal()
 
 
-def content_frames(
-    channel: int, payload: bytes, properties: object, body: bytes, frame_max: int
-) -> list[bytes]:
-    """Header frame plus as many body frames as ``frame_max`` needs."""
+def content_frames(channel: int, payload: bytes, body: bytes, frame_max: int) -> list[bytes]:
+    """Header frame (from its encoded ``payload``) plus as many body frames as needed."""
     if _marshal_raw is not None:
         frames = [_marshal_raw(constants.FRAME_HEADER, channel, payload)]
-    else:  # pragma: no cover - older pamqp without the private helper
-        hdr = _header.ContentHeader(0, len(body), properties)  # type: ignore[arg-type]
+    else:  # pragma: no cover - a pamqp without the private helper: decode and re-encode
+        hdr = _header.ContentHeader()
+        hdr.unmarshal(payload)
         frames = [_frame.marshal(hdr, channel)]
     step = frame_max - 8
     if len(body) <= step:

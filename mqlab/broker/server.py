@@ -77,6 +77,10 @@ SERVER_PROPERTIES: dict[str, Any] = {
 class Connection(asyncio.Protocol):
     """One client's TCP connection: handshake state, channels and the output buffer."""
 
+    #: Frames queued in one loop turn before deliveries wait for the next turn, so a deep
+    #: queue drained with a large prefetch cannot monopolise the event loop.
+    OUT_LIMIT = 3000
+
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.vhost = broker.vhost
@@ -92,6 +96,7 @@ class Connection(asyncio.Protocol):
         self.frame_max = broker.frame_max
         self.heartbeat = 0
         self.paused = False
+        self.throttled = False
         self.out: list[bytes] = []
         self.dirty = False
         self.confirming: set[Channel] = set()
@@ -126,6 +131,9 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
+        self._redispatch()
+
+    def _redispatch(self) -> None:
         for ch in list(self.channels.values()):
             for c in list(ch.consumers.values()):
                 c.queue.dispatch()
@@ -396,11 +404,7 @@ class Connection(asyncio.Protocol):
                 trace(self.id, "out", channel, ContentBody(message.body))
         out = self.out
         out.append(method_frame(method, channel))
-        out.extend(
-            content_frames(
-                channel, message.header, message.properties, message.body, self.frame_max
-            )
-        )
+        out.extend(content_frames(channel, message.header, message.body, self.frame_max))
         if not self.dirty:
             self.dirty = True
             self.broker.schedule_flush(self)
@@ -425,6 +429,9 @@ class Connection(asyncio.Protocol):
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.write(data)
                 self.last_send = self.loop.time()
+        if self.throttled and not self.paused:
+            self.throttled = False
+            self.loop.call_soon(self._redispatch)
 
     # -- closing ---------------------------------------------------------------------------
 

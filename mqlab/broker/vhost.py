@@ -389,9 +389,14 @@ class VirtualHost:
                         found[q.name] = q
         return list(found.values())
 
-    def publish(self, ex: Exchange, message: Message) -> tuple[int, bool]:
-        """Route and enqueue; returns (queues reached, any queue refused it)."""
-        queues = self.destinations(ex, message.routing_key, message.properties.headers)
+    def publish(
+        self, ex: Exchange, message: Message, headers: Mapping[str, Any] | None = None
+    ) -> tuple[int, bool]:
+        """Route (by key, or ``headers`` for a headers exchange) and enqueue.
+
+        Returns (how many queues it reached, whether a queue refused it).
+        """
+        queues = self.destinations(ex, message.routing_key, headers)
         refused = False
         for q in queues:
             if not q.put(message):
