@@ -28,6 +28,7 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) -m concurrency_lab bench
+	$(PY) benchmarks/loops.py
 	$(PY) benchmarks/broker.py
 	$(PY) benchmarks/backtest.py
 	$(PY) benchmarks/pipeline.py
