@@ -294,6 +294,8 @@ class Pipeline:
         everyone = [*self.services.values(), *self.retired]
         subscriptions = [s for svc in everyone for s in svc.bus.subscriptions]
         p = portfolio.portfolio
+        spans = [(svc.first_ns, svc.last_ns) for svc in everyone if svc.first_ns]
+        elapsed = (max(b for _, b in spans) - min(a for a, _ in spans)) / 1e9 if spans else 0.0
         return PipelineResult(
             config=self.config,
             mode=mode,
@@ -303,7 +305,7 @@ class Pipeline:
             fills=fill_rows(p.fills),
             equity=p.equity(),
             pnl=p.equity() - p.initial,
-            elapsed=time.perf_counter() - self.started,
+            elapsed=elapsed,
             latency_ms=[n / 1e6 for n in exchange.latencies_ns],
             complete=portfolio.ended,
             stats={name: svc.stats() for name, svc in self.services.items()},
@@ -453,7 +455,6 @@ async def _run_processes(
     common += config.to_argv()
     extra = {"market": ["--window", str(window), "--speed", str(speed)]}
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    started = time.perf_counter()
     seen = {"step": 0}
 
     async def on_step(delivery: Delivery) -> None:
@@ -463,7 +464,9 @@ async def _run_processes(
 
     children: dict[str, asyncio.subprocess.Process] = {}
     async with Bus(url, prefix=prefix) as bus:
-        await bus.subscribe("pipeline.progress", [(EXECUTION, EXCHANGE_STEP)], on_step)
+        progress_sub = await bus.subscribe(
+            "pipeline.progress", [(EXECUTION, EXCHANGE_STEP)], on_step
+        )
         for name in SERVICES:
             argv = [sys.executable, "-m", "mqlab", name, *common, *extra.get(name, [])]
             # Own session: Ctrl-C reaches only this process, which pauses the market alone.
@@ -500,6 +503,8 @@ async def _run_processes(
                 if process.returncode is None:
                     process.kill()
                     await process.wait()
+        await progress_sub.stop()
+        bus.subscriptions.remove(progress_sub)
         await bus.channel.queue_delete(bus.name("pipeline.progress"))
         dead = len(await bus.dead_letters(limit=100_000))
     stats = {
@@ -513,6 +518,8 @@ async def _run_processes(
     portfolio_stats = stats.get("portfolio", {})
     equity = Decimal(report.get("equity") or portfolio_stats.get("equity") or config.cash)
     subs = [s for st in stats.values() for s in st.get("subscriptions", {}).values()]
+    spans = [(st["first_ns"], st["last_ns"]) for st in stats.values() if st.get("first_ns")]
+    elapsed = (max(b for _, b in spans) - min(a for a, _ in spans)) / 1e9 if spans else 0.0
     return PipelineResult(
         config=config,
         mode="4 processes",
@@ -522,7 +529,7 @@ async def _run_processes(
         fills=fills,
         equity=equity,
         pnl=equity - Decimal(config.cash),
-        elapsed=time.perf_counter() - started,
+        elapsed=elapsed,
         latency_ms=[n / 1e6 for n in stats.get("exchange", {}).get("latencies_ns", [])],
         complete=complete,
         stats=stats,

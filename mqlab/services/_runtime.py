@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,8 @@ class Service:
         self.stopping = asyncio.Event()
         #: False while :meth:`recover` replays the journal, True once the service is live.
         self.live = False
+        #: Wall-clock times (ns) of this incarnation's first and last live commit.
+        self.first_ns = self.last_ns = 0
         self._lock = asyncio.Lock()
 
     def apply(self, record: dict[str, Any]) -> list[Outgoing]:
@@ -184,6 +187,8 @@ class Service:
             self.records += 1
             for out in outputs:
                 await self._publish(out)
+            self.last_ns = time.time_ns()
+            self.first_ns = self.first_ns or self.last_ns
         async with self.changed:
             self.changed.notify_all()
         return True
@@ -210,7 +215,12 @@ class Service:
 
     def stats(self) -> dict[str, Any]:
         """Counters for the summary (subclasses add theirs)."""
-        return {"records": self.records, "replayed": self.replayed}
+        return {
+            "records": self.records,
+            "replayed": self.replayed,
+            "first_ns": self.first_ns,
+            "last_ns": self.last_ns,
+        }
 
 
 class EngineService(Service):

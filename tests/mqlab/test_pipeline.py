@@ -1,0 +1,125 @@
+"""Parity: over the bus, the pipeline makes exactly the backtest's fills and PnL.
+
+Each test runs on the embedded broker and on RabbitMQ (``amqp_url``), with a unique prefix
+(the pipeline picks ``mqlab-<random>`` per run and deletes its queues when it finishes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aio_pika
+import pytest
+
+from mqlab.pipeline import Pipeline, fill_rows, prepare_state, run_pipeline
+from mqlab.services.config import RunConfig
+
+CASES = {
+    # bars, orders answered before the next bar: the common case
+    "sma": RunConfig(limit=400),
+    # order books: partial fills over several snapshots; answers (1.5 s latency) arrive after
+    # the next snapshot, so the exchange must deliver them from its queue in time order
+    "books-latency": RunConfig(strategy="imbalance", limit=500, latency_ms=1500),
+}
+
+
+def _check_parity(config: RunConfig, result) -> None:  # type: ignore[no-untyped-def]
+    reference = config.backtest()
+    print(
+        f"{config.strategy}: events={result.events} orders={result.orders} "
+        f"fills={len(result.fills)} (backtest {len(reference.fills)}) pnl={result.pnl} "
+        f"duplicates_dropped={result.duplicates_dropped} dead_lettered={result.dead_lettered}"
+    )
+    assert result.complete
+    assert result.events == len(config.events)
+    assert result.fills == fill_rows(reference.fills), "fills differ from the backtest"
+    assert result.equity == reference.portfolio.equity(), "final equity differs"
+    assert result.pnl == reference.portfolio.equity() - reference.portfolio.initial
+    assert len(result.fills) > 0, "a parity test without fills proves nothing"
+    assert result.parity is True
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_one_process_matches_the_backtest(amqp_url: str, tmp_path: Path, case: str) -> None:
+    config = CASES[case]
+    result = await run_pipeline(config, url=amqp_url, out=tmp_path, progress=False)
+    _check_parity(config, result)
+    assert result.dead_lettered == 0 and result.latency_ms
+    assert (tmp_path / "equity.png").stat().st_size > 0
+    assert (tmp_path / "latency.png").stat().st_size > 0
+
+
+async def test_processes_match_the_backtest(amqp_url: str, tmp_path: Path) -> None:
+    config = RunConfig(limit=250)
+    result = await run_pipeline(config, url=amqp_url, out=tmp_path, processes=True, progress=False)
+    assert result.mode == "4 processes"
+    _check_parity(config, result)
+
+
+async def test_ctrl_c_drains_then_a_restart_resumes(amqp_url: str, tmp_path: Path) -> None:
+    config = RunConfig(limit=300)
+    state = tmp_path / "state"
+    prefix, resuming = prepare_state(state, config)
+    assert not resuming
+    pipeline = Pipeline(config, amqp_url, prefix=prefix, state_dir=state, out=tmp_path)
+    await pipeline.start_all()
+    async with asyncio.timeout(60):
+        while pipeline.step < 180:
+            await asyncio.sleep(0.01)
+    pipeline.request_stop()  # what Ctrl-C does
+    await asyncio.wait_for(pipeline.wait(), 60)
+    paused = pipeline.result("one process")
+    print(
+        f"paused at step {pipeline.step} of {len(config.events)}; fills so far {len(paused.fills)}"
+    )
+    assert not paused.complete and 180 <= pipeline.step < len(config.events)
+    assert paused.fills, "pause after some fills, so the resume must carry them on"
+    # Drained: every service handled everything that was published; no queue holds a message.
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for name in ("exchange.market", "exchange.orders", "portfolio.market",
+                     "portfolio.execution", "strategy.sma_cross.market",
+                     "strategy.sma_cross.execution"):  # fmt: skip
+            queue = await channel.declare_queue(f"{prefix}.{name}", passive=True)
+            assert queue.declaration_result.message_count == 0, name
+    result = await run_pipeline(config, url=amqp_url, out=tmp_path, progress=False)
+    _check_parity(config, result)
+
+
+def test_cli_prints_the_summary_as_json(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "mqlab", "pipeline", "--json", "--limit", "150"]
+    done = subprocess.run(
+        [*argv, "--out", str(tmp_path)], capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    print({k: summary[k] for k in ("events", "orders", "fills", "final_pnl", "events_per_s")})
+    assert summary["events"] == 150 and summary["same_as_backtest"] is True
+    for key in ("latency_ms_p50", "latency_ms_p99", "events_per_s", "final_pnl", "orders"):
+        assert summary[key] is not None, key
+    assert Path(summary["paths"]["equity"]).exists() and Path(summary["paths"]["latency"]).exists()
+
+
+def test_cli_names_a_missing_data_file(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mqlab", "pipeline", "--data", str(tmp_path / "nope.csv")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "nope.csv" in done.stderr
+
+
+def test_a_service_alone_needs_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MQLAB_AMQP_URL", raising=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "mqlab", "exchange"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "--url" in done.stderr
