@@ -1,0 +1,39 @@
+"""Robust summaries of repeated timings: median, spread and coefficient of variation.
+
+A benchmark is a sample, not a number. We report the median (one slow run caused by another
+program on the machine does not move it), the 10th and 90th percentiles as the spread, and the
+coefficient of variation (标准差/均值, stdev / mean) to say how noisy the sample was.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["Summary", "summarize"]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Median, 10th/90th percentiles, coefficient of variation and size of a sample."""
+
+    median: float
+    p10: float
+    p90: float
+    cv: float
+    n: int
+
+    def scaled(self, factor: float) -> Summary:
+        """The same summary in other units (the cv has none, so it stays)."""
+        return Summary(self.median * factor, self.p10 * factor, self.p90 * factor, self.cv, self.n)
+
+
+def summarize(samples: Sequence[float]) -> Summary:
+    """Summarise ``samples``; needs at least two so that a spread exists."""
+    if len(samples) < 2:
+        raise ValueError(f"need at least 2 samples to measure spread, got {len(samples)}")
+    deciles = statistics.quantiles(samples, n=10, method="inclusive")
+    mean = statistics.fmean(samples)
+    cv = statistics.stdev(samples) / mean if mean else float("nan")
+    return Summary(statistics.median(samples), deciles[0], deciles[-1], cv, len(samples))
