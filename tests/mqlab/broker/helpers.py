@@ -73,15 +73,18 @@ def free_port() -> int:
 
 
 async def start_cli_broker(
-    port: int, log: Path, data_dir: Path | None = None
+    port: int, log: Path, data_dir: Path | None = None, *extra: str
 ) -> subprocess.Popen[bytes]:
-    """``python -m mqlab broker`` in its own process; returns once it accepts connections."""
+    """``python -m mqlab broker`` in its own process; returns once it accepts connections.
+
+    Its stdout and stderr both go to ``log``.
+    """
     command = [sys.executable, "-m", "mqlab", "broker", "--host", "127.0.0.1", "--port", str(port)]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
-    with log.open("ab") as stderr:
+    with log.open("ab") as output:
         process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+            [*command, *extra], stdout=output, stderr=output, start_new_session=True
         )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 20

@@ -6,6 +6,7 @@ Each test runs on the embedded broker and on RabbitMQ (the ``amqp_url`` fixture)
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
@@ -15,7 +16,7 @@ from pamqp import commands
 from pamqp.header import ProtocolHeader
 from pamqp.heartbeat import Heartbeat
 
-from .helpers import TIMEOUT, RawConnection, Scratch, collect
+from .helpers import TIMEOUT, RawConnection, Scratch, collect, free_port, start_cli_broker
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -207,3 +208,35 @@ async def test_channel_flow(amqp_url: str, broker_kind: str) -> None:
             await raw.expect(commands.Basic.Deliver, channel=1)
         finally:
             await raw.close()
+
+
+async def test_embedded_users_are_configurable() -> None:
+    """Embedded only: ``Broker(users=...)`` replaces guest/guest."""
+    from mqlab.broker import Broker
+
+    async with Broker(host="127.0.0.1", port=0, users={"alice": "s3cret"}) as broker:
+        guest = _with_credentials(broker.url, "guest", "guest")
+        with pytest.raises(aiormq.exceptions.ProbableAuthenticationError):
+            await aio_pika.connect(guest, timeout=TIMEOUT)  # guest is not a user here
+        alice = _with_credentials(broker.url, "alice", "s3cret")
+        async with Scratch(alice) as s:
+            queue = await s.queue(exclusive=True)
+            await s.channel.default_exchange.publish(aio_pika.Message(b"hi"), queue.name)
+            [message] = await collect(queue, 1, no_ack=True)
+            assert message.body == b"hi"
+
+
+async def test_cli_broker_prints_its_url_and_serves_hello_world(tmp_path: Path) -> None:
+    """Embedded only: ``python -m mqlab broker --port N`` in its own process."""
+    port, log = free_port(), tmp_path / "broker.log"
+    process = await start_cli_broker(port, log)
+    try:
+        url = f"amqp://guest:guest@127.0.0.1:{port}/"
+        async with asyncio.timeout(10):
+            while f"127.0.0.1:{port}" not in log.read_text():
+                await asyncio.sleep(0.05)
+        assert "amqp://" in log.read_text(), log.read_text()
+        await test_aio_pika_hello_world(url)
+    finally:
+        process.terminate()
+        process.wait(10)
