@@ -160,6 +160,13 @@ def synthetic_frame(
 
 
 def _decimals(values: np.ndarray) -> list[Decimal]:
+    """Exact Decimals for floats that carry at most 8 decimal places (prices, quantities)."""
+    for places in range(9):
+        scaled = values * 10.0**places
+        ticks = np.rint(scaled)
+        if np.all(np.abs(scaled - ticks) <= np.abs(scaled) * 1e-14 + 1e-9):  # float noise only
+            unit = Decimal(1).scaleb(-places)
+            return [Decimal(t) * unit for t in ticks.astype(np.int64).tolist()]
     # repr of a float is its shortest round-tripping decimal: 42000.1 -> "42000.1", exactly.
     return [Decimal(repr(v)) for v in values.tolist()]
 
@@ -174,32 +181,32 @@ def frame_to_klines(
 ) -> list[Kline]:
     """Kline events from a frame in Binance's columns; ``recv_ts = ts + feed_latency_ms``."""
     step = INTERVAL_MS[interval]
+    n = len(frame)
     opens = frame["open_time"].to_numpy(np.int64).tolist()
-    cols = [_decimals(frame[c].to_numpy(float)) for c in ("open", "high", "low", "close")]
+    prices = [_decimals(frame[c].to_numpy(float)) for c in ("open", "high", "low", "close")]
     volume = _decimals(frame["volume"].to_numpy(float))
     quote = _decimals(frame["quote_volume"].to_numpy(float)) if "quote_volume" in frame else None
-    counts = frame["count"].to_numpy(np.int64).tolist() if "count" in frame else [0] * len(opens)
-    out = []
-    for i, t in enumerate(opens):
-        ts = t + step
-        out.append(
-            Kline(
-                platform,
-                symbol,
-                interval,
-                t,
-                cols[0][i],
-                cols[1][i],
-                cols[2][i],
-                cols[3][i],
-                volume[i],
-                ts,
-                ts + feed_latency_ms,
-                quote[i] if quote else Decimal(0),
-                counts[i],
-            )
+    counts = frame["count"].to_numpy(np.int64).tolist() if "count" in frame else [0] * n
+    return [
+        Kline(
+            platform,
+            symbol,
+            interval,
+            t,
+            o,
+            h,
+            low,
+            c,
+            v,
+            t + step,
+            t + step + feed_latency_ms,
+            q,
+            k,
         )
-    return out
+        for t, o, h, low, c, v, q, k in zip(
+            opens, *prices, volume, quote or [Decimal(0)] * n, counts, strict=True
+        )
+    ]
 
 
 def synthetic_klines(n: int = 4320, *, seed: int = 7, symbol: str = "BTCUSDT", **kw) -> list[Kline]:

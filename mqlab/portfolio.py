@@ -91,6 +91,7 @@ class Portfolio:
         self._pos: dict[str, Decimal] = {}
         self._price: dict[str, Decimal] = {}
         self._holdings = ZERO  # sum of position * last price: equity = cash + holdings
+        self._equity: Decimal | None = None  # cash + holdings, cached between fills
         self._times: list[int] = []
         self._values: list[Decimal] = []
 
@@ -115,6 +116,7 @@ class Portfolio:
         mark = self._price.setdefault(symbol, price)
         self._pos[symbol] = self._pos.get(symbol, ZERO) + signed
         self._holdings += signed * mark
+        self._equity = None  # cash moved: recompute at the next mark
         return True
 
     def _book_lots(self, symbol: str, signed: Decimal, price: Decimal) -> None:
@@ -143,9 +145,12 @@ class Portfolio:
         held = self._pos.get(symbol)
         if held:
             self._holdings += held * (price - self._price[symbol])
+            self._equity = self.cash + self._holdings
+        elif self._equity is None:
+            self._equity = self.cash + self._holdings
         self._price[symbol] = price
         self._times.append(event.ts)
-        self._values.append(self.cash + self._holdings)
+        self._values.append(self._equity)
 
     # --- queries ------------------------------------------------------------------------------
 
