@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -46,6 +46,7 @@ from mqlab.strategy import Strategy
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "Backtest",
@@ -227,10 +228,11 @@ def plot_equity(
     ax.set(title=title, xlabel="time (UTC)", ylabel="equity (USDT)")
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
-    ax.figure.autofmt_xdate()
+    figure = cast("Figure", ax.figure)  # a plain Figure: we never draw into subfigures
+    figure.autofmt_xdate()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        ax.figure.savefig(path, dpi=110, bbox_inches="tight")
+        figure.savefig(path, dpi=110, bbox_inches="tight")
     return ax
 
 
@@ -347,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
             path = args.data or SAMPLE_DATA
             source = iter_binance_csv(path)
             with path.open("rb") as raw:
-                total = sum(1 for _ in raw)
+                total = sum(1 for line in raw if not line.startswith(b"#"))
             label = f"{path.name}" + (" (synthetic)" if "synthetic" in path.name else "")
         exchange = SimulatedExchange(
             {"USDT": args.cash}, taker_fee=args.fee, latency=Latency(args.latency_ms)

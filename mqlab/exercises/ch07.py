@@ -107,7 +107,7 @@ def _breakout_orders(frame: pd.DataFrame, n: int) -> list[tuple[int, Side]]:
     return orders
 
 
-def check_breakout(breakout: type[Strategy]) -> str:
+def check_breakout(breakout: Callable[..., Strategy]) -> str:
     """Run ``breakout(n=..., qty=Decimal("0.1"))`` in the engine and compare its orders."""
     expect(
         isinstance(breakout, type) and issubclass(breakout, Strategy),
