@@ -262,3 +262,52 @@ def test_split_symbol() -> None:
     assert split_symbol("ETHBTC") == ("ETH", "BTC")
     with pytest.raises(ValueError, match="unknown symbol"):
         split_symbol("USDT")
+
+
+class RandomTrader:
+    """Seeded random market/limit orders and cancels, to stress the books."""
+
+    @staticmethod
+    def make(seed: int):  # type: ignore[no-untyped-def]
+        import random
+
+        from mqlab.strategy import Strategy
+
+        class Trader(Strategy):
+            name = "rnd"
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.rng = random.Random(seed)
+
+            def on_kline(self, kline: Kline) -> None:
+                r = self.rng.random()
+                qty = str(self.rng.choice(["0.01", "0.05", "0.2", "3"]))
+                off = D(self.rng.randint(-30, 30)) / 10
+                if r < 0.3:
+                    self.buy(qty, price=None if r < 0.15 else kline.close + off)
+                elif r < 0.6:
+                    self.sell(qty, price=None if r < 0.45 else kline.close + off)
+                elif r < 0.7 and self.open_orders:
+                    self.cancel(self.rng.choice(sorted(self.open_orders)))
+
+        return Trader()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_trading_keeps_exchange_and_portfolio_in_agreement(seed: int) -> None:
+    from mqlab.backtest import run_backtest
+    from mqlab.market import synthetic_klines
+
+    exchange = SimulatedExchange({"USDT": "5000"}, latency=Latency(order_ms=seed * 20_000))
+    result = run_backtest(RandomTrader.make(seed), synthetic_klines(400, seed=seed),
+                          cash=5000, exchange=exchange)  # fmt: skip
+    p = result.portfolio
+    assert exchange.balance("USDT") == p.cash and exchange.balance("BTC") == p.position("BTCUSDT")
+    assert exchange.balance("USDT") >= 0 and exchange.balance("BTC") >= 0
+    assert exchange.free("USDT") >= 0 and exchange.free("BTC") >= 0
+    if not exchange.open_orders:
+        assert exchange.free("USDT") == exchange.balance("USDT")
+    statuses = {u.status for u in result.updates}
+    assert OrderStatus.FILLED in statuses and OrderStatus.REJECTED in statuses
+    assert p.equity() - p.initial == p.realised + p.unrealised() - p.fees
