@@ -480,11 +480,14 @@ def _draw(top: Topology, ax: Axes | None, title: str) -> Figure:
     for name, (exchange, key) in top.producers.items():
         if ("exchange", exchange) in pos:
             arrow(pos["producer", name], pos["exchange", exchange], short_name(key) if key else "")
+    keys: dict[tuple[str, str], list[str]] = {}  # several bindings of one pair share an arrow
     for b in edges:
         if ("exchange", b.exchange) in pos and ("queue", b.queue) in pos:
             kind = top.exchanges[b.exchange].type if b.exchange in top.exchanges else "direct"
-            arrow(pos["exchange", b.exchange], pos["queue", b.queue],
-                  "" if kind == "fanout" else _key_label(b, top))  # fmt: skip
+            label = "" if kind == "fanout" else _key_label(b, top)
+            keys.setdefault((b.exchange, b.queue), []).append(label)
+    for (exchange, queue), labels in keys.items():
+        arrow(pos["exchange", exchange], pos["queue", queue], "\n".join(filter(None, labels)))
     for name, queue in top.consumers.items():
         if ("queue", queue) in pos:
             arrow(pos["queue", queue], pos["consumer", name], "")

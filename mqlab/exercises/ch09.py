@@ -57,7 +57,8 @@ TASKS: Mapping[str, frozenset[str]] = {
 
 Work = Callable[[bytes], Awaitable[None]]
 Handle = Callable[[AbstractIncomingMessage, Work], Awaitable[Any]]
-OnReply = Callable[[AbstractIncomingMessage, MutableMapping[str, "asyncio.Future[bytes]"]], bool]
+Pending = MutableMapping[str, "asyncio.Future[bytes]"]
+OnReply = Callable[[AbstractIncomingMessage, Pending], bool]
 
 
 async def _connect(url: str | None) -> AbstractRobustConnection:
@@ -74,6 +75,8 @@ async def check_topic_binding(task: str, binding_key: str, url: str | None = Non
     """The queue bound with ``binding_key`` must receive exactly ``TASKS[task]``."""
     expect(task in TASKS, f"unknown task {task!r}", f"one of {sorted(TASKS)}")
     expect(isinstance(binding_key, str), f"a binding key is a str, got {binding_key!r}")
+    if not binding_key:
+        raise ExerciseError(f"not answered yet: write a binding key for {task!r}")
     connection = await _connect(url)
     async with connection:
         table = await topics.match_table(connection, [binding_key], ROUTING_KEYS)
@@ -213,15 +216,30 @@ async def check_reply_handler(on_reply: OnReply, url: str | None = None) -> str:
         channel = await connection.channel()
         server = RpcServer(channel, unique("ex09.rpc"), _square)
         await server.start()
-        client = await RpcClient(channel, on_reply=on_reply).start()
+        unanswered = False
+
+        def answer(message: AbstractIncomingMessage, pending: Pending) -> bool:
+            nonlocal unanswered
+            try:
+                return on_reply(message, pending)
+            except NotImplementedError:
+                unanswered = True
+                for future in pending.values():  # end the waiting calls now, not at the timeout
+                    if not future.done():
+                        future.set_exception(NotImplementedError())
+                return False
+
+        client = await RpcClient(channel, on_reply=answer).start()
         try:
             replies = await asyncio.gather(
-                *(client.call(server.queue_name, str(n).encode(), timeout=5) for n in range(1, 6))
+                *(client.call(server.queue_name, str(n).encode(), timeout=2) for n in range(1, 6))
             )
         except NotImplementedError:
             raise _unanswered() from None
         except RpcTimeout:
             replies = []
+        if unanswered:
+            raise _unanswered()
         expect(
             replies == [str(n * n).encode() for n in range(1, 6)] and not client.errors,
             f"five concurrent calls square(1..5) returned {replies!r}"

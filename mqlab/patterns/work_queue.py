@@ -27,6 +27,7 @@ from mqlab.patterns._common import Delivery, DeliveryLog, PatternRun, text, uniq
 from mqlab.topology import DEFAULT_EXCHANGE, TopologyRecorder
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.figure import Figure
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "plot_distribution",
     "publish_tasks",
     "simulated_work",
+    "summarize",
     "task_body",
 ]
 
@@ -219,6 +221,19 @@ async def crash_demo(connection: AbstractConnection, seconds: float = 0.2) -> Pa
     for r in sorted(records, key=lambda r: r.start):
         deliveries.record(Delivery(r.worker, r.task, "", r.redelivered, r.outcome))
     return PatternRun(deliveries, rec.topology)
+
+
+def summarize(runs: Mapping[str, Sequence[TaskRecord]]) -> pd.DataFrame:
+    """Per run: when the last task finished and how long each worker was busy (seconds)."""
+    import pandas as pd
+
+    rows = {}
+    for label, records in runs.items():
+        row = {"all done after (s)": max(r.end for r in records)}
+        for worker in sorted({r.worker for r in records}):
+            row[f"{worker} busy (s)"] = sum(r.end - r.start for r in records if r.worker == worker)
+        rows[label] = row
+    return pd.DataFrame(rows).T.round(2)
 
 
 def plot_distribution(runs: Mapping[str, Sequence[TaskRecord]]) -> Figure:

@@ -221,3 +221,17 @@ def _first_waiting(message: Any, pending: Any) -> bool:  # ignores the correlati
 async def test_reply_handler_wrong_answers_fail(amqp_url: str, wrong: Any, says: str) -> None:
     with pytest.raises(ExerciseError, match=says):
         await ch09.check_reply_handler(wrong, amqp_url)
+
+
+async def test_empty_binding_key_is_unanswered() -> None:
+    with pytest.raises(ExerciseError, match="not answered yet"):
+        await ch09.check_topic_binding("one-minute klines", "")
+
+
+def _reply_stub(message: Any, pending: Any) -> bool:
+    raise NotImplementedError
+
+
+async def test_unanswered_reply_handler_says_so() -> None:
+    with pytest.raises(ExerciseError, match="not answered yet"):
+        await ch09.check_reply_handler(_reply_stub)

@@ -76,3 +76,17 @@ def test_plot_distribution_has_one_panel_per_run() -> None:
     fig = work_queue.plot_distribution({"a": [rec], "b": [rec]})
     assert len(fig.axes) == 2
     assert fig.axes[-1].get_xlabel().endswith("(s)")
+
+
+def test_summarize_reports_makespan_and_busy_time() -> None:
+    recs = [
+        work_queue.TaskRecord("task-00", "worker-1", 0.0, 0.3, False, "done"),
+        work_queue.TaskRecord("task-01", "worker-2", 0.0, 0.1, False, "done"),
+        work_queue.TaskRecord("task-02", "worker-2", 0.1, 0.2, False, "done"),
+    ]
+    table = work_queue.summarize({"run": recs})
+    assert table.loc["run"].to_dict() == {
+        "all done after (s)": 0.3,
+        "worker-1 busy (s)": 0.3,
+        "worker-2 busy (s)": 0.2,
+    }
