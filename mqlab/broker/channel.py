@@ -27,10 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Channel"]
 
-_TX = (
-    "transactions (tx.select) are not supported by the mqlab embedded broker; "
-    "use publisher confirms instead"
-)
+#: What the channel remembers about a delivery until it is settled.
+Unacked = tuple[Queue, QueuedMessage, Consumer | None]
 
 
 class Channel:
@@ -48,6 +46,9 @@ class Channel:
         self.prefetch = 0  # basic.qos global=False: for consumers created afterwards
         self.global_prefetch = 0  # basic.qos global=True: for the whole channel
         self.confirm = False
+        # tx.select mode: publishes held until commit, and settled deliveries to apply then
+        self.tx: list[tuple[Exchange, Message, Any, bool]] | None = None
+        self.tx_settled: list[tuple[str, bool, list[tuple[int, Unacked]]]] = []
         self.publish_seq = 0
         self.confirm_upto = 0  # highest publish seq ready to be acked
         self.confirm_count = 0  # how many since the last Basic.Ack was written
@@ -115,11 +116,17 @@ class Channel:
             body,
             parse_expiration(props.expiration) if props.expiration is not None else None,
         )
-        routed, refused = self.vhost.publish(ex, message, props.headers)
-        if not routed and method.mandatory:
+        if self.tx is not None:  # held until tx.commit
+            self.tx.append((ex, message, props.headers, method.mandatory))
+            return
+        self._route(ex, message, props.headers, method.mandatory)
+
+    def _route(self, ex: Exchange, message: Message, headers: Any, mandatory: bool) -> None:
+        routed, refused = self.vhost.publish(ex, message, headers)
+        if not routed and mandatory:
             self.conn.send_content(
                 self.number,
-                spec.Basic.Return(312, "NO_ROUTE", ex.name, method.routing_key),
+                spec.Basic.Return(312, "NO_ROUTE", ex.name, message.routing_key),
                 message,
             )
         if self.confirm:
@@ -175,38 +182,58 @@ class Channel:
         if self.consumers.pop(consumer.tag, None) is not None and not self.closed:
             self.conn.send(self.number, spec.Basic.Cancel(consumer.tag, nowait=True))
 
-    def _settle(self, tag: int, multiple: bool) -> list[tuple[Queue, QueuedMessage, Any]]:
-        """Remove delivery tags from the unacked set (406 for an unknown tag)."""
+    def _settle(self, tag: int, multiple: bool) -> list[tuple[int, Unacked]]:
+        """Take delivery tags out of the unacked set (406 for an unknown tag)."""
         unacked = self.unacked
         if multiple:
             if tag == 0:
-                entries = list(unacked.values())
+                items = list(unacked.items())
                 unacked.clear()
             else:
-                entries = []
+                items = []
                 while unacked and next(iter(unacked)) <= tag:
-                    entries.append(unacked.popitem(last=False)[1])
-            if not entries and tag != 0:
+                    items.append(unacked.popitem(last=False))
+            if not items and tag != 0:
                 raise ChannelException(406, f"unknown delivery tag {tag}")
         else:
             entry = unacked.pop(tag, None)
             if entry is None:
                 raise ChannelException(406, f"unknown delivery tag {tag}")
-            entries = [entry]
-        for queue, _, consumer in entries:
+            items = [(tag, entry)]
+        for _, (queue, _, consumer) in items:
             queue.unacked -= 1
             if consumer is not None:
                 consumer.unacked -= 1
-        return entries
+        return items
 
-    def _after_settle(self, entries: list[tuple[Queue, QueuedMessage, Any]]) -> None:
+    def _apply(self, action: str, requeue: bool, entries: list[Unacked]) -> None:
+        """Carry out an ack, or a nack/reject (requeue, else dead-letter or drop)."""
+        if action == "ack":
+            forget = self.vhost.forget
+            for _, qm, _ in entries:
+                forget(qm)
+        elif requeue:
+            self._requeue(entries)
+        else:
+            for queue, qm, _ in entries:
+                self.vhost.dead_letter(queue, qm, "rejected")
+        self._after_settle(entries)
+
+    def _settle_and_apply(self, action: str, tag: int, multiple: bool, requeue: bool) -> None:
+        items = self._settle(tag, multiple)
+        if self.tx is not None:  # applied at tx.commit
+            self.tx_settled.append((action, requeue, items))
+        else:
+            self._apply(action, requeue, [entry for _, entry in items])
+
+    def _after_settle(self, entries: list[Unacked]) -> None:
         queues = {id(q): q for q, _, _ in entries}
         if self.global_prefetch:
             queues.update((id(c.queue), c.queue) for c in self.consumers.values())
         for q in queues.values():
             q.dispatch()
 
-    def _requeue(self, entries: list[tuple[Queue, QueuedMessage, Any]]) -> None:
+    def _requeue(self, entries: list[Unacked]) -> None:
         groups: dict[int, tuple[Queue, list[QueuedMessage]]] = {}
         for queue, qm, _ in entries:
             groups.setdefault(id(queue), (queue, []))[1].append(qm)
@@ -218,13 +245,15 @@ class Channel:
         if self.closed:
             return
         self.closed = True
-        entries = list(self.unacked.values())
-        self.unacked.clear()
-        for queue, _, consumer in entries:
+        held = [item for _, _, items in self.tx_settled for item in items]  # uncommitted acks
+        self.tx, self.tx_settled = None, []
+        for queue, _, consumer in self.unacked.values():
             queue.unacked -= 1
             if consumer is not None:
                 consumer.unacked -= 1
-        self._requeue(entries)
+        ordered = sorted([*self.unacked.items(), *held], key=lambda item: item[0])
+        self.unacked.clear()
+        self._requeue([entry for _, entry in ordered])
         consumers = list(self.consumers.values())
         self.consumers.clear()
         for consumer in consumers:
@@ -380,6 +409,7 @@ class Channel:
 
     def basic_get(self, m: spec.Basic.Get) -> None:
         queue = self.vhost.queue(self._queue_name(m.queue), self.conn)
+        queue.touch()
         qm = queue.take()
         if qm is None:
             self.conn.send(self.number, spec.Basic.GetEmpty())
@@ -401,43 +431,61 @@ class Channel:
         )
 
     def basic_ack(self, m: spec.Basic.Ack) -> None:
-        entries = self._settle(m.delivery_tag, m.multiple)
-        forget = self.vhost.forget
-        for _, qm, _ in entries:
-            forget(qm)
-        self._after_settle(entries)
-
-    def _refuse(self, entries: list[tuple[Queue, QueuedMessage, Any]], requeue: bool) -> None:
-        if requeue:
-            self._requeue(entries)
-        else:
-            for queue, qm, _ in entries:
-                self.vhost.dead_letter(queue, qm, "rejected")
-        self._after_settle(entries)
+        self._settle_and_apply("ack", m.delivery_tag, m.multiple, False)
 
     def basic_reject(self, m: spec.Basic.Reject) -> None:
-        self._refuse(self._settle(m.delivery_tag, False), m.requeue)
+        self._settle_and_apply("reject", m.delivery_tag, False, m.requeue)
 
     def basic_nack(self, m: spec.Basic.Nack) -> None:
-        self._refuse(self._settle(m.delivery_tag, m.multiple), m.requeue)
+        self._settle_and_apply("nack", m.delivery_tag, m.multiple, m.requeue)
 
     def basic_recover(self, m: spec.Basic.Recover | spec.Basic.RecoverAsync) -> None:
         if not m.requeue:
             raise ConnectionException(540, "requeue=false")
-        entries = self._settle(0, True)
-        self._requeue(entries)
+        self._requeue([entry for _, entry in self._settle(0, True)])
         if isinstance(m, spec.Basic.Recover):
             self.conn.send(self.number, spec.Basic.RecoverOk())
 
     # -- confirm / tx ----------------------------------------------------------------------
 
     def confirm_select(self, m: spec.Confirm.Select) -> None:
+        if self.tx is not None:
+            raise ChannelException(406, "cannot switch from tx to confirm mode")
         self.confirm = True
         if not m.nowait:
             self.conn.send(self.number, spec.Confirm.SelectOk())
 
-    def tx_any(self, m: Frame) -> None:
-        raise ConnectionException(540, _TX)
+    def tx_select(self, m: spec.Tx.Select) -> None:
+        if self.confirm:
+            raise ChannelException(406, "cannot switch from confirm to tx mode")
+        if self.tx is None:
+            self.tx = []
+        self.conn.send(self.number, spec.Tx.SelectOk())
+
+    def tx_commit(self, m: spec.Tx.Commit) -> None:
+        """Publish the held messages and apply the held acks/nacks/rejects, in order."""
+        if self.tx is None:
+            raise ChannelException(406, "channel is not transactional")
+        publishes, settled = self.tx, self.tx_settled
+        self.tx, self.tx_settled = [], []
+        for ex, message, headers, mandatory in publishes:
+            self._route(ex, message, headers, mandatory)
+        for action, requeue, entries in settled:
+            self._apply(action, requeue, [entry for _, entry in entries])
+        self.conn.send(self.number, spec.Tx.CommitOk())
+
+    def tx_rollback(self, m: spec.Tx.Rollback) -> None:
+        """Forget the held messages; settled deliveries become unacked again."""
+        if self.tx is None:
+            raise ChannelException(406, "channel is not transactional")
+        restored = [item for _, _, entries in self.tx_settled for item in entries]
+        self.tx, self.tx_settled = [], []
+        for _, (queue, _, consumer) in restored:
+            queue.unacked += 1
+            if consumer is not None:
+                consumer.unacked += 1
+        self.unacked = OrderedDict(sorted([*self.unacked.items(), *restored]))
+        self.conn.send(self.number, spec.Tx.RollbackOk())
 
 
 _HANDLERS: dict[type, Callable[[Channel, Any], None]] = {
@@ -464,7 +512,7 @@ _HANDLERS: dict[type, Callable[[Channel, Any], None]] = {
     spec.Queue.Unbind: Channel.queue_unbind,
     spec.Queue.Purge: Channel.queue_purge,
     spec.Queue.Delete: Channel.queue_delete,
-    spec.Tx.Select: Channel.tx_any,
-    spec.Tx.Commit: Channel.tx_any,
-    spec.Tx.Rollback: Channel.tx_any,
+    spec.Tx.Select: Channel.tx_select,
+    spec.Tx.Commit: Channel.tx_commit,
+    spec.Tx.Rollback: Channel.tx_rollback,
 }

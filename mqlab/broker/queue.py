@@ -213,6 +213,7 @@ class Queue:
         self.max_length: int | None = known.get("x-max-length")
         self.max_bytes: int | None = known.get("x-max-length-bytes")
         self.overflow: str = known["x-overflow"]
+        self.expires: int | None = known.get("x-expires")  # ms unused before auto-delete
         self.messages: deque[QueuedMessage] = deque()
         self.consumers: deque[Consumer] = deque()
         self.unacked = 0
@@ -221,6 +222,10 @@ class Queue:
         self._had_consumer = False
         self._dispatching = False
         self._timer: asyncio.TimerHandle | None = None
+        self._unused_timer: asyncio.TimerHandle | None = None
+        self._last_used = 0.0
+        if self.expires is not None:
+            self.touch()
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} ready={len(self.messages)} consumers={len(self.consumers)}>"
@@ -354,6 +359,28 @@ class Queue:
         self.bytes = 0
         return count
 
+    # -- x-expires: a queue nobody uses deletes itself -------------------------------------
+
+    def touch(self) -> None:
+        """Declared, read with basic.get or lost its last consumer: restart the x-expires clock."""
+        if self.expires is None or self.deleted:
+            return
+        self._last_used = self.host.loop.time()
+        if self._unused_timer is None:
+            self._unused_timer = self.host.loop.call_later(self.expires / 1000, self._check_unused)
+
+    def _check_unused(self) -> None:
+        self._unused_timer = None
+        if self.deleted or self.expires is None:
+            return
+        left = self._last_used + self.expires / 1000 - self.host.loop.time()
+        if self.consumers:
+            left = self.expires / 1000
+        if left > 0:
+            self._unused_timer = self.host.loop.call_later(left, self._check_unused)
+        else:
+            self.host.auto_delete(self)
+
     # -- consumers -------------------------------------------------------------------------
 
     def check_consumer(self, exclusive: bool) -> None:
@@ -375,11 +402,14 @@ class Queue:
             return
         if self.auto_delete and self._had_consumer and not self.consumers:
             self.host.auto_delete(self)
+        elif not self.consumers:
+            self.touch()
 
     def close(self) -> None:
         """The queue is being deleted: stop timers, forget stored messages."""
         self.deleted = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._unused_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._unused_timer = None
         self.purge()

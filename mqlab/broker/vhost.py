@@ -226,6 +226,7 @@ class VirtualHost:
             ):
                 raise ChannelException(405, self._locked(name))
             self._check_equivalent(q, durable, auto_delete, arguments)
+            q.touch()
             return q
         q = Queue(
             self,
@@ -448,9 +449,6 @@ class VirtualHost:
         headers.setdefault("x-first-death-exchange", old.exchange)
         headers.setdefault("x-first-death-queue", queue.name)
         headers.setdefault("x-first-death-reason", reason)
-        headers["x-last-death-exchange"] = old.exchange
-        headers["x-last-death-queue"] = queue.name
-        headers["x-last-death-reason"] = reason
         values = {k: getattr(props, k) for k in props.__slots__}
         values.update(headers=headers, expiration=None)
         new_props = commands.Basic.Properties(**values)
