@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -446,8 +446,8 @@ def _draw(top: Topology, ax: Axes | None, title: str) -> Figure:
     columns = [(kind, names) for kind, names in columns if names]
     tallest = max((len(names) for _, names in columns), default=1)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(2.7 * max(len(columns), 2), 0.85 * tallest + 1.5))
-    fig = ax.get_figure()
+        _, ax = plt.subplots(figsize=(2.7 * max(len(columns), 2), 0.85 * tallest + 1.5))
+    fig = cast("Figure", ax.figure)
     pos: dict[tuple[str, str], tuple[float, float]] = {}
     for x, (kind, names) in enumerate(columns):
         for i, name in enumerate(names):

@@ -70,13 +70,18 @@ def death_reason(message: AbstractIncomingMessage) -> str:
     """Why a dead-lettered message died: the application's reason, else the broker's x-death."""
     headers = message.headers or {}
     if REASON_HEADER in headers:
-        return f"{headers[REASON_HEADER]} (dead-lettered by the consumer)"
+        return f"{_str(headers[REASON_HEADER])} (dead-lettered by the consumer)"
     deaths = headers.get("x-death")
     if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
         d = deaths[0]
-        queue = short_name(str(d.get("queue")))
-        return f"x-death: {d.get('reason')} in queue {queue} (count {d.get('count')})"
+        queue = short_name(_str(d.get("queue")))
+        return f"x-death: {_str(d.get('reason'))} in queue {queue} (count {_str(d.get('count'))})"
     return "no reason recorded"
+
+
+def _str(value: object) -> str:
+    # Header strings may arrive as bytes (AMQP long strings are raw bytes on the wire).
+    return value.decode(errors="replace") if isinstance(value, bytes | bytearray) else str(value)
 
 
 async def handle_or_dead_letter(

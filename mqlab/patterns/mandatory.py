@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingMessage, ExchangeType
+from pamqp.commands import Basic
 
 from mqlab.patterns._common import (
     Delivery,
@@ -46,6 +47,7 @@ async def publish_mandatory(
     result = await exchange.publish(message, routing_key=routing_key, mandatory=True)
     if isinstance(result, aiormq.abc.DeliveredMessage):  # a Basic.Return, not an ack
         frame = result.delivery
+        assert isinstance(frame, Basic.Return)
         return PublishOutcome(routing_key, False, f"{frame.reply_code} {frame.reply_text}")
     return PublishOutcome(routing_key, True)
 
