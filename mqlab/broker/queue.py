@@ -146,7 +146,6 @@ QUEUE_ARGUMENTS: dict[str, Any] = {
     "x-max-length": None,
     "x-max-length-bytes": None,
     "x-overflow": None,
-    "x-max-priority": None,
     "x-queue-type": "classic",
 }
 _OVERFLOW = ("drop-head", "reject-publish", "reject-publish-dlx")
@@ -181,6 +180,8 @@ def parse_arguments(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
     if overflow not in _OVERFLOW:
         raise bad("x-overflow", f"{{unacceptable_value,{overflow!r}}}")
     out["x-overflow"] = overflow
+    if "x-max-priority" in args:  # refuse loudly rather than silently deliver in FIFO order
+        raise bad("x-max-priority", "priority queues are not implemented by the embedded broker")
     kind = args.get("x-queue-type", "classic")
     if kind != "classic":
         raise bad("x-queue-type", f"the embedded broker has only classic queues, not {kind!r}")

@@ -192,10 +192,10 @@ class Connection(asyncio.Protocol):
                 raise ConnectionException(501, "frame end byte is not 0xCE")
             raw = buf[pos:end]
             pos = end
-            # Publishers repeat the same Basic.Publish and content header for message after
-            # message: reuse pamqp's decoding of identical bytes (decoded frames are never
-            # mutated by the broker).
-            value = decoded.get(raw) if kind != 3 and size < 1024 else None
+            # Publishers repeat the same Basic.Publish frame message after message: reuse
+            # pamqp's decoding of identical bytes (the broker never mutates a decoded frame).
+            # Content headers are not cached: aio-pika gives every message its own message_id.
+            value = decoded.get(raw) if kind == 1 and size < 512 else None
             if value is None:
                 try:
                     _, _, value = unmarshal(raw)
@@ -207,15 +207,13 @@ class Connection(asyncio.Protocol):
                     raise ConnectionException(501, f"cannot decode frame: {exc}") from None
                 except Exception as exc:
                     raise ConnectionException(501, f"cannot decode frame: {exc!r}") from None
-                if kind == 2:
-                    value = (value, raw[7:-1])  # the payload is kept to re-send on delivery
-                if (kind == 2 or type(value) is _PUBLISH) and size < 1024:
+                if type(value) is _PUBLISH and size < 512:
                     if len(decoded) >= 4096:
                         decoded.clear()
                     decoded[raw] = value
             trace = self.broker.trace
             if trace is not None:
-                trace(self.id, "in", channel, value[0] if kind == 2 else value)
+                trace(self.id, "in", channel, value)
             if kind == 1:
                 if channel == 0:
                     self._on_connection_method(value)
@@ -236,7 +234,7 @@ class Connection(asyncio.Protocol):
                     self._no_channel(channel)
                 elif not ch.closed:
                     try:
-                        ch.on_header(*value)
+                        ch.on_header(value, raw[7:-1])  # payload kept to re-send as is
                     except ChannelException as exc:
                         self.close_channel(ch, exc, spec.Basic.Publish)
             elif channel != 0:  # heartbeat
