@@ -265,16 +265,23 @@ class Timeline:
         colors = {lab: palette[i % len(palette)] for i, lab in enumerate(labels)} | (colors or {})
         row = {lane: i for i, lane in enumerate(order)}
         seen: set[str] = set()
-        for s in spans:
+        open_ends: dict[str, list[float]] = {lane: [] for lane in order}
+        for s in sorted(spans, key=lambda s: (s.start, -s.end)):
             if s.lane not in row:
                 continue
             y = row[s.lane]
             name = None if s.label in seen else s.label
             seen.add(s.label)
+            # A span inside another one of the same lane is drawn thinner, on top of it.
+            stack = open_ends[s.lane]
+            while stack and stack[-1] <= s.start:
+                stack.pop()
+            height = max(0.7 - 0.22 * len(stack), 0.2)
             if s.end > s.start:
+                stack.append(s.end)
                 ax.broken_barh(
                     [(s.start * 1e3, (s.end - s.start) * 1e3)],
-                    (y - 0.35, 0.7),
+                    (y - height / 2, height),
                     facecolors=colors[s.label],
                     linewidth=0,
                     label=name,
@@ -293,6 +300,9 @@ class Timeline:
 
     def __len__(self) -> int:
         return len(self._raw)
+
+    def __bool__(self) -> bool:
+        return True  # an empty timeline is still a timeline: `if tl:` must not skip it
 
     def __repr__(self) -> str:
         return f"<Timeline {len(self)} spans in {len(self.lanes)} lanes>"

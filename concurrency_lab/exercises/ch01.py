@@ -1,0 +1,100 @@
+"""Chapter 01 checks: concurrency (并发) for IO, parallelism (并行) for CPU.
+
+- :func:`check_run_concurrently`: run IO-bound jobs concurrently, results in input order.
+- :func:`check_speedups`: predict the speed-ups of chapter 01's figure on an ideal machine.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from concurrency_lab.exercises import ExerciseError, expect, passed
+
+__all__ = ["SPEEDUP_CASES", "check_run_concurrently", "check_speedups"]
+
+RunAll = Callable[[Callable[[Any], Any], Sequence[Any]], Sequence[Any]]
+
+
+def check_run_concurrently(run_all: RunAll) -> str:
+    """``run_all(job, args)`` returns ``[job(a) for a in args]``, running the jobs concurrently."""
+    lock = threading.Lock()
+    in_flight, peak = 0, 0
+
+    def job(x: int) -> int:  # a local function on purpose: threads can run it, processes can't
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        time.sleep(0.05)  # an IO wait
+        with lock:
+            in_flight -= 1
+        return x * x
+
+    args = [3, 1, 4, 1, 5, 9]
+    try:
+        got = run_all(job, args)
+    except Exception as exc:
+        if "pickle" in f"{type(exc).__name__} {exc}".lower():
+            raise ExerciseError(
+                f"the job could not be sent to another process ({exc})\n"
+                "Hint: these jobs wait on IO, so threads are enough (and share memory): "
+                "use concurrent.futures.ThreadPoolExecutor"
+            ) from exc
+        raise
+    expect(got is not None, "run_all returned None", "return the list of results")
+    expect(
+        list(got) == [x * x for x in args],
+        f"got {got!r}, expected {[x * x for x in args]!r}",
+        "keep the results in the order of args (pool.map does; or keep the futures in a list)",
+    )
+    expect(
+        peak >= 3,
+        f"at most {peak} job(s) ran at the same time",
+        "submit all the jobs before waiting for any result: pool.map(job, args), or "
+        "[pool.submit(job, a) for a in args] and only then .result()",
+    )
+    return passed("run_concurrently", f"{peak} jobs in flight at once")
+
+
+#: (workload, mode) pairs of chapter 01's figure, for :func:`check_speedups`.
+SPEEDUP_CASES = [
+    ("cpu", "threads"),
+    ("cpu", "processes"),
+    ("cpu", "asyncio"),
+    ("io", "threads"),
+    ("io", "asyncio"),
+]
+_EXPECTED = {
+    ("cpu", "threads"): (1.0, "the GIL lets one thread run Python at a time: no gain"),
+    ("cpu", "processes"): (
+        2.0,
+        "each process has its own GIL, so they run in parallel — but only 2 cores exist",
+    ),
+    ("cpu", "asyncio"): (1.0, "a coroutine with no await never lets the loop switch: serial"),
+    ("io", "threads"): (4.0, "the 4 waits overlap completely; a waiting thread needs no CPU"),
+    ("io", "asyncio"): (4.0, "the 4 awaits overlap completely on one thread"),
+}
+
+
+def check_speedups(predictions: Mapping[tuple[str, str], float]) -> str:
+    """Speed-up over serial for 4 equal jobs, one worker each, on a quiet 2-core machine."""
+    missing = [c for c in SPEEDUP_CASES if c not in predictions]
+    expect(
+        not missing, f"no prediction for {missing}", f"give a number for each of {SPEEDUP_CASES}"
+    )
+    wrong = []
+    for case in SPEEDUP_CASES:
+        want, why = _EXPECTED[case]
+        got = float(predictions[case])
+        if not 0.75 * want <= got <= 1.25 * want:
+            wrong.append(f"  - {case}: you said {got:g}×, expect about {want:g}×: {why}")
+    expect(
+        not wrong,
+        f"{len(wrong)} of {len(SPEEDUP_CASES)} predictions are off:\n" + "\n".join(wrong),
+        "speed-up = serial time / concurrent time; ask what limits each case: the GIL, the "
+        "number of cores, or the number of jobs",
+    )
+    return passed("speedups", "compare with the figure you measured above")

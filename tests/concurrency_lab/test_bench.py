@@ -1,0 +1,147 @@
+"""Switch-cost ping-pongs, memory and start-up per unit, the table, the plot and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+from concurrency_lab import __main__ as cli
+from concurrency_lab import bench
+from concurrency_lab.stats import Summary, summarize
+
+matplotlib.use("Agg")
+ROOT = Path(__file__).parents[2]
+
+
+def test_summarize_is_robust_to_one_slow_run() -> None:
+    s = summarize([10.0] * 9 + [1000.0])
+    assert s.median == 10.0 and s.n == 10
+    assert s.p10 == 10.0 and s.p90 > 10.0
+    assert s.cv > 1  # the slow run shows up in the spread, not in the median
+    assert s.scaled(1e6) == Summary(1e7, 1e7, s.p90 * 1e6, s.cv, 10)
+
+
+def test_summarize_needs_two_samples() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        summarize([1.0])
+
+
+@pytest.mark.parametrize("variant", bench.VARIANTS, ids=lambda v: v.name)
+def test_each_variant_returns_one_positive_sample_per_repeat(variant: bench.Variant) -> None:
+    samples = variant.measure(20, 3)
+    assert len(samples) == 3 and all(s > 0 for s in samples)
+
+
+def test_process_pipe_can_carry_a_bare_token() -> None:
+    assert len(bench.process_pipe(20, 2, payload=1)) == 2
+
+
+def test_sleep0_on_runs_on_any_runner() -> None:
+    import asyncio
+
+    assert len(bench.sleep0_on(asyncio.run, 50, 2)) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_pinned_restores_the_affinity() -> None:
+    before = os.sched_getaffinity(0)
+    with bench.pinned() as cpu:
+        assert os.sched_getaffinity(0) == {cpu}
+    assert os.sched_getaffinity(0) == before
+
+
+def _results() -> list[bench.SwitchResult]:  # synthetic numbers, shaped like a real run
+    rows = [
+        ("process", "mp.Pipe", 60.0),
+        ("thread", "threading.Event", 25.0),
+        ("coroutine", "asyncio.Queue", 15.0),
+        ("coroutine", "asyncio.sleep(0)", 2.5),
+        ("generator", "generator.send()", 0.05),
+    ]
+    return [bench.SwitchResult(m, v, us, us * 0.9, us * 1.2, 0.05, 9, 100) for m, v, us in rows]
+
+
+def test_fastest_per_mechanism_orders_most_expensive_first() -> None:
+    best = bench.fastest_per_mechanism(_results())
+    assert list(best) == ["process", "thread", "coroutine", "generator"]
+    assert best["coroutine"].variant == "asyncio.sleep(0)"
+
+
+def test_table_gives_ratios_to_the_fastest() -> None:
+    table = bench.format_table(_results())
+    lines = table.splitlines()
+    assert "× fastest" in lines[0]
+    assert lines[2].startswith("process") and lines[2].rstrip().endswith("1,200")
+    assert lines[-1].rstrip().endswith(" 1")
+
+
+def test_switch_plot_is_log_scaled_and_labelled() -> None:
+    ax = bench.plot_switch_costs(_results())
+    assert ax.get_xscale() == "log" and "µs" in ax.get_xlabel() and ax.get_title()
+
+
+def test_memory_per_unit_counts_each_kind() -> None:
+    results = bench.memory_per_unit(quick=True)
+    assert [r.mechanism for r in results] == list(bench.MECHANISMS)
+    assert all(r.count > 0 and r.kib_per_unit > 0 for r in results)
+    ax = bench.plot_memory(results)
+    assert ax.get_xscale() == "log" and "KiB" in ax.get_xlabel()
+
+
+def test_startup_costs_cover_each_mechanism() -> None:
+    results = bench.startup_costs(quick=True)
+    assert [r.mechanism for r in results] == list(bench.MECHANISMS)
+    assert all(r.median_us > 0 for r in results)
+
+
+def test_cli_table_and_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench, "run_switch_costs", lambda *a, **k: _results())
+    target = tmp_path / "deep" / "er" / "switch.png"
+    cli.main(["bench", "--quick", "--plot", str(target)])
+    out = capsys.readouterr().out
+    assert "process > thread > coroutine > generator" in out
+    assert target.exists() and str(target.resolve()) in out
+
+
+def _quick_json() -> list[dict[str, object]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "concurrency_lab", "bench", "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    return json.loads(done.stdout)
+
+
+@pytest.mark.slow
+def test_quick_json_run_orders_process_thread_coroutine_generator() -> None:
+    """The CLI contract, and the seed's ordering, on the fastest variant of each mechanism.
+
+    A busy machine can disturb one run, so a second run is allowed; both are printed.
+    """
+    for attempt in (1, 2):
+        rows = _quick_json()
+        for row in rows:
+            assert row["mechanism"] in bench.MECHANISMS
+            assert isinstance(row["variant"], str)
+            assert isinstance(row["median_us"], float) and row["median_us"] > 0
+            assert isinstance(row["cv"], float) and row["cv"] >= 0
+        best: dict[str, float] = {}
+        for row in rows:
+            m = str(row["mechanism"])
+            best[m] = min(best.get(m, float("inf")), float(row["median_us"]))  # type: ignore[arg-type]
+        order = sorted(best, key=best.__getitem__, reverse=True)
+        print(f"attempt {attempt}: " + ", ".join(f"{m} {best[m]:.3g} µs" for m in order))
+        if order == list(bench.MECHANISMS):
+            return
+    pytest.fail(f"medians ordered {order}, expected {list(bench.MECHANISMS)}")
