@@ -135,7 +135,7 @@ class FrameTrace:
     @contextlib.contextmanager
     def attach(self, broker: Broker | BrokerThread) -> Iterator[FrameTrace]:
         """Record the frames of a running broker for the duration of a ``with`` block."""
-        target = getattr(broker, "broker", broker)
+        target: Any = getattr(broker, "broker", broker)
         previous = target.trace
         target.trace = self
         try:

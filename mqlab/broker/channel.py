@@ -391,7 +391,7 @@ class Channel:
         queue.add_consumer(consumer)
 
     def basic_cancel(self, m: spec.Basic.Cancel) -> None:
-        consumer = self.consumers.pop(m.consumer_tag, None)
+        consumer = self.consumers.pop(m.consumer_tag or "", None)
         if consumer is not None:
             consumer.queue.remove_consumer(consumer)
         if not m.nowait:
@@ -431,13 +431,13 @@ class Channel:
         )
 
     def basic_ack(self, m: spec.Basic.Ack) -> None:
-        self._settle_and_apply("ack", m.delivery_tag, m.multiple, False)
+        self._settle_and_apply("ack", m.delivery_tag or 0, m.multiple, False)
 
     def basic_reject(self, m: spec.Basic.Reject) -> None:
-        self._settle_and_apply("reject", m.delivery_tag, False, m.requeue)
+        self._settle_and_apply("reject", m.delivery_tag or 0, False, m.requeue)
 
     def basic_nack(self, m: spec.Basic.Nack) -> None:
-        self._settle_and_apply("nack", m.delivery_tag, m.multiple, m.requeue)
+        self._settle_and_apply("nack", m.delivery_tag or 0, m.multiple, m.requeue)
 
     def basic_recover(self, m: spec.Basic.Recover | spec.Basic.RecoverAsync) -> None:
         if not m.requeue:

@@ -195,7 +195,7 @@ class Connection(asyncio.Protocol):
             # Publishers repeat the same Basic.Publish frame message after message: reuse
             # pamqp's decoding of identical bytes (the broker never mutates a decoded frame).
             # Content headers are not cached: aio-pika gives every message its own message_id.
-            value = decoded.get(raw) if kind == 1 and size < 512 else None
+            value: Any = decoded.get(raw) if kind == 1 and size < 512 else None
             if value is None:
                 try:
                     _, _, value = unmarshal(raw)
@@ -317,9 +317,9 @@ class Connection(asyncio.Protocol):
                 self.state = "secure_ok"
                 self.send(0, spec.Connection.Secure(""))
                 return
-            self._authenticate(m.response)
+            self._authenticate(m.response or "")
         elif state == "secure_ok" and isinstance(m, spec.Connection.SecureOk):
-            self._authenticate(m.response)
+            self._authenticate(m.response or "")
         elif state == "tune_ok" and isinstance(m, spec.Connection.TuneOk):
             if m.channel_max:
                 self.channel_max = min(self.channel_max, m.channel_max)

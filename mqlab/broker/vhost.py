@@ -424,7 +424,8 @@ class VirtualHost:
         old = qm.message
         props = old.properties
         headers = dict(props.headers or {})
-        deaths: list[Any] = list(headers.get("x-death") or [])
+        previous = headers.get("x-death")
+        deaths: list[Any] = list(previous) if isinstance(previous, list) else []
         routing_key = queue.dlrk if queue.dlrk is not None else old.routing_key
         entry = next(
             (d for d in deaths if d.get("queue") == queue.name and d.get("reason") == reason),
