@@ -455,6 +455,9 @@ class Channel:
         if not m.nowait:
             self.conn.send(self.number, spec.Confirm.SelectOk())
 
+    def ignore(self, m: Frame) -> None:
+        """Answers to methods the broker sent (e.g. CancelOk after our Basic.Cancel)."""
+
     def tx_select(self, m: spec.Tx.Select) -> None:
         if self.confirm:
             raise ChannelException(406, "cannot switch from confirm to tx mode")
@@ -496,6 +499,8 @@ _HANDLERS: dict[type, Callable[[Channel, Any], None]] = {
     spec.Basic.Get: Channel.basic_get,
     spec.Basic.Consume: Channel.basic_consume,
     spec.Basic.Cancel: Channel.basic_cancel,
+    spec.Basic.CancelOk: Channel.ignore,
+    spec.Channel.FlowOk: Channel.ignore,
     spec.Basic.Qos: Channel.basic_qos,
     spec.Basic.Recover: Channel.basic_recover,
     spec.Basic.RecoverAsync: Channel.basic_recover,
