@@ -1,9 +1,10 @@
 """One AMQP channel (信道): the methods a client sends on it, and what the broker answers.
 
 A channel owns its consumers, the messages delivered to them but not yet acked (keyed by
-delivery tag), its prefetch limits and, in confirm mode, the publish sequence number.
-Content (a publish's header and body frames) is reassembled here. Each handler either
-answers with the matching ``*Ok`` method or raises a ChannelException / ConnectionException.
+delivery tag), its prefetch limits, in confirm mode the publish sequence number, and in
+tx mode the publishes and acks held until ``tx.commit``. Content (a publish's header and
+body frames) is reassembled here. Each handler either answers with the matching ``*Ok``
+method or raises a ChannelException / ConnectionException.
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_recv = self.loop.time()
-        if self.state in ("closed", "dead"):
+        if self.state in ("closing", "closed", "dead"):
             return
         buf = self._buf + data if self._buf else data
         try:
