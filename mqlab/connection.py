@@ -79,7 +79,7 @@ async def connect(url: str | None = None, **kwargs: Any) -> AbstractRobustConnec
     broker cannot be reached or refuses the credentials.
     """
     import aio_pika
-    from aiormq.exceptions import AMQPConnectionError, ProbableAuthenticationError
+    from aiormq.exceptions import AMQPConnectionError, AMQPError, ProbableAuthenticationError
 
     explicit = url or os.environ.get(ENV_URL)
     target = broker_url(explicit)
@@ -102,4 +102,9 @@ async def connect(url: str | None = None, **kwargs: Any) -> AbstractRobustConnec
         )
         raise BrokerUnavailableError(
             f"cannot reach the AMQP broker at {mask_url(target)} (from {source}): {exc!r}. " + hint
+        ) from exc
+    except AMQPError as exc:  # e.g. a virtual host that does not exist
+        raise BrokerUnavailableError(
+            f"the broker at {mask_url(target)} (from {source}) refused the connection: "
+            f"{exc!r}. Check the virtual host at the end of the URL ('/' is the default)."
         ) from exc

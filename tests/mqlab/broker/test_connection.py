@@ -68,3 +68,11 @@ async def test_wrong_password_says_so() -> None:
         bad = broker.url.replace("guest:guest", "guest:wrong")
         with pytest.raises(connection.BrokerUnavailableError, match="refused the login"):
             await mqlab.connect(bad, timeout=3)
+
+
+async def test_unknown_virtual_host_says_so() -> None:
+    with (
+        BrokerThread(port=0) as broker,
+        pytest.raises(connection.BrokerUnavailableError, match="virtual host"),
+    ):
+        await mqlab.connect(broker.url + "no-such-vhost", timeout=3)
