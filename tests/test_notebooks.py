@@ -34,7 +34,8 @@ def test_notebook_runs(
     path: Path, broker: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LAB_QUICK", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    # No MPLBACKEND override: the kernel's inline backend must render the figures we check for.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     if broker == "rabbitmq":
         monkeypatch.setenv("MQLAB_AMQP_URL", request.getfixturevalue("rabbitmq_url"))
     else:
@@ -49,6 +50,21 @@ def test_notebook_runs(
     print(f"{path.name} [{broker}] ran in {elapsed:.1f} s")
     # A chapter should stay under about 60 s; the hard ceiling leaves room for a noisy machine.
     assert elapsed < 150, f"{path.name} took {elapsed:.0f} s; chapters must stay near 60 s"
+    figures = sum(
+        "image/png" in out.get("data", {})
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+    )
+    assert figures, f"{path.name} drew no figure; every chapter shows at least one"
+    errors = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.get("name") == "stderr" and "Traceback" in out.get("text", "")
+    ]
+    assert not errors, f"{path.name} printed a traceback: {errors[0]['text'][:500]}"
 
 
 def test_notebooks_exist() -> None:
