@@ -327,9 +327,8 @@ class Bus:
         return self
 
     async def close(self) -> None:
-        for subscription in self.subscriptions:
+        for subscription in self.subscriptions:  # kept in the list: their counters stay readable
             await subscription.stop()
-        self.subscriptions.clear()
         if self.connection is not None:
             with contextlib.suppress(*_TRANSIENT):
                 await self.connection.close()
@@ -443,8 +442,8 @@ class Bus:
         await channel.set_qos(prefetch_count=prefetch or self.prefetch)
         queue = await self.declare_queue(suffix, bindings, channel)
         subscription = Subscription(self, queue, channel, handler, seen or SeenIds())
-        self.subscriptions.append(await subscription.start())
-        return subscription
+        self.subscriptions.append(subscription)  # before start: close() must find it
+        return await subscription.start()
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Park ``delivery`` in the DLQ with ``reason`` in its headers (confirmed)."""

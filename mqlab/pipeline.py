@@ -52,6 +52,7 @@ __all__ = [
     "SERVICES",
     "Pipeline",
     "PipelineResult",
+    "ProcessPipeline",
     "add_arguments",
     "fill_rows",
     "plot_latency",
@@ -286,7 +287,7 @@ class Pipeline:
         async with Bus(self.url, prefix=self.prefix) as bus:
             return len(await bus.dead_letters(limit=100_000))
 
-    def result(self, mode: str) -> PipelineResult:
+    def result(self, mode: str = "one process") -> PipelineResult:
         """Collect the counters of every service (and of killed incarnations)."""
         exchange = self.services["exchange"]
         portfolio = self.services["portfolio"]
@@ -397,18 +398,23 @@ async def run_pipeline(
     prefix, resuming = prepare_state(state, config, fresh)
     if resuming:
         print(f"resuming the unfinished run in {state} (delete it, or pass --fresh, to restart)")
+    pipeline: Pipeline | ProcessPipeline
     if processes:
-        result = await _run_processes(config, url, prefix, state, out, window, speed, progress)
+        pipeline = ProcessPipeline(
+            config, url, prefix=prefix, state_dir=state, out=out, window=window, speed=speed
+        )
     else:
         pipeline = Pipeline(
             config, url, prefix=prefix, state_dir=state, out=out, window=window, speed=speed
         )
+    try:
         await pipeline.start_all()
-        loop = asyncio.get_running_loop()
-        with _on_interrupt(loop, pipeline.request_stop):
+        with _on_interrupt(asyncio.get_running_loop(), pipeline.request_stop):
             await pipeline.wait(progress)
-        result = pipeline.result("one process")
-        result.dead_lettered = max(result.dead_lettered, await pipeline.count_dead_letters())
+    finally:
+        await pipeline.close()
+    result = pipeline.result()
+    result.dead_lettered = max(result.dead_lettered, await pipeline.count_dead_letters())
     if result.complete:
         mark_complete(state)
         await Pipeline(config, url, prefix=prefix).delete_topology()
@@ -440,102 +446,161 @@ def _on_interrupt(loop: asyncio.AbstractEventLoop, callback: Any) -> Iterator[No
             loop.remove_signal_handler(signal.SIGINT)
 
 
-async def _run_processes(
-    config: RunConfig,
-    url: str,
-    prefix: str,
-    state: Path,
-    out: Path,
-    window: int,
-    speed: float,
-    progress: bool,
-) -> PipelineResult:
-    """Each service in its own OS process; this process shows progress and collects results."""
-    common = ["--url", url, "--prefix", prefix, "--state-dir", str(state), "--out", str(out)]
-    common += config.to_argv()
-    extra = {"market": ["--window", str(window), "--speed", str(speed)]}
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    seen = {"step": 0}
+class ProcessPipeline:
+    """The four services as OS processes (``python -m mqlab <service> ...``).
 
-    async def on_step(delivery: Delivery) -> None:
-        data = parse_control(delivery.body, kind=str)
-        if data["kind"] == "step":
-            seen["step"] = max(seen["step"], int(data["seq"]))
+    Same interface as :class:`Pipeline`; :meth:`kill` is a real ``SIGKILL``. Each service's
+    stderr goes to ``{out}/logs/<service>.log``.
+    """
 
-    children: dict[str, asyncio.subprocess.Process] = {}
-    async with Bus(url, prefix=prefix) as bus:
-        progress_sub = await bus.subscribe(
-            "pipeline.progress", [(EXECUTION, EXCHANGE_STEP)], on_step
-        )
-        for name in SERVICES:
-            argv = [sys.executable, "-m", "mqlab", name, *common, *extra.get(name, [])]
-            # Own session: Ctrl-C reaches only this process, which pauses the market alone.
-            children[name] = await asyncio.create_subprocess_exec(
-                *argv, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+    def __init__(
+        self,
+        config: RunConfig,
+        url: str,
+        *,
+        prefix: str,
+        state_dir: Path,
+        out: Path,
+        window: int = 1,
+        speed: float = 0.0,
+    ) -> None:
+        self.config = config
+        self.url = url
+        self.prefix = prefix
+        self.state_dir = state_dir
+        self.out = out
+        self.window = window
+        self.speed = speed
+        self.children: dict[str, asyncio.subprocess.Process] = {}
+        self.restarts = dict.fromkeys(SERVICES, 0)
+        self.step = 0
+        self._killed: set[int] = set()
+        self._bus: Bus | None = None
+
+    def argv(self, name: str) -> list[str]:
+        argv = [sys.executable, "-m", "mqlab", name, "--url", self.url, "--prefix", self.prefix]
+        argv += ["--state-dir", str(self.state_dir), "--out", str(self.out)]
+        argv += self.config.to_argv()
+        if name == "market":
+            argv += ["--window", str(self.window), "--speed", str(self.speed)]
+        return argv
+
+    async def start(self, name: str) -> None:
+        logs = self.out / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with (logs / f"{name}.log").open("ab") as log:
+            # Own session: Ctrl-C reaches only the pipeline, which pauses the market alone.
+            self.children[name] = await asyncio.create_subprocess_exec(
+                *self.argv(name),
+                env=os.environ | {"PYTHONUNBUFFERED": "1"},
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
             )
 
-        def pause() -> None:
-            with contextlib.suppress(ProcessLookupError):
-                children["market"].send_signal(signal.SIGINT)
+    async def start_all(self) -> None:
+        self._bus = await Bus(self.url, prefix=self.prefix).start()
 
+        async def on_step(delivery: Delivery) -> None:
+            data = parse_control(delivery.body, kind=str)
+            if data["kind"] == "step":
+                self.step = max(self.step, int(data["seq"]))
+
+        await self._bus.subscribe("pipeline.progress", [(EXECUTION, EXCHANGE_STEP)], on_step)
+        for name in SERVICES:
+            await self.start(name)
+
+    async def kill(self, name: str) -> None:
+        """``SIGKILL`` one service: no clean-up of any kind, like a power cut."""
+        process = self.children[name]
+        self._killed.add(process.pid)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        self.restarts[name] += 1
+
+    def request_stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError, KeyError):
+            self.children["market"].send_signal(signal.SIGINT)
+
+    async def wait(self, progress: bool = False) -> None:
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(config.events), unit="ev", desc="pipeline", leave=False)
-        waits = {name: asyncio.ensure_future(p.wait()) for name, p in children.items()}
+            bar = tqdm(total=len(self.config.events), unit="ev", desc="pipeline", leave=False)
         try:
-            with _on_interrupt(asyncio.get_running_loop(), pause):
-                while not all(w.done() for w in waits.values()):
-                    await asyncio.wait(list(waits.values()), timeout=0.2)
-                    failed = [n for n, w in waits.items() if w.done() and w.result() != 0]
-                    if failed:
+            while True:
+                children = dict(self.children)
+                waits = [asyncio.ensure_future(p.wait()) for p in children.values()]
+                await asyncio.wait(waits, timeout=0.2)
+                for w in waits:
+                    w.cancel()
+                for name, process in children.items():
+                    code = process.returncode
+                    if code not in (None, 0) and process.pid not in self._killed:
                         raise RuntimeError(
-                            f"service {failed[0]} exited with code {waits[failed[0]].result()}; "
-                            f"its journal is in {state}: run again to resume"
+                            f"service {name} exited with code {code}; see "
+                            f"{self.out / 'logs' / (name + '.log')}. Its journal is in "
+                            f"{self.state_dir}: run again to resume"
                         )
-                    if bar is not None:
-                        bar.update(min(seen["step"], bar.total) - bar.n)
+                if bar is not None:
+                    bar.update(min(self.step, bar.total) - bar.n)
+                if children == self.children and all(
+                    p.returncode is not None for p in children.values()
+                ):
+                    return
         finally:
             if bar is not None:
                 bar.close()
-            for process in children.values():
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-        await progress_sub.stop()
-        bus.subscriptions.remove(progress_sub)
-        await bus.channel.queue_delete(bus.name("pipeline.progress"))
-        dead = len(await bus.dead_letters(limit=100_000))
-    stats = {
-        name: json.loads((out / f"{name}.json").read_text())
-        for name in SERVICES
-        if (out / f"{name}.json").exists()
-    }
-    report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else {}
-    complete = bool(stats.get("portfolio", {}).get("ended"))
-    fills = _read_fill_rows(out / "fills.csv") if complete else []
-    portfolio_stats = stats.get("portfolio", {})
-    equity = Decimal(report.get("equity") or portfolio_stats.get("equity") or config.cash)
-    subs = [s for st in stats.values() for s in st.get("subscriptions", {}).values()]
-    spans = [(st["first_ns"], st["last_ns"]) for st in stats.values() if st.get("first_ns")]
-    elapsed = (max(b for _, b in spans) - min(a for a, _ in spans)) / 1e9 if spans else 0.0
-    return PipelineResult(
-        config=config,
-        mode="4 processes",
-        broker=_mask(url),
-        events=int(stats.get("exchange", {}).get("events", 0)),
-        orders=int(stats.get("exchange", {}).get("orders", 0)),
-        fills=fills,
-        equity=equity,
-        pnl=equity - Decimal(config.cash),
-        elapsed=elapsed,
-        latency_ms=[n / 1e6 for n in stats.get("exchange", {}).get("latencies_ns", [])],
-        complete=complete,
-        stats=stats,
-        duplicates_dropped=sum(s["duplicates"] for s in subs),
-        dead_lettered=dead,
-    )
+
+    async def close(self) -> None:
+        for process in self.children.values():
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        if self._bus is not None:
+            for subscription in list(self._bus.subscriptions):
+                await subscription.stop()
+            self._bus.subscriptions.clear()
+            with contextlib.suppress(Exception):
+                await self._bus.channel.queue_delete(self._bus.name("pipeline.progress"))
+            await self._bus.close()
+
+    async def count_dead_letters(self) -> int:
+        async with Bus(self.url, prefix=self.prefix) as bus:
+            return len(await bus.dead_letters(limit=100_000))
+
+    def result(self) -> PipelineResult:
+        """Read what the services wrote to ``out``: counters, report and fills."""
+        out, config = self.out, self.config
+        stats = {
+            name: json.loads((out / f"{name}.json").read_text())
+            for name in SERVICES
+            if (out / f"{name}.json").exists()
+        }
+        exchange, portfolio = stats.get("exchange", {}), stats.get("portfolio", {})
+        complete = bool(portfolio.get("ended"))
+        fills = _read_fill_rows(out / "fills.csv") if complete else []
+        equity = Decimal(portfolio.get("equity") or config.cash)
+        subs = [s for st in stats.values() for s in st.get("subscriptions", {}).values()]
+        spans = [(st["first_ns"], st["last_ns"]) for st in stats.values() if st.get("first_ns")]
+        elapsed = (max(b for _, b in spans) - min(a for a, _ in spans)) / 1e9 if spans else 0.0
+        return PipelineResult(
+            config=config,
+            mode="4 processes",
+            broker=_mask(self.url),
+            events=int(exchange.get("events", 0)),
+            orders=int(exchange.get("orders", 0)),
+            fills=fills,
+            equity=equity,
+            pnl=equity - Decimal(config.cash),
+            elapsed=elapsed,
+            latency_ms=[n / 1e6 for n in exchange.get("latencies_ns", [])],
+            complete=complete,
+            stats=stats,
+            duplicates_dropped=sum(s["duplicates"] for s in subs),
+        )
 
 
 def plot_latency(result: PipelineResult, path: Path | None = None, ax: Axes | None = None) -> Path:

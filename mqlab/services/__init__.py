@@ -39,8 +39,9 @@ def write_stats(out: Path | None, service: Service, extra: dict[str, Any] | None
     out.mkdir(parents=True, exist_ok=True)
     data = service.stats() | {"bus": service.bus.stats.as_dict()} | (extra or {})
     data["subscriptions"] = {s.name: s.stats.as_dict() for s in service.bus.subscriptions}
-    if hasattr(service, "latencies_ns"):
-        data["latencies_ns"] = list(service.latencies_ns)
+    for name in ("latencies_ns", "submitted"):  # the exchange's samples, for the pipeline
+        if hasattr(service, name):
+            data[name] = list(getattr(service, name))
     (out / f"{service.name}.json").write_text(json.dumps(data, indent=1, default=str))
 
 

@@ -6,14 +6,15 @@ one lock, so records are applied strictly one after another:
 
 1. ``outputs = apply(record)``: pure and deterministic; changes the state, does no IO;
 2. the record is appended to the service's journal (flushed to the OS);
-3. each output is published and confirmed by the broker.
+3. each output is published and confirmed by the broker, then a ``confirmed`` line is
+   appended to the journal.
 
 Only then does the bus ack the input. A crash at any point is therefore safe: on restart,
 :meth:`Service.recover` replays the journal through a fresh state machine (which rebuilds the
-exact state, since ``apply`` is deterministic) and republishes the last record's outputs, in
-case the crash hit while they were being published; their ids are deterministic, so the
-consumers drop whatever had already arrived. An input that was not journaled is still unacked,
-so the broker delivers it again.
+exact state, since ``apply`` is deterministic) and republishes the outputs of every record
+without its ``confirmed`` line, in case the crash hit while they were being published; their
+ids are deterministic, so the consumers drop whatever had already arrived. An input that was
+not journaled is still unacked, so the broker delivers it again.
 """
 
 from __future__ import annotations
@@ -163,17 +164,27 @@ class Service:
         return self.finished.is_set()
 
     async def recover(self) -> int:
-        """Rebuild the state from the journal; return how many records were replayed."""
-        last: list[Outgoing] = []
+        """Rebuild the state from the journal; return how many records were replayed.
+
+        Outputs of records that have no ``confirmed`` line after them may not have reached
+        the broker: they are published again (consumers drop what they already have).
+        """
+        unconfirmed: dict[str, list[Outgoing]] = {}
         for record in self.journal:
-            last = self.apply(record)
+            if "confirmed" in record:
+                unconfirmed.pop(record["confirmed"], None)
+                continue
+            outputs = self.apply(record)
+            if outputs:
+                unconfirmed[record["id"]] = outputs
             self.applied.add(record["id"])
             self.records += 1
         self.replayed = self.records
         self.live = True
-        for out in last:
-            if out.type != "pause":  # a stale pause would stop a run that is resuming
-                await self._publish(out)
+        for outputs in unconfirmed.values():
+            for out in outputs:
+                if out.type != "pause":  # a stale pause would stop a run that is resuming
+                    await self._publish(out)
         return self.replayed
 
     async def commit(self, record: dict[str, Any]) -> bool:
@@ -187,6 +198,8 @@ class Service:
             self.records += 1
             for out in outputs:
                 await self._publish(out)
+            if outputs:
+                self.journal.append({"confirmed": record["id"]})
             self.last_ns = time.time_ns()
             self.first_ns = self.first_ns or self.last_ns
         async with self.changed:

@@ -84,6 +84,8 @@ class ExchangeService(EngineService):
         self.calls = dict.fromkeys(self.strategies, 0)  # last call number, per strategy
         self.heap: list[tuple[int, int, Answer]] = []  # answers due later, as in the backtest
         self.latencies_ns: list[int] = []
+        #: Ids of the requests passed to ``on_order``, in order (the fault tests compare them).
+        self.submitted: list[str] = []
         self.counts = dict.fromkeys(("events", "orders", "cancels", "updates", "fills"), 0)
         self._answers = 0
         super().__init__(bus, journal)
@@ -202,6 +204,7 @@ class ExchangeService(EngineService):
     def _submit(self, requests: list[Order | Cancel]) -> None:
         """The backtest's ``send``: each request to ``on_order``, its answers queued by time."""
         for request in requests:
+            self.submitted.append(request.id)
             for answer in self.exchange.on_order(request):
                 self._answers += 1
                 heapq.heappush(self.heap, (answer.recv_ts, self._answers, answer))
@@ -213,23 +216,23 @@ class ExchangeService(EngineService):
         record: dict[str, Any] = {"id": delivery.message_id}
         if delivery.type == "pause":
             after = parse_control(delivery.body, after=int)["after"]
-            record |= {"kind": "pause", "after": after}
-        else:
-            seq = header_int(delivery, HEADER_SEQ)
-            if seq <= self.step:
-                return  # handled before a restart: the broker is redelivering it
-            record |= {"kind": "market", "seq": seq, "sent_ns": sent_ns}
-            if delivery.type == "end":
-                record["kind"] = "end"
-            else:
-                event = decode(delivery.body)
-                if not isinstance(event, Kline | OrderBook | Trade):
-                    raise Reject(f"not market data: a {type(event).__name__} on {MARKET}")
-                record |= {"key": delivery.routing_key, "body": delivery.body.decode()}
-                record["id"] = delivery.message_id or event.id
-            other = self.market.get(seq)
-            if other is not None and other["id"] != record["id"]:
-                raise Reject(f"a second, different message for step {seq}: {record['id']}")
+            await self.commit(record | {"kind": "pause", "after": after})
+            return
+        seq = header_int(delivery, HEADER_SEQ)
+        record |= {"kind": "market", "seq": seq, "sent_ns": sent_ns}
+        if delivery.type == "end":
+            record["kind"] = "end"
+        else:  # validate before anything else, so a bad message always reaches the DLQ
+            event = decode(delivery.body)
+            if not isinstance(event, Kline | OrderBook | Trade):
+                raise Reject(f"not market data: a {type(event).__name__} on {MARKET}")
+            record |= {"key": delivery.routing_key, "body": delivery.body.decode()}
+            record["id"] = delivery.message_id or event.id
+        if seq <= self.step:
+            return  # handled before a restart: the broker is redelivering it
+        other = self.market.get(seq)
+        if other is not None and other["id"] != record["id"]:
+            raise Reject(f"a second, different message for step {seq}: {record['id']}")
         await self.commit(record)
 
     async def on_orders(self, delivery: Delivery) -> None:
