@@ -391,6 +391,11 @@ def fastest_per_mechanism(results: Iterable[SwitchResult]) -> dict[str, SwitchRe
     return dict(sorted(best.items(), key=lambda kv: -kv[1].median_us))
 
 
+def _us(x: float) -> str:
+    """Three significant digits, without exponents for large values."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def format_table(results: Sequence[SwitchResult]) -> str:
     """A plain-text table, slowest first, with each median as a multiple of the fastest."""
     fastest = min(r.median_us for r in results)
@@ -400,15 +405,21 @@ def format_table(results: Sequence[SwitchResult]) -> str:
     )
     lines = [head, "-" * len(head)]
     for r in sorted(results, key=lambda r: -r.median_us):
-        spread = f"{r.p10_us:.3g}–{r.p90_us:.3g}"
+        spread = f"{_us(r.p10_us)}–{_us(r.p90_us)}"
         lines.append(
-            f"{r.mechanism:<10} {r.variant:<26} {r.median_us:>10.3g} {spread:>17} "
+            f"{r.mechanism:<10} {r.variant:<26} {_us(r.median_us):>10} {spread:>17} "
             f"{r.cv:>6.1%} {r.median_us / fastest:>10,.0f}"
         )
     return "\n".join(lines)
 
 
-def plot_switch_costs(results: Sequence[SwitchResult], ax: Axes | None = None) -> Axes:
+def plot_switch_costs(
+    results: Sequence[SwitchResult],
+    ax: Axes | None = None,
+    *,
+    title: str | None = None,
+    xlabel: str = "round trip (µs, log scale; median, whiskers p10–p90)",
+) -> Axes:
     """Horizontal bars of the median round trip on a log axis, whiskers from p10 to p90."""
     import matplotlib.pyplot as plt
 
@@ -429,7 +440,7 @@ def plot_switch_costs(results: Sequence[SwitchResult], ax: Axes | None = None) -
     )
     for i, r in enumerate(ordered):
         ax.annotate(
-            f" {r.median_us:.3g} µs",
+            f" {_us(r.median_us)} µs",
             (r.p90_us, i),
             va="center",
             fontsize="small",
@@ -437,9 +448,15 @@ def plot_switch_costs(results: Sequence[SwitchResult], ax: Axes | None = None) -
     ax.set_yticks(list(y), [f"{r.mechanism}: {r.variant}" for r in ordered])
     ax.set_xscale("log")
     ax.set_xlim(min(r.p10_us for r in ordered) / 3, max(r.p90_us for r in ordered) * 8)
-    ax.set_xlabel("round trip (µs, log scale; median, whiskers p10–p90)")
-    ax.set_title(f"Cost of one switch there and back ({os.cpu_count()} cores)")
-    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.set_xlabel(xlabel)
+    cpu = ordered[0].cpu
+    where = f"both partners pinned to CPU {cpu}" if cpu is not None else "not pinned"
+    ax.set_title(
+        title
+        or f"Round trip per switch: an order-book event there and back\n"
+        f"({os.cpu_count()} cores, {where})"
+    )
+    ax.grid(axis="x", alpha=0.3)
     return ax
 
 
@@ -578,13 +595,13 @@ def plot_memory(results: Sequence[MemoryResult], ax: Axes | None = None) -> Axes
         color=[palette[r.mechanism] for r in ordered],
     )
     for i, r in enumerate(ordered):
-        ax.annotate(f" {r.kib_per_unit:,.2f} KiB (n={r.count:,})", (r.kib_per_unit, i), va="center")
+        ax.annotate(f" {_us(r.kib_per_unit)} KiB (n={r.count:,})", (r.kib_per_unit, i), va="center")
     ax.set_yticks(range(len(ordered)), [r.unit for r in ordered])
     ax.set_xscale("log")
     ax.set_xlim(right=max(r.kib_per_unit for r in ordered) * 30)
     ax.set_xlabel("memory per idle unit (KiB, log scale)")
-    ax.set_title("What one more unit costs in memory")
-    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.set_title("What one more idle unit costs in memory")
+    ax.grid(axis="x", alpha=0.3)
     return ax
 
 

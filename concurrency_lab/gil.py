@@ -6,6 +6,9 @@ coroutines run Python in parallel (并行), and that concurrency (并发) pays o
 is per interpreter, so threads and coroutines share one, but each process has its own and
 processes do run CPU-bound (CPU密集型) Python in parallel, one per core.
 
+A third workload is CPU-bound too, but in C code that releases the GIL while it works
+(``hashlib`` on large buffers, like numpy on large arrays): there threads do run in parallel.
+
 Every job can record its work on a :class:`~concurrency_lab.timeline.Timeline`, in chunks, so
 the Gantt chart shows threads taking turns on the GIL while processes overlap.
 """
@@ -13,8 +16,11 @@ the Gantt chart shows threads taking turns on the GIL while processes overlap.
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Literal
 
@@ -34,19 +40,37 @@ __all__ = [
     "cpu_job",
     "io_job",
     "main_thread_demo",
+    "native_job",
     "parallel_seconds",
     "plot_speedups",
+    "plot_trace",
     "run",
     "trace",
 ]
 
-Workload = Literal["cpu", "io"]
+Workload = Literal["cpu", "native", "io"]
 Mode = Literal["serial", "threads", "processes", "asyncio"]
-WORKLOADS: tuple[Workload, ...] = ("cpu", "io")
+WORKLOADS: tuple[Workload, ...] = ("cpu", "native", "io")
+TITLES = {
+    "cpu": "CPU-bound\n(pure Python)",
+    "native": "CPU-bound\n(C code, GIL released)",
+    "io": "IO-bound\n(waiting)",
+}
 MODES: tuple[Mode, ...] = ("serial", "threads", "processes", "asyncio")
 LABELS = {"cpu": "CPU work", "io": "waiting for IO", "ready": "ready, not running (GIL or CPU)"}
 #: Colours for Timeline.plot(colors=...): running is strong, waiting is pale.
-COLORS = {LABELS["cpu"]: "tab:blue", LABELS["io"]: "tab:green", LABELS["ready"]: "#d9d9d9"}
+COLORS = {
+    LABELS["cpu"]: "tab:blue",
+    LABELS["io"]: "tab:green",
+    LABELS["ready"]: "#d9d9d9",
+    # main_thread_demo's labels
+    "sync code": "tab:blue",
+    "submit tasks": "tab:orange",
+    "blocked: waiting for results": "tab:red",
+    "carries on: own work": "tab:cyan",
+    "collect results": "#f4a6a6",
+    "use results": "tab:purple",
+}
 
 
 def cpu_job(n: int) -> int:
@@ -55,6 +79,16 @@ def cpu_job(n: int) -> int:
     for i in range(n):
         total += i % 7
     return total
+
+
+@functools.lru_cache(maxsize=1)
+def _buffer(nbytes: int) -> bytes:
+    return bytes(nbytes)
+
+
+def native_job(nbytes: int) -> str:
+    """SHA-256 of ``nbytes`` bytes: C code that releases the GIL for buffers over 2 KiB."""
+    return hashlib.sha256(_buffer(nbytes)).hexdigest()
 
 
 def io_job(seconds: float) -> float:
@@ -77,17 +111,26 @@ def _job(workload: Workload, size: float, chunks: int, tl: Timeline | None) -> f
         with tl.span(LABELS["io"]):
             return io_job(size)
     step = int(size) // chunks
+    work = _chunk_of(workload, step, chunks)
     # Chunks are contiguous: a pause between two chunks (a preemption often lands on the clock
     # read itself) belongs to the next chunk and is judged with it.
     wall, cpu = now_ns(), time.thread_time_ns()
-    for _ in range(chunks):
-        cpu_job(step)
+    for i in range(chunks):
+        work(i)
         if tl is not None:
             end, cpu_end = now_ns(), time.thread_time_ns()
             ran = 2 * (cpu_end - cpu) > end - wall
             tl.record(LABELS["cpu" if ran else "ready"], wall, end)
             wall, cpu = end, cpu_end
     return size
+
+
+def _chunk_of(workload: Workload, step: int, chunks: int) -> Callable[[int], object]:
+    """The i-th chunk of a CPU job: ``step`` steps of arithmetic, or of bytes to hash."""
+    if workload == "cpu":
+        return lambda _: cpu_job(step)
+    view, digest = memoryview(_buffer(step * chunks)), hashlib.sha256()
+    return lambda i: digest.update(view[i * step : (i + 1) * step])
 
 
 def _job_in_child(
@@ -100,8 +143,8 @@ def _job_in_child(
 
 
 async def _job_async(workload: Workload, size: float, chunks: int, tl: Timeline | None) -> float:
-    if workload == "cpu":  # no await inside: the loop cannot switch until the job ends
-        return _job("cpu", size, chunks, tl)
+    if workload != "io":  # no await inside: the loop cannot switch until the job ends
+        return _job(workload, size, chunks, tl)
     if tl is None:
         await asyncio.sleep(size)
     else:
@@ -121,7 +164,8 @@ def run(
 ) -> float:
     """Run ``jobs`` equal jobs in one mode (one worker per job); return the wall time in s.
 
-    ``size`` is steps of arithmetic for ``"cpu"`` and seconds of waiting for ``"io"``. Pools
+    ``size`` is steps of arithmetic for ``"cpu"``, bytes to hash for ``"native"`` and seconds
+    of waiting for ``"io"``. Pools
     are started and warmed before the clock starts: start-up is a separate price (chapter 03).
     """
     tl = timeline
@@ -169,8 +213,10 @@ def _noop(_: object) -> None:
 
 
 def _sizes(quick: bool) -> dict[Workload, float]:
-    """A CPU job of about 40 ms (quick) or 120 ms, and an IO wait of 50 or 100 ms."""
-    return {"cpu": 1.2e6 if quick else 3.6e6, "io": 0.05 if quick else 0.1}
+    """Jobs of about 40 ms (quick) or 120 ms of CPU, and IO waits of 50 or 100 ms."""
+    if quick:
+        return {"cpu": 1.2e6, "native": 64 * 2**20, "io": 0.05}
+    return {"cpu": 3.6e6, "native": 192 * 2**20, "io": 0.1}
 
 
 def compare(quick: bool = False, jobs: int = 4, repeats: int | None = None) -> pd.DataFrame:
@@ -202,7 +248,7 @@ def plot_speedups(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 3.8))
+        _, ax = plt.subplots(figsize=(8.5, 4))
     width = 0.8 / len(MODES)
     for i, mode in enumerate(MODES):
         rows = frame[frame["mode"] == mode].set_index("workload").loc[list(WORKLOADS)]
@@ -212,7 +258,7 @@ def plot_speedups(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
     jobs, cores = int(frame["jobs"].iloc[0]), int(frame["cores"].iloc[0])
     ax.axhline(1, color="k", lw=0.8)
     ax.axhline(cores, color="grey", ls="--", lw=0.8, label=f"{cores} cores")
-    ax.set_xticks(range(len(WORKLOADS)), ["CPU-bound (arithmetic)", "IO-bound (waiting)"])
+    ax.set_xticks(range(len(WORKLOADS)), [TITLES[w] for w in WORKLOADS])
     ax.set_ylabel("speed-up over serial (×)")
     ax.set_xlabel(f"workload ({jobs} equal jobs, one worker each)")
     ax.set_title("Who gains from concurrency? Speed-up over running the jobs one by one")
@@ -224,9 +270,14 @@ def plot_speedups(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
 def trace(workload: Workload, mode: Mode, jobs: int = 2, quick: bool = True) -> Timeline:
     """One traced run, for a Gantt chart of who ran when."""
     tl = Timeline()
-    size = _sizes(quick)[workload] * (0.5 if workload == "cpu" else 1)
+    size = _sizes(quick)[workload] * (1 if workload == "io" else 0.5)
     run(workload, mode, jobs, size, chunks=200, timeline=tl)
     return tl
+
+
+def plot_trace(tl: Timeline, ax: Axes | None = None, title: str = "Who ran when") -> Axes:
+    """A traced run as a Gantt chart: lanes sorted, running strong, waiting pale."""
+    return tl.plot(ax=ax, title=title, lanes=sorted(tl.lanes), colors=COLORS)
 
 
 def parallel_seconds(tl: Timeline, label: str = LABELS["cpu"]) -> tuple[float, float]:
@@ -263,7 +314,7 @@ def main_thread_demo(wait: bool, jobs: int = 3, seconds: float = 0.08) -> Timeli
             with tl.span("blocked: waiting for results"):
                 results = [f.result() for f in futures]
         else:
-            for _ in range(4):
+            for _ in range(10):
                 with tl.span("carries on: own work"):
                     cpu_job(150_000)
             with tl.span("collect results"):

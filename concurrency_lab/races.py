@@ -335,7 +335,8 @@ class TimedLock:
                     "itself: a Lock is not re-entrant (take it once, or use an RLock)."
                 )
             raise DeadlockError(
-                f"{me} waited {self.timeout:g} s for lock {self.name!r}, held by {self.owner}: "
+                f"{me} waited {self.timeout:g} s for lock {self.name!r}, held by "
+                f"{self.owner or 'a thread that was just letting go'}: "
                 "a cycle? Take locks in one global order (e.g. sorted by name)."
             )
         self._since = now_ns()

@@ -252,6 +252,7 @@ class Timeline:
         lanes: list[str] | None = None,
         colors: dict[str, str] | None = None,
         legend: bool = True,
+        ylabel: str = "lane (thread / process / task)",
     ) -> Axes:
         """Draw the spans as a Gantt chart (one row per lane, time in ms) and return the Axes."""
         import matplotlib.pyplot as plt
@@ -291,7 +292,7 @@ class Timeline:
         ax.set_yticks(range(len(order)), order)
         ax.set_ylim(len(order) - 0.5, -0.5)
         ax.set_xlabel("time since start (ms)")
-        ax.set_ylabel("lane (thread / process / task)")
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(axis="x", alpha=0.3)
         if legend and 0 < len(labels) <= 12:

@@ -16,14 +16,20 @@ def test_cpu_job_is_deterministic() -> None:
     assert gil.cpu_job(14) == sum(i % 7 for i in range(14)) == 42
 
 
+def test_native_job_hashes_zeros_like_hashlib() -> None:
+    import hashlib
+
+    assert gil.native_job(4096) == hashlib.sha256(bytes(4096)).hexdigest()
+
+
 @pytest.mark.parametrize("mode", gil.MODES)
 @pytest.mark.parametrize("workload", gil.WORKLOADS)
 def test_every_mode_runs_every_workload_and_is_traced(workload: str, mode: str) -> None:
     tl = Timeline()
-    size = 20_000 if workload == "cpu" else 0.005
+    size = {"cpu": 20_000, "native": 2**16, "io": 0.005}[workload]
     seconds = gil.run(workload, mode, 2, size, chunks=4, timeline=tl)  # type: ignore[arg-type]
     assert seconds > 0
-    expected_spans = 2 * (4 if workload == "cpu" else 1)
+    expected_spans = 2 * (1 if workload == "io" else 4)
     assert len(tl) == expected_spans
     prefix = {"serial": "MainThread", "threads": "thread_", "asyncio": "task-"}.get(mode)
     if prefix is None:  # processes: lanes are the worker processes' names
@@ -57,7 +63,7 @@ def test_parallel_seconds_on_a_synthetic_timeline() -> None:
 
 def test_compare_and_plot() -> None:
     frame = gil.compare(quick=True, jobs=2, repeats=1)
-    assert set(frame["mode"]) == set(gil.MODES) and set(frame["workload"]) == {"cpu", "io"}
+    assert set(frame["mode"]) == set(gil.MODES) and set(frame["workload"]) == set(gil.WORKLOADS)
     serial = frame[frame["mode"] == "serial"]
     assert (serial["speedup"] == 1).all()
     ax = gil.plot_speedups(frame)
