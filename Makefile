@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m concurrency_lab bench --quick --plot out/switch_costs.png
+	$(PY) -m mqlab pipeline
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -104,6 +104,12 @@ class PipelineResult:
     parity: bool | None = None
 
     @property
+    def broker_label(self) -> str:
+        """``embedded broker`` or ``broker at host:port``, for titles."""
+        where = self.broker.split("@")[-1].rstrip("/")
+        return "embedded broker" if self.broker.startswith("embedded") else f"broker at {where}"
+
+    @property
     def events_per_s(self) -> float:
         return self.events / self.elapsed if self.elapsed else 0.0
 
@@ -389,9 +395,10 @@ async def run_pipeline(
     ``url=None`` uses ``$MQLAB_AMQP_URL`` or the embedded broker. Without ``state_dir`` the
     journals live in ``{out}/state``; without ``out`` in a temporary directory.
     """
-    from mqlab.connection import broker_url
+    from mqlab.connection import ENV_URL, broker_url
 
     config = config or RunConfig()
+    embedded = not (url or os.environ.get(ENV_URL))
     url = broker_url(url)
     out = Path(out) if out is not None else Path("out/pipeline")
     state = Path(state_dir) if state_dir is not None else out / "state"
@@ -415,6 +422,8 @@ async def run_pipeline(
         await pipeline.close()
     result = pipeline.result()
     result.dead_lettered = max(result.dead_lettered, await pipeline.count_dead_letters())
+    if embedded:
+        result.broker = f"embedded {result.broker}"
     if result.complete:
         mark_complete(state)
         await Pipeline(config, url, prefix=prefix).delete_topology()
@@ -619,7 +628,7 @@ def plot_latency(result: PipelineResult, path: Path | None = None, ax: Axes | No
         if value is not None:
             ax.axvline(value, color="black", ls=style, lw=1.2, label=f"p{q} = {value:.2f} ms")
     ax.set(
-        title=f"Event → order latency over the bus ({result.mode}, {result.broker.split('@')[-1]})",
+        title=f"Event → order latency over the bus ({result.mode}, {result.broker_label})",
         xlabel="latency from market publish to order at the exchange (ms)",
         ylabel="orders",
     )
