@@ -7,11 +7,12 @@ coefficient of variation (标准差/均值, stdev / mean) to say how noisy the s
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Summary", "summarize"]
+__all__ = ["Summary", "load_average", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -37,3 +38,12 @@ def summarize(samples: Sequence[float]) -> Summary:
     mean = statistics.fmean(samples)
     cv = statistics.stdev(samples) / mean if mean else float("nan")
     return Summary(statistics.median(samples), deciles[0], deciles[-1], cv, len(samples))
+
+
+def load_average() -> float | None:
+    """Runnable processes averaged over the last minute (None where the OS has no such figure).
+
+    Print it beside a measurement: a load above the number of cores means other programs
+    competed for the CPU while it ran.
+    """
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None

@@ -164,13 +164,14 @@ class Timeline:
 
         return decorate
 
-    def steps(self, awaitable: Awaitable[T], label: str) -> Awaitable[T]:
+    async def steps(self, awaitable: Awaitable[T], label: str) -> T:
         """Await ``awaitable``, recording one span each time it actually runs.
 
         A coroutine runs in slices: from one suspension (an ``await`` that really waits) to the
         next. The slices show who held the event loop when, which a single span cannot.
+        ``steps`` is itself a coroutine, so ``asyncio.create_task(tl.steps(coro, "a"))`` works.
         """
-        return self._steps(awaitable.__await__(), label)
+        return await self._steps(awaitable.__await__(), label)
 
     @types.coroutine
     def _steps(self, it: Generator[Any, Any, T], label: str) -> Generator[Any, Any, T]:

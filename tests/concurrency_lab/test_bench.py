@@ -145,3 +145,10 @@ def test_quick_json_run_orders_process_thread_coroutine_generator() -> None:
         if order == list(bench.MECHANISMS):
             return
     pytest.fail(f"medians ordered {order}, expected {list(bench.MECHANISMS)}")
+
+
+def test_load_average_is_a_number_or_none() -> None:
+    from concurrency_lab.stats import load_average
+
+    value = load_average()
+    assert value is None or value >= 0

@@ -89,8 +89,8 @@ def test_steps_records_one_span_per_run_slice() -> None:
         return name
 
     async def main() -> list[str]:
-        a = asyncio.create_task(tl.steps(worker("a"), "a"), name="A")  # type: ignore[arg-type]
-        b = asyncio.create_task(tl.steps(worker("b"), "b"), name="B")  # type: ignore[arg-type]
+        a = asyncio.create_task(tl.steps(worker("a"), "a"), name="A")
+        b = asyncio.create_task(tl.steps(worker("b"), "b"), name="B")
         return list(await asyncio.gather(a, b))
 
     assert asyncio.run(main()) == ["a", "b"]
@@ -115,7 +115,7 @@ def test_steps_passes_exceptions_and_cancellation_through() -> None:
     async def main() -> None:
         with pytest.raises(ValueError, match="inner"):
             await tl.steps(fails(), "fails")
-        task = asyncio.create_task(tl.steps(sleeper(), "sleeper"))  # type: ignore[arg-type]
+        task = asyncio.create_task(tl.steps(sleeper(), "sleeper"))
         await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -165,3 +165,17 @@ def test_frame_busy_and_plot() -> None:
     assert [t.get_text() for t in ax.get_yticklabels()] == ["L", "M"]
     tl.clear()
     assert len(tl) == 0
+
+
+def test_a_task_run_by_jupyter_itself_counts_as_the_main_thread() -> None:
+    # A notebook cell runs inside an IPython/ipykernel task; spans recorded there belong to
+    # the learner's main program, not to a lane called "Task-7".
+    tl = Timeline()
+    host: dict[str, object] = {"__name__": "ipykernel.kernelbase", "tl": tl}
+    exec("async def run_cell():\n    with tl.span('cell'):\n        pass\n", host)
+
+    async def main() -> None:
+        await asyncio.create_task(host["run_cell"](), name="Task-7")  # type: ignore[operator]
+
+    asyncio.run(main())
+    assert [s.lane for s in tl.spans] == [threading.current_thread().name]
