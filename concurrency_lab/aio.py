@@ -1,19 +1,23 @@
 """asyncio demos for chapters 04–06: step costs, loop comparisons, old-style runs, nest-asyncio2.
 
-Every function here runs its own event loop (in a helper thread when the caller already runs
-one, as a notebook does), so chapters call them synchronously. Timings are medians of repeats
-(see :mod:`concurrency_lab.stats`); they are noisy on a shared machine, so compare ratios
-measured side by side in one run, not absolute numbers across runs.
+Timings run in a **fresh interpreter** by default (``python -m concurrency_lab.aio steps`` /
+``loop-samples`` / ``nest-cost`` print JSON): inside a notebook the kernel's running loop forces
+asyncio and uvloop into a helper thread (see :func:`concurrency_lab._aio.run_sync`) while miniloop
+runs in the main thread, and the kernel's own threads share the GIL, so an in-kernel comparison
+is not like for like. Timings are medians of repeats with the garbage collector paused, as
+``timeit`` does (see :mod:`concurrency_lab.stats`); they are noisy on a shared machine, so
+compare ratios measured side by side in one run, not absolute numbers across runs.
 
-``python -m concurrency_lab.aio nest-cost [--patched]`` prints the nest-asyncio2 measurements
-of one fresh interpreter as JSON; :func:`nest_asyncio_cost` runs it twice, with and without the
-patch, so the caller's asyncio is never patched.
+The other demos (timelines, combinators) run their own event loop, in a helper thread when the
+caller already runs one, so chapters call them synchronously or ``await`` them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import importlib.util
 import itertools
 import json
@@ -23,37 +27,84 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 from concurrency_lab import miniloop
 from concurrency_lab._aio import run_sync
 from concurrency_lab.stats import summarize
 
 if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.container import BarContainer
+    from matplotlib.figure import Figure
+
     from concurrency_lab.timeline import Timeline
 
 __all__ = [
     "COMBINATORS",
     "LOOPS",
+    "LOOP_COLORS",
+    "WORKLOADS",
     "blocking_demo",
     "blocking_io",
+    "busy_wait",
     "compare_combinators",
     "compare_loops",
     "handoff",
     "hold_cpu",
+    "idle_loop_demo",
     "nest_asyncio_cost",
+    "nest_cost_table",
     "old_style_report",
+    "plot_loop_compare",
+    "plot_nest_cost",
+    "plot_step_costs",
+    "plot_submit_tasks",
+    "rank_loops",
+    "seed_picture",
     "step_costs",
     "submit_tasks",
+    "submit_tasks_summary",
     "switch_cost",
+    "traced_ab",
     "yield_pingpong",
 ]
 
 #: The event loops :func:`switch_cost` knows; uvloop only where it is installed.
 LOOPS = ["miniloop", "asyncio"] + (["uvloop"] if importlib.util.find_spec("uvloop") else [])
+#: One colour per loop, the same in every figure of chapters 04 and 06.
+LOOP_COLORS = {"miniloop": "tab:green", "asyncio": "tab:orange", "uvloop": "tab:purple"}
 
 GetLoop = Callable[[], Any]
+
+
+# -- timing helpers --------------------------------------------------------------------------
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Collect first, then keep the collector out of the timed region (as ``timeit`` does)."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _fresh(command: str, *options: str, timeout: float = 600) -> Any:
+    """Run ``python -m concurrency_lab.aio command *options`` and return the JSON it prints."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "concurrency_lab.aio", command, *options],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode:
+        raise RuntimeError(f"`python -m concurrency_lab.aio {command}` failed:\n{proc.stderr}")
+    return json.loads(proc.stdout)
 
 
 # -- workloads: the same coroutine code runs on every loop ---------------------------------
@@ -105,31 +156,58 @@ WORKLOADS: dict[str, Callable[[int, GetLoop], Coroutine[Any, Any, float]]] = {
 
 
 def switch_cost(loop: str, workload: str, n: int) -> float:
-    """Seconds per switch of ``workload`` (a key of ``WORKLOADS``) on ``loop`` (in ``LOOPS``)."""
+    """Seconds per switch of ``workload`` (a key of ``WORKLOADS``) on ``loop`` (in ``LOOPS``).
+
+    Measured in the calling interpreter; asyncio and uvloop go to a helper thread when this
+    thread already runs a loop (as in a notebook), so compare loops with :func:`compare_loops`.
+    """
     body = WORKLOADS[workload]
-    if loop == "miniloop":
-        return miniloop.run(body(n, miniloop.get_running_loop))
     if loop not in LOOPS:
         raise ValueError(f"unknown or uninstalled loop {loop!r}; choose from {LOOPS}")
-    factory = None
-    if loop == "uvloop":
-        import uvloop
+    with _gc_paused():
+        if loop == "miniloop":
+            return miniloop.run(body(n, miniloop.get_running_loop))
+        factory = None
+        if loop == "uvloop":
+            import uvloop
 
-        factory = uvloop.new_event_loop
-    return run_sync(lambda: body(n, asyncio.get_running_loop), loop_factory=factory)
+            factory = uvloop.new_event_loop
+        return run_sync(lambda: body(n, asyncio.get_running_loop), loop_factory=factory)
 
 
-def compare_loops(n: int = 20_000, repeats: int = 5, progress: bool = False) -> list[dict]:
-    """Every workload on every loop, interleaved; rows with medians in µs and ratios."""
+def _loop_samples(n: int, rounds: int) -> list[tuple[str, str, float]]:
+    """``rounds`` interleaved rounds of every workload on every loop: (workload, loop, µs)."""
+    for workload, loop in itertools.product(WORKLOADS, LOOPS):
+        switch_cost(loop, workload, min(n, 1000))  # warm up: imports, caches, specialisation
+    return [
+        (workload, loop, switch_cost(loop, workload, n) * 1e6)
+        for _ in range(rounds)
+        for workload in WORKLOADS
+        for loop in LOOPS
+    ]
+
+
+def compare_loops(
+    n: int = 20_000, repeats: int = 5, progress: bool = False, fresh: bool = True
+) -> list[dict]:
+    """Every workload on every loop; rows with median, p10 and p90 in µs and ratios.
+
+    With ``fresh`` (the default) each repeat runs in a new interpreter, where every loop runs
+    in the main thread with nothing else around; repeats are interleaved so that a burst of
+    load from another program hits every loop alike. ``fresh=False`` measures in this process.
+    """
     with warnings.catch_warnings():  # without ipywidgets tqdm.auto falls back to text: fine
         warnings.simplefilter("ignore")
         from tqdm.auto import tqdm
 
     samples: dict[tuple[str, str], list[float]] = {(w, lp): [] for w in WORKLOADS for lp in LOOPS}
-    # Interleave repeats so that a burst of load from another program hits every loop alike.
-    rounds = [(w, lp) for _ in range(repeats) for w in WORKLOADS for lp in LOOPS]
-    for workload, loop in tqdm(rounds, desc="loops", disable=not progress):
-        samples[workload, loop].append(switch_cost(loop, workload, n) * 1e6)
+    for _ in tqdm(range(repeats), desc="loops (fresh interpreters)", disable=not progress):
+        if fresh:
+            measured = _fresh("loop-samples", f"--n={n}", "--rounds=1")
+        else:
+            measured = _loop_samples(n, 1)
+        for workload, loop, us in measured:
+            samples[workload, loop].append(us)
     rows = []
     for (workload, loop), values in samples.items():
         s = summarize(values)
@@ -150,9 +228,88 @@ def compare_loops(n: int = 20_000, repeats: int = 5, progress: bool = False) -> 
     return rows
 
 
+def rank_loops(rows: list[dict]) -> list[str]:
+    """One line per workload: the loops fastest first, with medians in µs.
+
+    Neighbours are joined by ``<`` when their p10–p90 ranges do not overlap (the difference
+    is larger than the run-to-run noise) and by ``≈`` when they do (too close to call).
+    """
+    lines = []
+    for workload in dict.fromkeys(r["workload"] for r in rows):
+        ranked = sorted(
+            (r for r in rows if r["workload"] == workload), key=lambda r: r["median_us"]
+        )
+        text = f"{ranked[0]['loop']} {ranked[0]['median_us']:.2f}"
+        for faster, slower in itertools.pairwise(ranked):
+            sign = "<" if faster["p90_us"] < slower["p10_us"] else "≈"
+            text += f" {sign} {slower['loop']} {slower['median_us']:.2f}"
+        lines.append(f"{workload}: {text} µs")
+    return lines
+
+
+def plot_loop_compare(rows: list[dict], ax: Axes | None = None) -> Axes:
+    """Grouped bars of :func:`compare_loops` rows: medians, whiskers from p10 to p90."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    loops = [lp for lp in LOOP_COLORS if any(r["loop"] == lp for r in rows)]
+    by = {(r["workload"], r["loop"]): r for r in rows}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.8 / len(loops)
+    for i, loop in enumerate(loops):
+        cells = [by[w, loop] for w in workloads]
+        medians = [r["median_us"] for r in cells]
+        spread = [
+            [r["median_us"] - r["p10_us"] for r in cells],
+            [r["p90_us"] - r["median_us"] for r in cells],
+        ]
+        x = np.arange(len(workloads)) + (i - (len(loops) - 1) / 2) * width
+        bars = ax.bar(
+            x, medians, width, yerr=spread, capsize=3, color=LOOP_COLORS[loop], label=loop
+        )
+        ax.bar_label(bars, fmt="%.2f", fontsize="small", padding=2)
+    ax.set_xticks(range(len(workloads)), workloads)
+    ax.set_ylim(top=max(r["p90_us"] for r in rows) * 1.15)
+    ax.set_xlabel("workload")
+    ax.set_ylabel("time per switch (µs)")
+    repeats = rows[0]["repeats"]
+    ax.set_title(f"Switch cost by event loop: median, whiskers p10–p90 of {repeats} runs")
+    ax.legend(title="loop", fontsize="small", loc="best")
+    return ax
+
+
+# -- chapter 04: the seed's a/b example, traced ----------------------------------------------
+async def traced_ab(tl: Timeline, cpu: float = 0.005) -> None:
+    """The seed's ``gather(a(), b())``, each stretch a coroutine holds the loop a span of ``tl``.
+
+    Each stretch also holds the CPU for ``cpu`` seconds, so that the bars are wide enough to see.
+    """
+
+    async def a() -> None:
+        with tl.span("print('Suspending a')"):
+            print("Suspending a")
+            hold_cpu(cpu)
+        await asyncio.sleep(0)
+        with tl.span("print('Resuming a')"):
+            print("Resuming a")
+            hold_cpu(cpu)
+
+    async def b() -> None:
+        with tl.span("print('In b')"):
+            print("In b")
+            hold_cpu(cpu)
+
+    await asyncio.gather(asyncio.create_task(a(), name="a"), asyncio.create_task(b(), name="b"))
+
+
 # -- chapter 04: what one step costs -------------------------------------------------------
 def _per_call(fn: Callable[[int], float], n: int, repeats: int) -> float:
-    return summarize([fn(n) for _ in range(repeats)]).median * 1e6
+    """Median µs per step over ``repeats`` runs of ``fn(n)``, after one warm-up run."""
+    fn(min(n, 1000))
+    with _gc_paused():
+        return summarize([fn(n) for _ in range(repeats)]).median * 1e6
 
 
 def _time_call(n: int) -> float:
@@ -196,8 +353,14 @@ def _time_await_coroutine(n: int) -> float:
     raise RuntimeError("body() suspended: it should never reach a loop")
 
 
-def step_costs(n: int = 100_000, repeats: int = 5) -> dict[str, float]:
-    """µs per step: a call, a generator ``send``, ``await`` of a coroutine, loop switches."""
+def step_costs(n: int = 100_000, repeats: int = 5, fresh: bool = True) -> dict[str, float]:
+    """µs per step: a call, a generator ``send``, ``await`` of a coroutine, loop switches.
+
+    With ``fresh`` (the default) everything is measured in a new interpreter, where both loops
+    run in the main thread; ``fresh=False`` measures in this process.
+    """
+    if fresh:
+        return _fresh("steps", f"--n={n}", f"--repeats={repeats}")
     switches = max(n // 10, 1000)
     return {
         "function call": _per_call(_time_call, n, repeats),
@@ -210,6 +373,29 @@ def step_costs(n: int = 100_000, repeats: int = 5) -> dict[str, float]:
             lambda k: switch_cost("miniloop", "sleep(0) switch", k), switches, repeats
         ),
     }
+
+
+def plot_step_costs(costs: dict[str, float], ax: Axes | None = None) -> Axes:
+    """Horizontal bars of :func:`step_costs` on a log scale, the two ratios in the title."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.5, 3))
+    names = list(costs)
+    colors = ["0.6", "0.6", "tab:blue", LOOP_COLORS["asyncio"], LOOP_COLORS["miniloop"]]
+    bars = ax.barh(names, list(costs.values()), color=colors[: len(names)])
+    ax.bar_label(bars, fmt="%.3f µs", padding=3)
+    ax.set_xscale("log")
+    ax.set_xlim(right=max(costs.values()) * 8)
+    ax.invert_yaxis()
+    ax.set_xlabel("time per step (µs, log scale)")
+    ax.set_ylabel("kind of step")
+    call = costs["await a coroutine"] / costs["function call"]
+    switch = costs["asyncio sleep(0) switch"] / costs["await a coroutine"]
+    ax.set_title(
+        f"An await that does not suspend: {call:.1f}× a call; an asyncio switch: {switch:.0f}× that"
+    )
+    return ax
 
 
 # -- chapter 04: old-style loop management, each case in a fresh interpreter ---------------
@@ -323,19 +509,11 @@ def nest_asyncio_cost(n: int = 20_000, repeats: int = 5, rounds: int = 2) -> lis
     The pair runs ``rounds`` times, alternating, and each number is the median over rounds,
     so that a burst of load from another program does not land on one side only.
     """
-    command = [sys.executable, "-m", "concurrency_lab.aio", "nest-cost", f"--n={n}"]
     runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
     for _ in range(rounds):
         for patched in (False, True):
-            proc = subprocess.run(
-                [*command, f"--repeats={repeats}", *(["--patched"] if patched else [])],
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            if proc.returncode:
-                raise RuntimeError(f"nest-cost measurement failed:\n{proc.stderr}")
-            runs[patched].append(json.loads(proc.stdout))
+            options = [f"--n={n}", f"--repeats={repeats}", *(["--patched"] if patched else [])]
+            runs[patched].append(_fresh("nest-cost", *options))
     rows = []
     for patched in (False, True):
         row = dict(runs[patched][0])
@@ -346,19 +524,40 @@ def nest_asyncio_cost(n: int = 20_000, repeats: int = 5, rounds: int = 2) -> lis
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m concurrency_lab.aio")
-    parser.add_argument("command", choices=["nest-cost"])
-    parser.add_argument("--patched", action="store_true", help="apply nest_asyncio2 first")
-    parser.add_argument("--n", type=int, default=20_000)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
-    print(json.dumps(_nest_measure(args.n, args.repeats, args.patched)))
-    return 0
+_NEST_KEYS = ["sleep(0) switch us", "Future hand-off us", "run_until_complete us"]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def nest_cost_table(plain: dict[str, Any], patched: dict[str, Any]) -> pd.DataFrame:
+    """µs per operation, plain and patched, and the slowdown (patched / plain)."""
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {
+            "plain asyncio": [plain[k] for k in _NEST_KEYS],
+            "nest-asyncio2": [patched[k] for k in _NEST_KEYS],
+        },
+        index=[k.removesuffix(" us") for k in _NEST_KEYS],
+    )
+    table["slowdown"] = table["nest-asyncio2"] / table["plain asyncio"]
+    return table
+
+
+def plot_nest_cost(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Horizontal bars of :func:`nest_cost_table`: plain asyncio against nest-asyncio2."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3))
+    times = table[["plain asyncio", "nest-asyncio2"]]
+    times.plot.barh(ax=ax, color=[LOOP_COLORS["asyncio"], "tab:red"])
+    for container in ax.containers:
+        ax.bar_label(cast("BarContainer", container), fmt="%.2f", fontsize="small", padding=2)
+    ax.set_xlim(right=times.to_numpy().max() * 1.12)
+    ax.set_xlabel("time per operation (µs)")
+    ax.set_ylabel("operation")
+    ax.set_title("What nest-asyncio2 costs (two fresh interpreters, same machine)")
+    ax.invert_yaxis()
+    return ax
 
 
 # -- chapter 05: the seed's picture, drawn by the timeline tracer --------------------------
@@ -387,7 +586,7 @@ async def submit_tasks(
 
     With ``wait=True`` the caller blocks on ``gather`` at once. With ``wait=False`` it carries
     on with its own work in slices, handing the loop back between slices (``await``), and
-    collects the results at the end; the tasks ran meanwhile.
+    gathers the results at the end; the tasks ran meanwhile.
     """
     with tl.span("sync code"):
         hold_cpu(0.02)
@@ -402,12 +601,92 @@ async def submit_tasks(
         for _ in range(5):
             with tl.span("carry on: own work"):
                 hold_cpu(0.012)
-            await asyncio.sleep(0.01)  # hand the loop back so the tasks can take their turn
-        with tl.span("collect results"):
+            await asyncio.sleep(0)  # hand the loop back so that ready tasks take their turn
+        with tl.span("waits: await gather(...)"):
             results = await asyncio.gather(*tasks)
     with tl.span("use results"):
         hold_cpu(0.01)
     return results
+
+
+#: How the seed's picture draws each span: waiting is grey and hatched, work is coloured.
+_SUBMIT_STYLE = {
+    "sync code": ("tab:blue", ""),
+    "submit async tasks": ("tab:orange", ""),
+    "waits: await gather(...)": ("0.85", "///"),
+    "carry on: own work": ("tab:green", ""),
+    "send request (CPU)": ("tab:red", ""),
+    "wait for IO": ("0.8", "..."),
+    "parse reply (CPU)": ("tab:brown", ""),
+    "use results": ("tab:pink", ""),
+}
+
+
+def plot_submit_tasks(timelines: dict[bool, Timeline]) -> Figure:
+    """The :func:`submit_tasks` runs one above the other (keyed by ``wait``), same styles."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    fig, axes = plt.subplots(len(timelines), 1, figsize=(10, 2.8 * len(timelines)), sharex=True)
+    colors = {label: color for label, (color, _) in _SUBMIT_STYLE.items()}
+    hatches = {to_rgba(color): hatch for color, hatch in _SUBMIT_STYLE.values() if hatch}
+    for ax, (wait, tl) in zip(axes, timelines.items(), strict=True):
+        how = "await gather at once (waiting: grey)" if wait else "carry on with own work"
+        tl.plot(ax=ax, title=f"wait={wait}: {how}", colors=colors, legend=False)
+        for bars in ax.collections:  # Timeline.plot draws one collection per span
+            hatch = hatches.get(tuple(bars.get_facecolor()[0]))
+            if hatch:
+                bars.set_hatch(hatch)
+                bars.set_edgecolor("0.45")  # the hatch's colour; the outline stays off
+            else:
+                bars.set_edgecolor("white")  # so that back-to-back slices stay apart
+                bars.set_linewidth(0.8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+async def seed_picture() -> dict[bool, Timeline]:
+    """Run :func:`submit_tasks` with ``wait=True`` then ``wait=False``; a timeline for each."""
+    from concurrency_lab.timeline import Timeline
+
+    timelines = {}
+    for wait in (True, False):
+        timelines[wait] = tl = Timeline()
+        await submit_tasks(tl, wait=wait)
+    return timelines
+
+
+def submit_tasks_summary(timelines: dict[bool, Timeline]) -> list[str]:
+    """What the two :func:`submit_tasks` runs show, in numbers taken from their timelines."""
+    facts = {}
+    for wait, tl in timelines.items():
+        spans = tl.spans
+        origin = min(s.start for s in spans)
+        submitted = next(s.start for s in spans if s.label == "submit async tasks")
+
+        def total(label: str, spans: list = spans) -> float:
+            return sum(s.duration for s in spans if s.label == label) * 1e3
+
+        first_task = min(s.start for s in spans if s.label == "send request (CPU)")
+        facts[wait] = {
+            "total": (max(s.end for s in spans) - origin) * 1e3,
+            "waited": total("waits: await gather(...)"),
+            "own work": total("carry on: own work"),
+            "delay": (first_task - submitted) * 1e3,
+        }
+    at_once, carry_on = facts[True], facts[False]
+    return [
+        f"wait=True:  total {at_once['total']:.0f} ms; the main program waited "
+        f"{at_once['waited']:.0f} ms in gather; the first task started "
+        f"{at_once['delay']:.1f} ms after the submit",
+        f"wait=False: total {carry_on['total']:.0f} ms; the main program did "
+        f"{carry_on['own work']:.0f} ms of its own work and waited {carry_on['waited']:.0f} ms; "
+        f"the first task started {carry_on['delay']:.1f} ms after the submit",
+        f"carrying on: {carry_on['own work']:.0f} ms of work done for "
+        f"{carry_on['total'] - at_once['total']:+.0f} ms of total time; the same work after "
+        f"gather would have added all {carry_on['own work']:.0f} ms",
+    ]
 
 
 def blocking_io(tl: Timeline, seconds: float) -> str:
@@ -525,3 +804,63 @@ def compare_combinators() -> list[dict[str, str]]:
         return [await _compare_one(api) for api in COMBINATORS]
 
     return run_sync(main)
+
+
+# -- chapter 06: an idle loop sleeps; a polling loop spins ----------------------------------
+def idle_loop_demo(tl: Timeline, delays: tuple[float, ...] = (0.3, 0.1, 0.2)) -> dict[str, Any]:
+    """Tasks sleeping ``delays`` at once on miniloop, each sleep a span of ``tl``.
+
+    Returns what the sleepers returned, wall and CPU seconds, and how often the loop went round.
+    """
+
+    async def sleeper(seconds: float) -> float:
+        with tl.span(f"sleep({seconds})", lane=f"sleeper {seconds}"):
+            await miniloop.sleep(seconds)
+        return seconds
+
+    async def sleepers() -> tuple[list[float], int]:
+        loop = miniloop.get_running_loop()
+        before = loop.iterations
+        tasks = [miniloop.create_task(sleeper(s), name=f"sleeper {s}") for s in delays]
+        woke = await miniloop.gather(*tasks)
+        return woke, loop.iterations - before
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    woke, iterations = miniloop.run(sleepers())
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"results": woke, "wall_s": wall, "cpu_s": cpu, "iterations": iterations}
+
+
+def busy_wait(seconds: float = 0.05) -> dict[str, Any]:
+    """Wait ``seconds`` by polling the clock, as a loop without a selector would."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    deadline, iterations = wall + seconds, 0
+    while time.perf_counter() < deadline:
+        iterations += 1
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"wall_s": wall, "cpu_s": cpu, "iterations": iterations}
+
+
+# -- command line: the measurements that must run in a fresh interpreter ---------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m concurrency_lab.aio", description="print one measurement as JSON"
+    )
+    parser.add_argument("command", choices=["steps", "loop-samples", "nest-cost"])
+    parser.add_argument("--n", type=int, default=20_000, help="steps or switches per sample")
+    parser.add_argument("--repeats", type=int, default=5, help="samples per median")
+    parser.add_argument("--rounds", type=int, default=1, help="loop-samples: interleaved rounds")
+    parser.add_argument("--patched", action="store_true", help="nest-cost: apply nest_asyncio2")
+    args = parser.parse_args(argv)
+    if args.command == "steps":
+        result: Any = step_costs(args.n, args.repeats, fresh=False)
+    elif args.command == "loop-samples":
+        result = _loop_samples(args.n, args.rounds)
+    else:
+        result = _nest_measure(args.n, args.repeats, args.patched)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -125,4 +125,4 @@ def check_prediction(lines: list[str]) -> str:
         "gather starts a first, then b; sleep(0) sends a coroutine to the back of the queue; "
         "`await helper()` runs helper inline, without a switch",
     )
-    return passed("prediction", " ".join(actual))
+    return passed("prediction")  # no detail: the notebook must not print the answer

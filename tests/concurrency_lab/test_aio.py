@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import pytest
 
 from concurrency_lab import aio
@@ -23,34 +28,114 @@ def test_unknown_loop_is_named_in_the_error() -> None:
         aio.switch_cost("trio", "sleep(0) switch", 10)
 
 
-def test_compare_loops_rows_and_ratios() -> None:
-    rows = aio.compare_loops(n=200, repeats=2)
+@pytest.mark.parametrize("fresh", [True, False])
+def test_compare_loops_rows_and_ratios(fresh: bool) -> None:
+    rows = aio.compare_loops(n=200, repeats=2, fresh=fresh)
     assert {(r["workload"], r["loop"]) for r in rows} == {
         (w, lp) for w in aio.WORKLOADS for lp in aio.LOOPS
     }
     for r in rows:
         assert r["p10_us"] <= r["median_us"] <= r["p90_us"]
+        assert r["repeats"] == 2
         if r["loop"] == "asyncio":
             assert r["vs_asyncio"] == pytest.approx(1.0)
 
 
-def test_step_costs_names_every_step() -> None:
-    costs = aio.step_costs(n=2000, repeats=2)
-    assert list(costs) == [
-        "function call",
-        "generator send()",
-        "await a coroutine",
-        "asyncio sleep(0) switch",
-        "miniloop sleep(0) switch",
+def test_compare_loops_runs_inside_a_running_loop() -> None:
+    async def main() -> list[dict]:
+        return aio.compare_loops(n=200, repeats=2)  # as a notebook cell calls it
+
+    assert len(asyncio.run(main())) == len(aio.WORKLOADS) * len(aio.LOOPS)
+
+
+def _row(workload: str, loop: str, p10: float, median: float, p90: float) -> dict:
+    return {
+        "workload": workload,
+        "loop": loop,
+        "p10_us": p10,
+        "median_us": median,
+        "p90_us": p90,
+        "repeats": 5,
+    }
+
+
+def test_rank_loops_orders_by_median_and_calls_overlaps_a_tie() -> None:
+    rows = [
+        _row("w", "asyncio", 2.0, 2.5, 3.0),
+        _row("w", "miniloop", 1.8, 2.2, 2.6),  # overlaps asyncio: too close to call
+        _row("w", "uvloop", 1.0, 1.2, 1.4),  # clearly apart from both
+        _row("v", "asyncio", 1.0, 1.1, 1.2),
+        _row("v", "miniloop", 3.0, 3.1, 3.2),
     ]
+    assert aio.rank_loops(rows) == [
+        "w: uvloop 1.20 < miniloop 2.20 ≈ asyncio 2.50 µs",
+        "v: asyncio 1.10 < miniloop 3.10 µs",
+    ]
+
+
+def test_plot_loop_compare_draws_a_whisker_per_bar() -> None:
+    rows = [_row(w, lp, 1.0, 2.0, 4.0) for w in ("a", "b") for lp in ("miniloop", "asyncio")]
+    ax = aio.plot_loop_compare(rows)
+    try:
+        bars = [c for c in ax.containers if hasattr(c, "errorbar")]
+        assert len(bars) == 2 and all(len(c) == 2 for c in bars)
+        segments = bars[0].errorbar.lines[2][0].get_segments()
+        assert [tuple(seg[:, 1]) for seg in segments] == [(1.0, 4.0), (1.0, 4.0)]
+        assert "p10–p90" in ax.get_title()
+    finally:
+        plt.close(ax.figure)
+
+
+STEPS = [
+    "function call",
+    "generator send()",
+    "await a coroutine",
+    "asyncio sleep(0) switch",
+    "miniloop sleep(0) switch",
+]
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_step_costs_names_every_step(fresh: bool) -> None:
+    costs = aio.step_costs(n=2000, repeats=2, fresh=fresh)
+    assert list(costs) == STEPS
     assert all(v > 0 for v in costs.values())
 
 
 def test_step_costs_runs_inside_a_running_loop() -> None:
     async def main() -> dict[str, float]:
-        return aio.step_costs(n=1000, repeats=2)  # as a notebook cell would call it
+        return aio.step_costs(n=1000, repeats=2, fresh=False)  # the in-process path
 
     assert len(asyncio.run(main())) == 5
+
+
+def test_plot_step_costs_titles_the_measured_ratios() -> None:
+    costs = dict(zip(STEPS, [0.02, 0.02, 0.1, 2.0, 1.0], strict=True))
+    ax = aio.plot_step_costs(costs)
+    try:
+        assert ax.get_title() == (
+            "An await that does not suspend: 5.0× a call; an asyncio switch: 20× that"
+        )
+    finally:
+        plt.close(ax.figure)
+
+
+def test_command_line_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert aio.main(["loop-samples", "--n=100", "--rounds=2"]) == 0
+    samples = json.loads(capsys.readouterr().out)
+    assert len(samples) == 2 * len(aio.WORKLOADS) * len(aio.LOOPS)
+    assert {(w, lp) for w, lp, _ in samples} == {(w, lp) for w in aio.WORKLOADS for lp in aio.LOOPS}
+
+
+def test_traced_ab_prints_and_draws_the_seed_order(capsys: pytest.CaptureFixture[str]) -> None:
+    tl = Timeline()
+    asyncio.run(aio.traced_ab(tl, cpu=0.0))
+    assert capsys.readouterr().out.splitlines() == ["Suspending a", "In b", "Resuming a"]
+    assert [(s.lane, s.label) for s in tl.spans] == [
+        ("a", "print('Suspending a')"),
+        ("b", "print('In b')"),
+        ("a", "print('Resuming a')"),
+    ]
 
 
 def test_old_style_report_shows_what_changed() -> None:
@@ -96,19 +181,42 @@ def test_submit_tasks_draws_the_seed_picture(wait: bool) -> None:
 
     assert asyncio.run(main()) == [0.06, 0.03, 0.045]
     spans = tl.spans
+    waiting = [s for s in spans if s.label == "waits: await gather(...)"]
+    tasks_end = max(s.end for s in spans if s.lane.startswith("task "))
+    assert len(waiting) == 1 and waiting[0].end >= tasks_end  # gather returns after every task
     io = [s for s in spans if s.label == "wait for IO"]
     assert sorted(s.lane for s in io) == ["task 1", "task 2", "task 3"]
     submit = next(s for s in spans if s.label == "submit async tasks")
     assert all(s.start >= submit.start for s in io)
     if wait:
-        waiting = next(s for s in spans if s.label == "waits: await gather(...)")
-        assert all(_overlaps(waiting, s) for s in io)
-        assert waiting.end >= max(s.end for s in io)
+        assert all(_overlaps(waiting[0], s) for s in io)
     else:
         own = [s for s in spans if s.label == "carry on: own work"]
         assert len(own) == 5
         # The main program worked while the tasks waited for IO: concurrency, drawn.
         assert any(_overlaps(o, s) for o in own for s in io)
+
+
+def test_seed_picture_summary_and_figure() -> None:
+    timelines = asyncio.run(aio.seed_picture())
+    assert list(timelines) == [True, False]
+    at_once, carry_on, verdict = aio.submit_tasks_summary(timelines)
+    assert at_once.startswith("wait=True:  total ") and "waited" in at_once
+    assert "ms of its own work" in carry_on
+    own = sum(s.duration for s in timelines[False].spans if s.label == "carry on: own work")
+    assert verdict.startswith(f"carrying on: {own * 1e3:.0f} ms of work done for ")
+    fig = aio.plot_submit_tasks(timelines)
+    try:
+        hatched = {
+            tuple(c.get_facecolor()[0]) for ax in fig.axes for c in ax.collections if c.get_hatch()
+        }
+        # Waiting, and only waiting, is hatched: main's gather and the tasks' IO, two greys.
+        assert len(hatched) == 2 and all(r == g == b for r, g, b, _ in hatched)
+        for ax in fig.axes:  # the legend shows the hatches too
+            handles = ax.get_legend().legend_handles
+            assert sum(bool(getattr(h, "get_hatch", lambda: None)()) for h in handles) == 2
+    finally:
+        plt.close(fig)
 
 
 def _heartbeats_inside(tl: Timeline, span_label: str) -> tuple[int, str]:
@@ -154,3 +262,32 @@ def test_compare_combinators_shows_how_errors_differ() -> None:
     assert rows["wait(FIRST_COMPLETED)"]["what the caller gets"] == "done={fast}, 2 pending"
     assert rows["TaskGroup"]["when 'fast' raises"].startswith("raises ExceptionGroup")
     assert rows["TaskGroup"]["other tasks right after"] == "slow: cancelled, mid: cancelled"
+
+
+def test_nest_cost_table_and_figure() -> None:
+    keys = ["sleep(0) switch us", "Future hand-off us", "run_until_complete us"]
+    plain = dict.fromkeys(keys, 2.0)
+    patched = dict(zip(keys, [3.0, 4.0, 1.0], strict=True))
+    table = aio.nest_cost_table(plain, patched)
+    assert list(table.index) == ["sleep(0) switch", "Future hand-off", "run_until_complete"]
+    assert list(table["slowdown"]) == [1.5, 2.0, 0.5]
+    ax = aio.plot_nest_cost(table)
+    try:
+        assert [c.get_label() for c in ax.containers] == ["plain asyncio", "nest-asyncio2"]
+    finally:
+        plt.close(ax.figure)
+
+
+def test_idle_loop_demo_goes_round_a_few_times() -> None:
+    tl = Timeline()
+    result = aio.idle_loop_demo(tl, delays=(0.03, 0.01, 0.02))
+    assert result["results"] == [0.03, 0.01, 0.02]
+    assert result["wall_s"] >= 0.03
+    assert result["iterations"] <= 20  # a polling loop would go round thousands of times
+    assert sorted(s.lane for s in tl.spans) == ["sleeper 0.01", "sleeper 0.02", "sleeper 0.03"]
+
+
+def test_busy_wait_polls_until_the_deadline() -> None:
+    result = aio.busy_wait(0.01)
+    assert result["wall_s"] >= 0.01
+    assert result["iterations"] >= 1 and result["cpu_s"] >= 0

@@ -93,6 +93,14 @@ def test_prediction_rejects(wrong: Any) -> None:
         ch04.check_prediction(wrong)
 
 
+def test_prediction_check_does_not_print_the_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    ch04.check_prediction(sol04.PREDICTION)
+    assert capsys.readouterr().out == "✓ prediction: correct\n"
+    with pytest.raises(ExerciseError) as wrong:
+        ch04.check_prediction(["a1", "a2", "helper", "a3", "b1", "b2"])
+    assert " ".join(sol04.PREDICTION) not in str(wrong.value)
+
+
 # -- chapter 05 ---------------------------------------------------------------------------
 async def unlimited(limit: int, *aws: Awaitable[Any]) -> list[Any]:
     return await asyncio.gather(*aws)
