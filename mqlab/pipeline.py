@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -40,13 +40,15 @@ from mqlab.services.config import RunConfig, add_config_arguments
 from mqlab.services.exchange import ExchangeService
 from mqlab.services.market import MarketService, default_queues
 from mqlab.services.portfolio import PortfolioService
-from mqlab.services.protocol import EXCHANGE_STEP, EXECUTION, parse_control
+from mqlab.services.protocol import CHECKED, EXCHANGE_STEP, EXECUTION, ORDERS, parse_control
+from mqlab.services.risk import RiskCheck, RiskService
 from mqlab.services.strategy_host import StrategyHost
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from mqlab.events import Fill
+    from mqlab.strategy import Strategy
 
 __all__ = [
     "SERVICES",
@@ -147,6 +149,9 @@ class Pipeline:
 
     ``state_dir`` holds each service's journal (without it, nothing survives a restart);
     ``out`` receives the report and plots. ``prefix`` names every exchange and queue.
+    ``risk=check`` (with ``limit``) adds a fifth service, :class:`~mqlab.services.risk.
+    RiskService`, between the strategy host and the exchange. ``strategy`` builds the
+    strategy instead of ``config.strategy`` (in-process only, e.g. an exercise's).
     """
 
     def __init__(
@@ -160,6 +165,9 @@ class Pipeline:
         window: int = 1,
         speed: float = 0.0,
         reconnect_interval: float = 0.5,
+        risk: RiskCheck | None = None,
+        limit: Decimal | str = "0",
+        strategy: Callable[[], Strategy] | None = None,
     ) -> None:
         self.config = config
         self.url = url
@@ -169,9 +177,16 @@ class Pipeline:
         self.window = window
         self.speed = speed
         self.reconnect_interval = reconnect_interval
+        self.risk, self.limit = risk, Decimal(limit)
+        self.make_strategy = strategy or config.make_strategy
+        self.strategy_id = self.make_strategy().name
+        names = list(SERVICES)
+        if risk is not None:
+            names.insert(-1, "risk")
+        self.names = tuple(names)
         self.services: dict[str, Service] = {}
         self.tasks: dict[str, asyncio.Task[int]] = {}
-        self.restarts = dict.fromkeys(SERVICES, 0)
+        self.restarts = dict.fromkeys(self.names, 0)
         self.retired: list[Service] = []  # killed incarnations, for their counters
         self.started = time.perf_counter()
 
@@ -179,17 +194,20 @@ class Pipeline:
         return Journal(None if self.state_dir is None else self.state_dir / f"{name}.jsonl")
 
     def build(self, name: str, bus: Bus) -> Service:
-        config = self.config
+        config, sid = self.config, self.strategy_id
         if name == "exchange":
             exchange = config.make_exchange()
+            orders_from = ORDERS if self.risk is None else CHECKED
             return ExchangeService(
-                bus, exchange, self._journal(name), strategies=[config.strategy_id]
+                bus, exchange, self._journal(name), strategies=[sid], orders_from=orders_from
             )
         if name == "strategy":
-            strategy = config.make_strategy()
+            strategy = self.make_strategy()
             return StrategyHost(bus, strategy, self._journal(name), patterns=config.market_keys)
+        if name == "risk" and self.risk is not None:
+            return RiskService(bus, self.risk, self.limit, self._journal(name))
         if name == "portfolio":
-            title = f"{config.strategy_id} over the bus on {config.label}"
+            title = f"{sid} over the bus on {config.label}"
             portfolio = config.make_portfolio()
             return PortfolioService(
                 bus, portfolio, self._journal(name), patterns=config.market_keys, out=self.out,
@@ -198,9 +216,9 @@ class Pipeline:
         if name == "market":
             return MarketService(
                 bus, config.events, self._journal(name), speed=self.speed, window=self.window,
-                wait_for=default_queues([config.strategy_id]),
+                wait_for=default_queues([sid]) + (["risk.orders"] if self.risk else []),
             )  # fmt: skip
-        raise ValueError(f"unknown service {name!r}; choose one of {', '.join(SERVICES)}")
+        raise ValueError(f"unknown service {name!r}; choose one of {', '.join(self.names)}")
 
     async def start(self, name: str) -> Service:
         """Start (or restart) one service: a new connection, state rebuilt from its journal."""
@@ -219,7 +237,7 @@ class Pipeline:
 
     async def start_all(self) -> None:
         self.started = time.perf_counter()
-        for name in SERVICES:
+        for name in self.names:
             await self.start(name)
 
     async def kill(self, name: str) -> None:
@@ -281,11 +299,11 @@ class Pipeline:
         """Delete the pipeline's exchanges and queues (a finished run leaves nothing behind)."""
         async with Bus(self.url, prefix=self.prefix) as bus:
             for name in ("exchange.market", "exchange.orders", "portfolio.market",
-                         "portfolio.execution", "market.progress", "dlq",
-                         f"strategy.{self.config.strategy_id}.market",
-                         f"strategy.{self.config.strategy_id}.execution"):  # fmt: skip
+                         "portfolio.execution", "market.progress", "dlq", "risk.orders",
+                         "risk.control", f"strategy.{self.strategy_id}.market",
+                         f"strategy.{self.strategy_id}.execution"):  # fmt: skip
                 bus.declared["queues"][bus.name(name)] = {}
-            for name in ("market", "orders", "execution", "dlx"):
+            for name in ("market", "orders", "execution", "checked", "dlx"):
                 bus.declared["exchanges"][bus.name(name)] = "topic"
             await bus.delete()
 

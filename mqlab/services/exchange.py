@@ -28,11 +28,13 @@ import numpy as np
 
 from mqlab.bus import Bus, Delivery, Reject
 from mqlab.events import (
+    ZERO,
     Cancel,
     Fill,
     Kline,
     Order,
     OrderBook,
+    OrderStatus,
     OrderUpdate,
     Trade,
     decode,
@@ -53,6 +55,7 @@ from mqlab.services.protocol import (
     header_int,
     parse_control,
 )
+from mqlab.services.risk import HEADER_RISK_REASON
 
 __all__ = ["ExchangeService", "add_arguments", "run"]
 
@@ -71,15 +74,18 @@ class ExchangeService(EngineService):
         journal: Journal | None = None,
         *,
         strategies: Sequence[str] = ("sma_cross",),
+        orders_from: str = ORDERS,
     ) -> None:
         if not strategies:
             raise ValueError("the exchange service needs at least one strategy id")
         self.exchange = exchange
+        self.orders_from = orders_from
         self.strategies = sorted(set(strategies))
         self.step = 0  # last step fully handled
         self.market: dict[int, dict[str, Any]] = {}  # step -> market event or end record
         self.pauses: dict[int, str] = {}  # "after step N" -> pause id
         self.requests: dict[str, Order | Cancel] = {}  # received, waiting for their done
+        self.refused: dict[str, str] = {}  # order id -> reason, from a risk service
         self.done: dict[tuple[str, int], list[str]] = {}  # (strategy, call) -> request ids
         self.calls = dict.fromkeys(self.strategies, 0)  # last call number, per strategy
         self.heap: list[tuple[int, int, Answer]] = []  # answers due later, as in the backtest
@@ -102,6 +108,8 @@ class ExchangeService(EngineService):
             request = decode(record["body"])
             assert isinstance(request, Order | Cancel)
             self.requests[request.id] = request
+            if record.get("risk_reason"):
+                self.refused[request.id] = record["risk_reason"]
             self.counts["orders" if isinstance(request, Order) else "cancels"] += 1
             if record["sent_ns"]:
                 self.latencies_ns.append(record["received_ns"] - record["sent_ns"])
@@ -205,7 +213,12 @@ class ExchangeService(EngineService):
         """The backtest's ``send``: each request to ``on_order``, its answers queued by time."""
         for request in requests:
             self.submitted.append(request.id)
-            for answer in self.exchange.on_order(request):
+            reason = self.refused.pop(request.id, None)
+            if reason is not None and isinstance(request, Order):
+                answers: list[OrderUpdate] = [_refusal(request, reason, self.exchange)]
+            else:
+                answers = self.exchange.on_order(request)
+            for answer in answers:
                 self._answers += 1
                 heapq.heappush(self.heap, (answer.recv_ts, self._answers, answer))
 
@@ -260,6 +273,8 @@ class ExchangeService(EngineService):
             "received_ns": delivery.received_ns,
             "sent_ns": int(delivery.headers.get(HEADER_SENT) or 0),
         }
+        if delivery.type == "risk_reject":
+            record["risk_reason"] = str(delivery.headers.get(HEADER_RISK_REASON) or "risk")
         await self.commit(record)
 
     def _check_strategy(self, strategy: str) -> None:
@@ -271,7 +286,7 @@ class ExchangeService(EngineService):
 
     async def subscribe(self) -> None:
         await self.bus.subscribe(
-            "exchange.orders", [(ORDERS, "#")], self.on_orders, seen=self.applied
+            "exchange.orders", [(self.orders_from, "#")], self.on_orders, seen=self.applied
         )
         await self.bus.subscribe(
             "exchange.market", [(MARKET, "#")], self.on_market, seen=self.applied
@@ -289,6 +304,15 @@ class ExchangeService(EngineService):
                 "latency_ms_p99": p99,
             }
         )
+
+
+def _refusal(order: Order, reason: str, exchange: SimulatedExchange) -> OrderUpdate:
+    """The REJECTED update for an order a risk service refused, timed like the exchange's own."""
+    arrival = order.ts + exchange.latency.delay(order.id)
+    return OrderUpdate(
+        order.id, order.strategy, order.platform, order.symbol, OrderStatus.REJECTED, ZERO,
+        ZERO, f"risk: {reason}", 1, arrival, arrival,
+    )  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

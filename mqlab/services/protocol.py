@@ -31,6 +31,7 @@ from mqlab.bus import Delivery
 from mqlab.services._runtime import Outgoing
 
 __all__ = [
+    "CHECKED",
     "END_KEY",
     "EXCHANGE_STEP",
     "EXECUTION",
@@ -49,6 +50,8 @@ __all__ = [
 MARKET = "market"
 ORDERS = "orders"
 EXECUTION = "execution"
+#: Orders that passed a risk service, when one sits between strategy and exchange.
+CHECKED = "checked"
 
 #: Header with the step number of a market event.
 HEADER_SEQ = "x-seq"

@@ -1,0 +1,107 @@
+"""Pre-trade risk service (风控): checks every order between the strategy host and the exchange.
+
+Adding a service to an event-driven system means adding a hop, not editing the others: the
+strategy host still publishes to ``orders``; the risk service consumes them, and republishes
+to ``checked`` what passes, which is where the exchange service then reads (see
+:class:`~mqlab.pipeline.Pipeline` ``risk=``). An order that fails the check goes on as a
+``risk_reject`` carrying the reason, and the exchange answers it with a REJECTED order update,
+so the strategy learns why, on the same path as any other rejection. ``done`` messages pass
+through unchanged, so the step protocol is untouched.
+
+The check is any function ``check(order, exposure, limit) -> reason | None``; ``exposure``
+is the net quantity of the orders passed so far (buys minus sells), i.e. the position if
+they all fill: a conservative, deterministic view that does not wait for fills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from mqlab.bus import Bus, Delivery, Reject
+from mqlab.events import ZERO, Cancel, Order, Side, decode
+from mqlab.services._runtime import Journal, Outgoing, Service
+from mqlab.services.protocol import CHECKED, EXCHANGE_STEP, EXECUTION, ORDERS, parse_control
+
+__all__ = ["HEADER_RISK_REASON", "RiskCheck", "RiskService"]
+
+#: Header of a ``risk_reject`` message: why the order was refused.
+HEADER_RISK_REASON = "x-mqlab-risk-reason"
+
+#: ``check(order, exposure, limit)`` returns why the order must be refused, or None.
+RiskCheck = Callable[[Order, Decimal, Decimal], "str | None"]
+
+
+class RiskService(Service):
+    """Pass or refuse each order with ``check``; keep the net exposure of what passed."""
+
+    name = "risk"
+
+    def __init__(
+        self,
+        bus: Bus,
+        check: RiskCheck,
+        limit: Decimal | str,
+        journal: Journal | None = None,
+    ) -> None:
+        super().__init__(bus, journal)
+        self.check = check
+        self.limit = Decimal(limit)
+        self.exposure: dict[str, Decimal] = {}  # symbol -> net quantity passed
+        self.passed = 0
+        self.refused: dict[str, str] = {}  # order id -> reason
+
+    def apply(self, record: dict[str, Any]) -> list[Outgoing]:
+        headers = record["headers"]
+        if record["kind"] == "done":
+            return [Outgoing(CHECKED, record["key"], record["body"].encode(), record["id"],
+                             headers, "done")]  # fmt: skip
+        request = decode(record["body"])
+        body = record["body"].encode()
+        if isinstance(request, Cancel):
+            return [Outgoing(CHECKED, record["key"], body, record["id"], headers, "cancel")]
+        assert isinstance(request, Order)
+        exposure = self.exposure.get(request.symbol, ZERO)
+        reason = self.check(request, exposure, self.limit)
+        if reason is None:
+            signed = request.qty if request.side is Side.BUY else -request.qty
+            self.exposure[request.symbol] = exposure + signed
+            self.passed += 1
+            return [Outgoing(CHECKED, record["key"], body, record["id"], headers, "order")]
+        if not isinstance(reason, str) or not reason:
+            raise TypeError(f"a risk check returns a reason (str) or None, not {reason!r}")
+        self.refused[request.id] = reason
+        headers = headers | {HEADER_RISK_REASON: reason}
+        return [Outgoing(CHECKED, record["key"], body, record["id"], headers, "risk_reject")]
+
+    async def on_orders(self, delivery: Delivery) -> None:
+        record = {
+            "id": delivery.message_id,
+            "key": delivery.routing_key,
+            "body": delivery.body.decode(),
+            "headers": dict(delivery.headers),
+        }
+        if delivery.type == "done":
+            parse_control(delivery.body, strategy=str, call=int, orders=list)
+            await self.commit(record | {"kind": "done"})
+            return
+        request = decode(delivery.body)
+        if not isinstance(request, Order | Cancel):
+            raise Reject(f"not an order or cancel: a {type(request).__name__}")
+        await self.commit(record | {"kind": "request", "id": delivery.message_id or request.id})
+
+    async def on_control(self, delivery: Delivery) -> None:
+        # The exchange ends (or pauses) only after every order reached it through us.
+        if parse_control(delivery.body, kind=str)["kind"] in ("end", "pause"):
+            self.finished.set()
+
+    async def run(self) -> int:
+        await self.recover()
+        await self.bus.subscribe("risk.orders", [(ORDERS, "#")], self.on_orders, seen=self.applied)
+        await self.bus.subscribe("risk.control", [(EXECUTION, EXCHANGE_STEP)], self.on_control)
+        await self.until_done()
+        return 0
+
+    def stats(self) -> dict[str, Any]:
+        return super().stats() | {"passed": self.passed, "refused": len(self.refused)}
