@@ -18,7 +18,7 @@ from typing import Any
 
 from mqlab.broker.routing import topic_match
 from mqlab.bus import Bus, Delivery, Reject
-from mqlab.events import Fill, Kline, OrderBook, Trade, decode, fill_key
+from mqlab.events import Fill, Kline, OrderBook, Trade, decode
 from mqlab.portfolio import Portfolio
 from mqlab.services._runtime import EngineService, Journal, add_common_arguments
 from mqlab.services.protocol import (
@@ -132,7 +132,7 @@ class PortfolioService(EngineService):
     async def subscribe(self) -> None:
         await self.bus.subscribe(
             "portfolio.execution",
-            [(EXECUTION, EXCHANGE_STEP), (EXECUTION, fill_key("#"))],
+            [(EXECUTION, EXCHANGE_STEP), (EXECUTION, "fill.#")],
             self.on_execution,
             seen=self.applied,
         )

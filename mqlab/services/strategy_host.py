@@ -29,8 +29,6 @@ from mqlab.events import (
     Trade,
     decode,
     encode,
-    fill_key,
-    order_update_key,
     routing_key,
 )
 from mqlab.services._runtime import EngineService, Journal, Outgoing, add_common_arguments
@@ -179,8 +177,8 @@ class StrategyHost(EngineService):
     async def subscribe(self) -> None:
         bindings = [(EXECUTION, EXCHANGE_STEP)]
         bindings += [
-            (EXECUTION, fill_key(self.sid, "#")),
-            (EXECUTION, order_update_key(self.sid, "#")),
+            (EXECUTION, f"fill.{self.sid}.#"),
+            (EXECUTION, f"order_update.{self.sid}.#"),
         ]
         await self.bus.subscribe(
             f"{self.queue}.execution", bindings, self.on_execution, seen=self.applied
