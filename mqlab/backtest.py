@@ -85,12 +85,13 @@ class BacktestResult:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready figures: the stats plus counts and speed."""
-        rejected = sum(u.status == "REJECTED" for u in self.updates)
+        rejections = [u.reason for u in self.updates if u.status == "REJECTED"]
         return {
             "strategy": self.strategy,
             "events": self.events,
             "orders_sent": sum(isinstance(o, Order) for o in self.orders),
-            "rejected": rejected,
+            "rejected": len(rejections),
+            "first_rejection": rejections[0] if rejections else None,
             "fills": len(self.fills),
             **self.stats.to_dict(),
             "elapsed_s": round(self.elapsed, 4),
@@ -169,33 +170,36 @@ class Backtest:
             bar = tqdm(total=self.total, unit="ev", desc=f"backtest {strategy.name}")
         n = 0
         started = time.perf_counter()
-        while heap:
-            t, rank, i, event, it = heappop(heap)
-            if not rank:
-                deliver(event)  # type: ignore[arg-type]
-                continue
-            n += 1
-            for answer in on_market(event):  # type: ignore[arg-type]
-                deliver(answer)
-            mark(event)  # type: ignore[arg-type]
-            handle(event)
-            if outbox:
-                send()
-            nxt = next(it, None)  # only now: the future is pulled once the present is done
-            if nxt is not None:
-                if nxt.recv_ts < t:
-                    raise ValueError(
-                        f"source {i} is not in time order: {nxt.id} (recv_ts {nxt.recv_ts}) "
-                        f"comes after an event at {t}; sort it by time"
-                    )
-                heappush(heap, (nxt.recv_ts, 1, i, nxt, it))
-            if bar is not None and not n & 1023:
-                bar.update(1024)
+        try:
+            while heap:
+                t, rank, i, event, it = heappop(heap)
+                if not rank:
+                    deliver(event)  # type: ignore[arg-type]
+                    continue
+                n += 1
+                for answer in on_market(event):  # type: ignore[arg-type]
+                    deliver(answer)
+                mark(event)  # type: ignore[arg-type]
+                handle(event)
+                if outbox:
+                    send()
+                nxt = next(it, None)  # only now: the future is pulled once the present is done
+                if nxt is not None:
+                    if nxt.recv_ts < t:
+                        raise ValueError(
+                            f"source {i} is not in time order: {nxt.id} (recv_ts "
+                            f"{nxt.recv_ts}) comes after an event at {t}; sort it by time"
+                        )
+                    heappush(heap, (nxt.recv_ts, 1, i, nxt, it))
+                if bar is not None and not n & 1023:
+                    bar.update(1024)
+            if bar is not None:
+                bar.update(n - bar.n)
+        finally:  # a bad line in a lazy source raises mid-run: leave a tidy progress bar
+            if bar is not None:
+                bar.close()
         result.elapsed = time.perf_counter() - started
         result.events = n
-        if bar is not None:
-            bar.update(n - bar.n)
-            bar.close()
         return result
 
 
@@ -313,11 +317,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="strategy parameter, e.g. --param fast=5 (repeatable)",
     )
-    parser.add_argument("--cash", default="10000", help="starting USDT (default: 10000)")
-    parser.add_argument("--fee", default="0.001", help="taker fee rate (default: 0.001)")
+    parser.add_argument(
+        "--cash", type=_amount, default="10000", help="starting USDT (default: 10000)"
+    )
+    parser.add_argument(
+        "--fee", type=_amount, default="0.001", help="taker fee rate (default: 0.001 = 0.1 %%)"
+    )
     parser.add_argument("--latency-ms", type=int, default=0, help="order latency in ms")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--plot", type=Path, default=None, help="write the equity curve PNG here")
+
+
+def _amount(text: str) -> Decimal:
+    """An exact, finite, non-negative number from the command line (argparse type)."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        value = Decimal("NaN")
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a number >= 0 (e.g. 10000 or 0.001), got {text!r}"
+        )
+    return value
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
@@ -360,7 +381,11 @@ def run(args: argparse.Namespace) -> int:
     except (DataError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    summary = {"data": label, **result.summary()}
+    # Ratios are floats: print them to a sensible precision, not to the last binary digit.
+    summary = {
+        k: round(v, 6) if isinstance(v, float) else v
+        for k, v in {"data": label, **result.summary()}.items()
+    }
     if args.plot is not None:
         import matplotlib
 

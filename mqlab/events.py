@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import re
 import typing
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, FrozenInstanceError, dataclass, fields
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -275,6 +275,19 @@ _TYPES: dict[str, type] = {
     "fill": Fill,
 }
 _NAMES: dict[type, str] = {cls: name for name, cls in _TYPES.items()}
+
+
+def _refuse(self: Any, name: str, *value: Any) -> None:
+    raise FrozenInstanceError(
+        f"{type(self).__name__} events are immutable: cannot set or delete {name!r}"
+    )
+
+
+# A frozen dataclass with slots answers an *unknown* attribute name with a confusing TypeError
+# from super() (a CPython quirk); refuse every name the same way, with a clear message.
+for _cls in _TYPES.values():
+    _cls.__setattr__ = _refuse  # type: ignore[method-assign,assignment]
+    _cls.__delattr__ = _refuse  # type: ignore[method-assign,assignment]
 
 
 def event_type(event: Event) -> str:

@@ -369,9 +369,12 @@ def iter_binance_csv(
     Symbol and interval come from the file name (``BTCUSDT-1m-2024-01-01.csv`` or
     ``synthetic_BTCUSDT_1m.csv``) unless given; otherwise the interval is read from the first
     row. Lines starting with ``#`` are comments. Microsecond timestamps (Binance spot files
-    from 2025 on) are converted to milliseconds.
+    from 2025 on) are converted to milliseconds. A bad line raises :class:`DataError` when it
+    is reached, and so does a file that turns out to hold no bars.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give the path of one kline CSV (or .zip) inside it")
     if not path.is_file():
         raise MissingDataError(
             f"data file {path} not found; give the path to a Binance kline CSV (from "
@@ -383,6 +386,20 @@ def iter_binance_csv(
 
 
 def _read(
+    path: Path, symbol: str, interval: str | None, platform: str, latency: int
+) -> Iterator[Kline]:
+    try:
+        yield from _parse_rows(path, symbol, interval, platform, latency)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not a text CSV file (undecodable byte at offset {exc.start}); give a "
+            "Binance kline .csv, or the .zip as downloaded"
+        ) from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV file ({exc})") from None
+
+
+def _parse_rows(
     path: Path, symbol: str, interval: str | None, platform: str, latency: int
 ) -> Iterator[Kline]:
     step = INTERVAL_MS[interval] if interval else None
@@ -446,11 +463,10 @@ def _read(
             yield Kline(
                 platform, symbol, interval, open_time, o, h, low, c, v, ts, ts + latency, q, count
             )
+    if last_open < 0:
+        raise DataError(f"{path}: no bars in the file; is it a Binance kline CSV?")
 
 
 def load_binance_csv(path: str | Path, **kw) -> list[Kline]:
-    """All of :func:`iter_binance_csv` as a list; raises :class:`DataError` if it is empty."""
-    klines = list(iter_binance_csv(path, **kw))
-    if not klines:
-        raise DataError(f"{path}: no bars in the file")
-    return klines
+    """All of :func:`iter_binance_csv` as a list (a file without bars raises DataError)."""
+    return list(iter_binance_csv(path, **kw))

@@ -66,7 +66,10 @@ def as_decimal(value: Decimal | str | int, what: str = "value") -> Decimal:
     if isinstance(value, Decimal):
         return value
     if isinstance(value, str | int) and not isinstance(value, bool):
-        return Decimal(value)
+        try:
+            return Decimal(value)
+        except ArithmeticError:  # decimal.InvalidOperation
+            raise ValueError(f"{what} must be a number such as '0.1', not {value!r}") from None
     raise TypeError(
         f"{what} must be a Decimal, str or int, not {type(value).__name__} {value!r}: "
         f"write Decimal({str(value)!r}) so money stays exact"

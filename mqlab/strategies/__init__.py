@@ -1,11 +1,12 @@
 """Example strategies, by the name the CLI and the pipeline use: ``sma_cross``, ``imbalance``.
 
-``make_strategy("sma_cross", fast=5)`` builds one; an unknown name gets an error that lists
-the known ones.
+``make_strategy("sma_cross", fast=5)`` builds one; an unknown name or parameter gets an error
+that lists the known ones.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from mqlab.strategies.imbalance import BookImbalance
@@ -25,4 +26,14 @@ def make_strategy(name: str, **params: Any) -> Strategy:
         raise ValueError(
             f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}"
         ) from None
+    accepted = [
+        p.name
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD
+    ]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"{name} has no parameter {', '.join(unknown)}; it takes: {', '.join(accepted)}"
+        )
     return cls(**params)

@@ -158,6 +158,8 @@ def test_cli_prints_a_summary_with_a_progress_bar() -> None:
         (["--strategy", "imbalance", "--data", "x.csv"], "needs order-book data"),
         (["--param", "fast"], "NAME=VALUE"),
         (["--param", "fast=50"], "need 0 < fast < slow"),
+        (["--param", "speed=5"], "no parameter speed; it takes: fast, slow"),
+        (["--param", "qty=abc"], "qty must be a number"),
     ],
 )
 def test_cli_errors_are_clear(
@@ -165,3 +167,48 @@ def test_cli_errors_are_clear(
 ) -> None:
     assert main(["backtest", *argv]) == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--cash", "abc"], ["--fee", "-0.1"], ["--cash", "nan"]])
+def test_cli_refuses_bad_numbers(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["backtest", *argv])
+    assert info.value.code == 2
+    assert "expected a number >= 0" in capsys.readouterr().err
+
+
+def test_cli_says_why_orders_were_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backtest", "--json", "--cash", "100"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["fills"] == 0 and summary["rejected"] > 0
+    assert summary["first_rejection"].startswith("insufficient balance")
+    assert isinstance(summary["sharpe"], float) and summary["sharpe"] == round(summary["sharpe"], 6)
+
+
+def test_progress_bar_is_closed_when_a_source_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tqdm.auto
+
+    from mqlab.market import DataError, iter_binance_csv
+
+    bars: list[object] = []
+
+    class Bar:
+        def __init__(self, **kw: object) -> None:
+            self.n, self.closed = 0, False
+            bars.append(self)
+
+        def update(self, k: int) -> None:
+            self.n += k
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    bad = tmp_path / "BTCUSDT-1m-bad.csv"
+    bad.write_text("1704067200000,1,1,1,1,1,1704067259999,1,1,1,1,0\nnot,a,bar\n")
+    backtest = Backtest(SmaCross(), iter_binance_csv(bad), progress=True, total=2)
+    with pytest.raises(DataError, match="line 2"):
+        backtest.run()
+    assert len(bars) == 1 and bars[0].closed  # type: ignore[attr-defined]

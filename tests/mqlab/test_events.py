@@ -56,8 +56,11 @@ def test_round_trip_is_exact(event: object) -> None:
 def test_events_are_immutable_and_slotted(event: object) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.ts = 0  # type: ignore[attr-defined]
-    with pytest.raises((AttributeError, TypeError)):
-        event.next_bar = KLINE  # type: ignore[attr-defined]
+    with pytest.raises(dataclasses.FrozenInstanceError, match=r"immutable.*'next_bar'"):
+        event.next_bar = KLINE  # type: ignore[attr-defined]  # not a TypeError from super()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del event.ts  # type: ignore[attr-defined]
+    assert not hasattr(event, "__dict__")
 
 
 def test_money_travels_as_strings_never_floats() -> None:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import types
-from collections.abc import Iterator
 
 import pytest
 
 from mqlab.backtest import Backtest, run_backtest
 from mqlab.events import Kline
+from mqlab.lookahead import later_klines, reachable
 from mqlab.market import SAMPLE_DATA, iter_binance_csv, synthetic_klines
 from mqlab.strategy import Strategy
 
@@ -36,11 +35,7 @@ class Prophet(Strategy):
         self.bars += 1
         if self.bars % self.every:
             return
-        future = [
-            o for o in gc.get_objects()
-            if type(o) is Kline and o.platform == kline.platform and o.open_time > kline.open_time
-        ]  # fmt: skip
-        self.glimpses += len(future)
+        self.glimpses += len(later_klines(gc.get_objects(), kline))
 
 
 def test_with_a_lazy_source_the_future_does_not_exist_yet() -> None:
@@ -53,22 +48,6 @@ def test_control_a_preloaded_history_is_all_there() -> None:
     prophet = Prophet()
     run_backtest(prophet, list(iter_binance_csv(SAMPLE_DATA, platform="eager")))
     assert prophet.glimpses > 0  # vectorised-style: the whole future sits in memory...
-
-
-def reachable(root: object) -> Iterator[object]:
-    """Everything the strategy's *state* leads to, following references.
-
-    Functions and classes are not followed: through them any code reaches its own module's
-    globals (here, this test module's KLINES), which is the author's doing, not the engine's.
-    """
-    seen, todo = {id(root)}, [root]
-    while todo:
-        obj = todo.pop()
-        yield obj
-        for ref in gc.get_referents(obj):
-            if id(ref) not in seen and not isinstance(ref, type | types.FunctionType):
-                seen.add(id(ref))
-                todo.append(ref)
 
 
 class Explorer(Strategy):
@@ -84,11 +63,9 @@ class Explorer(Strategy):
     def on_kline(self, kline: Kline) -> None:
         self.bars += 1
         if self.bars % 50 == 0:
-            self.found += [
-                o for o in reachable(self)
-                if isinstance(o, Backtest)
-                or (type(o) is Kline and o.open_time > kline.open_time)
-            ]  # fmt: skip
+            held = list(reachable(self))
+            self.found += [o for o in held if isinstance(o, Backtest)]
+            self.found += later_klines(held, kline)
 
 
 def test_even_with_a_preloaded_list_nothing_reachable_leads_to_the_future() -> None:
@@ -185,3 +162,10 @@ def test_the_strategy_clock_is_the_present_event() -> None:
 def test_a_source_cannot_rewind_time(bad: list[Kline]) -> None:
     with pytest.raises(ValueError, match="not in time order"):
         run_backtest(Prophet(), bad)
+
+
+def test_later_klines_compares_stream_and_time() -> None:
+    now = KLINES[10]
+    other = dataclasses.replace(KLINES[20], symbol="ETHUSDT")
+    assert later_klines([KLINES[9], now, KLINES[11], other, "x"], now) == [KLINES[11]]
+    assert KLINES[11] in list(reachable({"a": [KLINES[11]]}))

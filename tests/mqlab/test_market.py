@@ -120,6 +120,30 @@ def test_corrupt_files_name_file_line_and_column(tmp_path: Path, text: str, word
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"\xff\xfe\x00binary", r"not a text CSV file"),
+        (b"", r"no bars in the file"),
+        (b"# only a comment\n", r"no bars in the file"),
+    ],
+)
+def test_unreadable_or_empty_files_fail_lazily_too(
+    tmp_path: Path, content: bytes, words: str
+) -> None:
+    path = tmp_path / "BTCUSDT-1m-odd.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=words) as info:
+        list(iter_binance_csv(path))  # the lazy reader, as the backtest CLI uses it
+    assert str(path) in str(info.value)
+
+
+def test_a_folder_is_not_a_data_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="is a folder") as info:
+        iter_binance_csv(tmp_path)
+    assert not isinstance(info.value, MissingDataError)
+
+
 def test_symbol_is_required_when_the_name_does_not_say(tmp_path: Path) -> None:
     path = tmp_path / "prices.csv"
     path.write_text(ROW)
