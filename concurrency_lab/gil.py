@@ -19,6 +19,7 @@ import asyncio
 import functools
 import hashlib
 import os
+import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -220,10 +221,12 @@ def _sizes(quick: bool) -> dict[Workload, float]:
 
 
 def compare(quick: bool = False, jobs: int = 4, repeats: int | None = None) -> pd.DataFrame:
-    """Best wall time and speed-up over serial for every workload and mode.
+    """Median wall time and speed-up over serial for every workload and mode.
 
-    The cases take turns, repeat after repeat, and each keeps its fastest run (as ``timeit``
-    does): on a shared machine, slower runs measure the neighbours, not the mode.
+    Within a repeat, the modes of one workload run between two serial runs of the same jobs,
+    and each mode's speed-up is the mean of those two serial times divided by its own. Pairing
+    neighbouring runs cancels most of the drift in load from other programs; the median over
+    repeats is reported.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -232,13 +235,26 @@ def compare(quick: bool = False, jobs: int = 4, repeats: int | None = None) -> p
     sizes = _sizes(quick)
     cases = [(w, m) for w in WORKLOADS for m in MODES]
     times: dict[tuple[Workload, Mode], list[float]] = {c: [] for c in cases}
+    ratios: dict[tuple[Workload, Mode], list[float]] = {c: [] for c in cases}
     for _ in tqdm(range(repeats), desc="repeats", leave=False):
-        for workload, mode in cases:
-            times[workload, mode].append(run(workload, mode, jobs, sizes[workload]))
-    rows = [{"workload": w, "mode": m, "seconds": min(times[w, m])} for w, m in cases]
+        for w in WORKLOADS:
+            before = run(w, "serial", jobs, sizes[w])
+            measured = {m: run(w, m, jobs, sizes[w]) for m in MODES if m != "serial"}
+            base = (before + run(w, "serial", jobs, sizes[w])) / 2
+            measured["serial"] = base
+            for m, seconds in measured.items():
+                times[w, m].append(seconds)
+                ratios[w, m].append(base / seconds)
+    rows = [
+        {
+            "workload": w,
+            "mode": m,
+            "seconds": statistics.median(times[w, m]),
+            "speedup": statistics.median(ratios[w, m]),
+        }
+        for w, m in cases
+    ]
     frame = pd.DataFrame(rows)
-    serial = frame[frame["mode"] == "serial"].set_index("workload")["seconds"]
-    frame["speedup"] = serial.loc[frame["workload"]].to_numpy() / frame["seconds"]
     frame["jobs"], frame["cores"] = jobs, os.cpu_count()
     return frame
 

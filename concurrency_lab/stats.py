@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Summary", "load_average", "summarize"]
+__all__ = ["Summary", "busy_cores", "load_average", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -46,4 +46,15 @@ def load_average() -> float | None:
     Print it beside a measurement: a load above the number of cores means other programs
     competed for the CPU while it ran.
     """
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def busy_cores(seconds: float = 0.2) -> float:
+    """How many cores' worth of CPU the whole machine used over the next ``seconds``.
+
+    Call it while idle, before a measurement: whatever it reports is used by other programs,
+    and parallel speed-ups can only come from the cores that are left.
+    """
+    import psutil
+
+    return psutil.cpu_percent(interval=seconds) / 100 * (os.cpu_count() or 1)

@@ -152,3 +152,9 @@ def test_load_average_is_a_number_or_none() -> None:
 
     value = load_average()
     assert value is None or value >= 0
+
+
+def test_busy_cores_is_within_the_machine() -> None:
+    from concurrency_lab.stats import busy_cores
+
+    assert 0 <= busy_cores(0.05) <= (os.cpu_count() or 1) + 1e-6
