@@ -426,7 +426,7 @@ def plot_switch_costs(
     ordered = sorted(results, key=lambda r: r.median_us)
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.45 * len(ordered) + 1.2))
-    palette = dict(zip(MECHANISMS, plt.get_cmap("tab10").colors, strict=False))
+    palette = dict(zip(MECHANISMS, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
     y = range(len(ordered))
     ax.barh(
         y,
@@ -587,7 +587,7 @@ def plot_memory(results: Sequence[MemoryResult], ax: Axes | None = None) -> Axes
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 2.8))
-    palette = dict(zip(MECHANISMS, plt.get_cmap("tab10").colors, strict=False))
+    palette = dict(zip(MECHANISMS, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
     ordered = list(results)[::-1]
     ax.barh(
         range(len(ordered)),

@@ -175,23 +175,23 @@ def run(
         for _ in range(jobs):
             _job(workload, size, chunks, tl)
     elif mode == "threads":
-        with ThreadPoolExecutor(jobs, thread_name_prefix="thread") as pool:
-            list(pool.map(_noop, range(jobs)))
+        with ThreadPoolExecutor(jobs, thread_name_prefix="thread") as threads:
+            list(threads.map(_noop, range(jobs)))
             start = time.perf_counter()
-            for f in [pool.submit(_job, workload, size, chunks, tl) for _ in range(jobs)]:
+            for f in [threads.submit(_job, workload, size, chunks, tl) for _ in range(jobs)]:
                 f.result()
     elif mode == "processes":
-        with ProcessPoolExecutor(jobs) as pool:
-            list(pool.map(_noop, range(jobs)))
+        with ProcessPoolExecutor(jobs) as processes:
+            list(processes.map(_noop, range(jobs)))
             start = time.perf_counter()
-            futures = [
-                pool.submit(_job_in_child, workload, size, chunks, tl is not None)
+            done = [
+                processes.submit(_job_in_child, workload, size, chunks, tl is not None)
                 for _ in range(jobs)
             ]
-            for f in futures:
+            for child in done:
+                _, spans = child.result()
                 if tl is not None:
-                    tl.extend(f.result()[1])
-                f.result()
+                    tl.extend(spans)
     elif mode == "asyncio":
 
         async def main() -> None:
@@ -239,7 +239,9 @@ def compare(quick: bool = False, jobs: int = 4, repeats: int | None = None) -> p
     for _ in tqdm(range(repeats), desc="repeats", leave=False):
         for w in WORKLOADS:
             before = run(w, "serial", jobs, sizes[w])
-            measured = {m: run(w, m, jobs, sizes[w]) for m in MODES if m != "serial"}
+            measured: dict[Mode, float] = {
+                m: run(w, m, jobs, sizes[w]) for m in MODES if m != "serial"
+            }
             base = (before + run(w, "serial", jobs, sizes[w])) / 2
             measured["serial"] = base
             for m, seconds in measured.items():

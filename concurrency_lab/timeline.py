@@ -263,7 +263,7 @@ class Timeline:
         spans = self.spans
         order = lanes or self.lanes
         labels = list(dict.fromkeys(s.label for s in spans))
-        palette = plt.get_cmap("tab10").colors
+        palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         colors = {lab: palette[i % len(palette)] for i, lab in enumerate(labels)} | (colors or {})
         row = {lane: i for i, lane in enumerate(order)}
         seen: set[str] = set()
