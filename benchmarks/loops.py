@@ -1,13 +1,15 @@
 """Switch cost of miniloop, asyncio and uvloop side by side, and what nest-asyncio2 costs.
 
-    python benchmarks/loops.py            # full run: 15 s on a quiet 2-core machine, more if busy
-    python benchmarks/loops.py --quick    # a few seconds
+    python benchmarks/loops.py            # full run: about 55 s on a shared 2-core machine
+    python benchmarks/loops.py --quick    # about 6 s
     python benchmarks/loops.py --json out/loops.json   # also write the rows ("-" = stdout)
 
 The same coroutine code (``concurrency_lab.aio.yield_pingpong`` and ``handoff``) runs on every
-loop; repeats are interleaved so background load hits every loop alike. Ratios are against
-stock asyncio measured in the same run. uvloop is skipped when it is not installed
-(``pip install uvloop``, or ``pip install -e '.[bench]'``).
+loop. Each repeat runs in a fresh interpreter (as chapter 06 does), so every loop runs in the
+main thread with nothing else around, and repeats are interleaved so background load hits every
+loop alike. Ratios are against stock asyncio measured in the same run; the ranking joins loops
+with ``<`` only where their p10–p90 ranges do not overlap. uvloop is skipped when it is not
+installed (``pip install uvloop``, or ``pip install -e '.[bench]'``).
 """
 
 from __future__ import annotations
@@ -23,27 +25,32 @@ from concurrency_lab import QUICK, aio
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", default=QUICK, help="small n, 3 repeats")
+    parser.add_argument("--quick", action="store_true", default=QUICK, help="small n, 5 repeats")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON ('-': stdout)")
     parser.add_argument("--no-nest", action="store_true", help="skip the nest-asyncio2 runs")
     args = parser.parse_args(argv)
-    n, repeats = (5_000, 3) if args.quick else (50_000, 7)
+    n, repeats = (20_000, 5) if args.quick else (100_000, 9)
 
     loops = aio.compare_loops(n, repeats, progress=True)
-    print(f"\nSwitch cost, µs per switch (median of {repeats}; n={n}; {platform.python_version()})")
+    print(
+        f"\nSwitch cost, µs per switch (median of {repeats} fresh interpreters; n={n}; "
+        f"Python {platform.python_version()})"
+    )
     print(f"{'workload':<18}{'loop':<10}{'median':>9}{'p10':>9}{'p90':>9}{'x asyncio':>11}")
     for r in loops:
         print(
             f"{r['workload']:<18}{r['loop']:<10}{r['median_us']:>9.3f}{r['p10_us']:>9.3f}"
             f"{r['p90_us']:>9.3f}{r['vs_asyncio']:>11.2f}"
         )
+    print("\nranking, fastest first ('<': p10-p90 ranges apart, '≈': they overlap):")
+    print("\n".join(aio.rank_loops(loops)))
     if "uvloop" not in aio.LOOPS:
         print("(uvloop is not installed: pip install uvloop)")
 
     nest: list[dict] = []
     if not args.no_nest:
         rounds = 1 if args.quick else 3
-        nest = aio.nest_asyncio_cost(n, repeats, rounds)
+        nest = aio.nest_asyncio_cost(*((5_000, 3) if args.quick else (50_000, 7)), rounds)
         plain, patched = nest
         print(f"\nnest-asyncio2, µs (fresh interpreters, median of {rounds} alternating rounds)")
         print(f"{'measure':<24}{'plain':>9}{'patched':>9}{'ratio':>8}")

@@ -18,7 +18,9 @@ How it differs from asyncio, on purpose:
   yields a :class:`Future` is parked until that Future completes; a bare ``yield`` (what
   ``asyncio.sleep(0)`` does) just goes to the back of the ready queue. So coroutine code that
   uses only those two kinds of suspension, such as ``await asyncio.sleep(0)``, runs unchanged.
-  ``asyncio.sleep(1)`` or ``asyncio.gather`` do not: they look up *asyncio's* running loop.
+  ``asyncio.sleep(1)`` or ``asyncio.gather`` do not: they look up *asyncio's* running loop,
+  which raises ``RuntimeError`` when there is none (a script) and, when there is one (a Jupyter
+  kernel's), hands back an asyncio Future that a miniloop Task refuses to wait on.
 - The loop's socket methods (``sock_recv``, ``sock_sendall``) and ``create_task`` /
   ``create_future`` have asyncio's names and signatures, so code written against
   ``get_running_loop()`` runs on both loops (see :func:`echo_demo`).
@@ -44,6 +46,7 @@ __all__ = [
     "Loop",
     "Task",
     "ab_example",
+    "cancel_demo",
     "create_task",
     "current_task",
     "echo_demo",
@@ -484,6 +487,32 @@ async def ab_example() -> None:
         print("In b")
 
     await gather(a(), b())
+
+
+async def cancel_demo() -> list[str]:
+    """Cancel a parked Task (its ``finally`` runs), then catch an error raised two awaits down."""
+
+    async def fails() -> None:
+        await sleep(0.01)
+        raise ValueError("raised two awaits down")
+
+    async def worker(log: list[str]) -> None:
+        try:
+            await sleep(10)
+        finally:
+            log.append("worker cleaned up")
+
+    log: list[str] = []
+    task = create_task(worker(log))
+    await sleep(0.01)
+    task.cancel()
+    await gather(task, return_exceptions=True)
+    log.append(f"worker cancelled: {task.cancelled()}")
+    try:
+        await gather(create_task(fails()), sleep(0.02))
+    except ValueError as error:
+        log.append(f"main caught {error!r}")
+    return log
 
 
 async def echo_demo(

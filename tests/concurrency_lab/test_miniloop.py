@@ -379,6 +379,34 @@ def test_awaiting_an_asyncio_future_says_what_went_wrong() -> None:
         m.run(main())
 
 
+def test_asyncio_sleep_with_a_delay_fails_on_miniloop_in_a_script() -> None:
+    # No asyncio loop runs here: asyncio.sleep(0.1) cannot even create its Future.
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        m.run(asyncio.sleep(0.1))
+
+
+def test_asyncio_sleep_with_a_delay_fails_on_miniloop_in_jupyter() -> None:
+    # In a notebook the kernel's asyncio loop runs: sleep() gets a Future from *that* loop.
+    async def kernel() -> str:
+        try:
+            m.run(asyncio.sleep(0.1))
+        except RuntimeError as error:
+            return str(error)
+        return "no error"
+
+    message = asyncio.run(kernel())
+    assert "awaited <Future pending" in message
+    assert "miniloop cannot wait on" in message
+
+
+def test_cancel_demo_cleans_up_and_catches_the_error() -> None:
+    assert m.run(m.cancel_demo()) == [
+        "worker cleaned up",
+        "worker cancelled: True",
+        "main caught ValueError('raised two awaits down')",
+    ]
+
+
 def test_no_running_loop_outside_run() -> None:
     with pytest.raises(RuntimeError, match=r"miniloop\.run"):
         m.get_running_loop()
