@@ -37,54 +37,21 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from time import perf_counter_ns
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
-from mqlab.events import Order
-from mqlab.exchange import Latency, SimulatedExchange
-from mqlab.pipeline import fill_rows, run_pipeline
+from mqlab.pipeline import fill_rows, in_process_latency, run_pipeline
 from mqlab.services.config import RunConfig
 
 RESULTS = Path(__file__).parent / "results" / "pipeline.json"
 DEFAULT_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
 
 
-class TimedExchange(SimulatedExchange):
-    """The simulated exchange, timing each order from the market event that preceded it."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.t0 = 0
-        self.latencies_ns: list[int] = []
-
-    def on_market(self, event):  # type: ignore[no-untyped-def]
-        self.t0 = perf_counter_ns()
-        return super().on_market(event)
-
-    def on_order(self, request):  # type: ignore[no-untyped-def]
-        if isinstance(request, Order):
-            self.latencies_ns.append(perf_counter_ns() - self.t0)
-        return super().on_order(request)
-
-
 def in_process(config: RunConfig) -> dict[str, Any]:
-    from mqlab.backtest import Backtest
-
-    exchange = TimedExchange(
-        {"USDT": config.cash}, taker_fee=config.fee, latency=Latency(config.latency_ms)
-    )
-    result = Backtest(config.make_strategy(), config.events, cash=config.cash, exchange=exchange,
-                      portfolio=config.make_portfolio()).run()  # fmt: skip
-    latency = np.array(exchange.latencies_ns) / 1e6
-    return {
-        "events_per_s": result.events / result.elapsed,
-        "latency_ms_p50": float(np.percentile(latency, 50)),
-        "latency_ms_p99": float(np.percentile(latency, 99)),
-        "same_fills": fill_rows(result.fills) == fill_rows(config.backtest().fills),
-    }
+    measured = in_process_latency(config)
+    measured["same_fills"] = measured.pop("fills") == fill_rows(config.backtest().fills)
+    return measured
 
 
 async def over_bus(config: RunConfig, url: str | None, processes: bool = False) -> dict[str, Any]:

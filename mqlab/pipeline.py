@@ -65,6 +65,7 @@ __all__ = [
     "ProcessPipeline",
     "add_arguments",
     "fill_rows",
+    "in_process_latency",
     "live_topology",
     "plot_latency",
     "run",
@@ -108,6 +109,8 @@ class PipelineResult:
     elapsed: float
     latency_ms: list[float]
     complete: bool
+    #: Event → decision latency (ms) of every step: publish → the strategy's ``done``.
+    decision_ms: list[float] = field(default_factory=list)
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
     dead_lettered: int = 0
@@ -345,7 +348,7 @@ class Pipeline:
         return PipelineResult(
             config=self.config,
             mode=mode,
-            broker=_mask(self.url),
+            broker=_broker_name(self.url),
             events=exchange.counts["events"],
             orders=exchange.counts["orders"],
             fills=fill_rows(p.fills),
@@ -353,6 +356,7 @@ class Pipeline:
             pnl=p.equity() - p.initial,
             elapsed=elapsed,
             latency_ms=[n / 1e6 for n in exchange.latencies_ns],
+            decision_ms=[n / 1e6 for n in exchange.decisions_ns],
             complete=portfolio.ended,
             stats={name: svc.stats() for name, svc in self.services.items()},
             duplicates_dropped=sum(s.stats.duplicates for s in subscriptions),
@@ -434,10 +438,12 @@ async def live_topology(pipeline: Pipeline, *, dead_letters: bool = True) -> Top
     return top
 
 
-def _mask(url: str) -> str:
-    from mqlab.connection import mask_url
+def _broker_name(url: str) -> str:
+    """The masked URL, prefixed with ``embedded`` when it is this process's embedded broker."""
+    from mqlab.connection import _embedded, mask_url
 
-    return mask_url(url)
+    mine = _embedded is not None and _embedded.running and _embedded.url == url
+    return ("embedded " if mine else "") + mask_url(url)
 
 
 # --- one run, start to finish -----------------------------------------------------------------
@@ -508,10 +514,9 @@ async def run_pipeline(
     ``url=None`` uses ``$MQLAB_AMQP_URL`` or the embedded broker. Without ``state_dir`` the
     journals live in ``{out}/state``; without ``out`` in a temporary directory.
     """
-    from mqlab.connection import ENV_URL, broker_url
+    from mqlab.connection import broker_url
 
     config = config or RunConfig()
-    embedded = not (url or os.environ.get(ENV_URL))
     url = broker_url(url)
     out = Path(out) if out is not None else Path("out/pipeline")
     state = Path(state_dir) if state_dir is not None else out / "state"
@@ -535,8 +540,6 @@ async def run_pipeline(
         await pipeline.close()
     result = pipeline.result()
     result.dead_lettered = max(result.dead_lettered, await pipeline.count_dead_letters())
-    if embedded:
-        result.broker = f"embedded {result.broker}"
     if result.complete:
         mark_complete(state)
         await Pipeline(config, url, prefix=prefix).delete_topology()
@@ -548,7 +551,8 @@ async def run_pipeline(
             )
     result.paths = {"report": out / "report.json", "equity": out / "equity.png"}
     if plots and result.latency_ms:
-        result.paths["latency"] = plot_latency(result, out / "latency.png")
+        plot_latency(result, out / "latency.png")
+        result.paths["latency"] = out / "latency.png"
     if not result.complete:
         result.paths = {}
     return result
@@ -711,7 +715,7 @@ class ProcessPipeline:
         return PipelineResult(
             config=config,
             mode="4 processes",
-            broker=_mask(self.url),
+            broker=_broker_name(self.url),
             events=int(exchange.get("events", 0)),
             orders=int(exchange.get("orders", 0)),
             fills=fills,
@@ -719,39 +723,89 @@ class ProcessPipeline:
             pnl=equity - Decimal(config.cash),
             elapsed=elapsed,
             latency_ms=[n / 1e6 for n in exchange.get("latencies_ns", [])],
+            decision_ms=[n / 1e6 for n in exchange.get("decisions_ns", [])],
             complete=complete,
             stats=stats,
             duplicates_dropped=sum(s["duplicates"] for s in subs),
         )
 
 
-def plot_latency(result: PipelineResult, path: Path | None = None, ax: Axes | None = None) -> Path:
-    """Histogram of event → order latency (ms), with p50 and p99 marked; saved to ``path``."""
-    import matplotlib
+def in_process_latency(config: RunConfig) -> dict[str, Any]:
+    """The backtest engine (no broker) timed like the pipeline: events/s, and from a market
+    event coming off the engine's heap to each order it causes reaching ``on_order``."""
+    import numpy as np
+
+    from mqlab.backtest import Backtest
+    from mqlab.exchange import Latency, SimulatedExchange
+
+    class TimedExchange(SimulatedExchange):
+        t0, latencies_ns = 0, []
+
+        def on_market(self, event):  # type: ignore[no-untyped-def]
+            self.t0 = time.perf_counter_ns()
+            return super().on_market(event)
+
+        def on_order(self, request):  # type: ignore[no-untyped-def]
+            if request.__class__.__name__ == "Order":
+                self.latencies_ns.append(time.perf_counter_ns() - self.t0)
+            return super().on_order(request)
+
+    exchange = TimedExchange(
+        {"USDT": config.cash}, taker_fee=config.fee, latency=Latency(config.latency_ms)
+    )
+    exchange.latencies_ns = []
+    result = Backtest(config.make_strategy(), config.events, cash=config.cash,
+                      exchange=exchange, portfolio=config.make_portfolio()).run()  # fmt: skip
+    latency = np.array(exchange.latencies_ns, dtype=float) / 1e6
+    return {
+        "events_per_s": result.events / result.elapsed,
+        "latency_ms_p50": float(np.percentile(latency, 50)) if latency.size else None,
+        "latency_ms_p99": float(np.percentile(latency, 99)) if latency.size else None,
+        "fills": fill_rows(result.fills),
+    }
+
+
+def plot_latency(result: PipelineResult, path: Path | None = None, ax: Axes | None = None) -> Axes:
+    """Histograms of event → decision (every step) and event → order latency, in ms.
+
+    p50 and p99 of the orders are marked. With ``path`` the figure is saved there (drawn off
+    screen, so a notebook's backend is left alone); without, it is drawn with pyplot.
+    """
+    import numpy as np
 
     if ax is None:
-        matplotlib.use("Agg") if path is not None and "ipykernel" not in sys.modules else None
-    import matplotlib.pyplot as plt
+        if path is not None:
+            from matplotlib.figure import Figure
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 3.6))
-    ax.hist(result.latency_ms, bins=40, color="#3461c1", alpha=0.8)
+            ax = Figure(figsize=(8, 3.8)).subplots()
+        else:
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(8, 3.8))
+    samples = result.decision_ms + result.latency_ms
+    top = float(np.percentile(samples, 99.5)) * 1.1 if samples else 1.0
+    bins = np.linspace(0, top, 50)
+    if result.decision_ms:
+        ax.hist(np.clip(result.decision_ms, 0, top), bins=bins, color="#b8c4d6",
+                label=f"event → decision, every step (n={len(result.decision_ms)})")  # fmt: skip
+    ax.hist(np.clip(result.latency_ms, 0, top), bins=bins, color="#3461c1",
+            label=f"event → order (n={len(result.latency_ms)})")  # fmt: skip
     for q, style in ((50, "--"), (99, ":")):
         value = result.latency(q)
         if value is not None:
-            ax.axvline(value, color="black", ls=style, lw=1.2, label=f"p{q} = {value:.2f} ms")
+            ax.axvline(value, color="black", ls=style, lw=1.2, label=f"order p{q} = {value:.2f} ms")
+    ax.set_yscale("log")
     ax.set(
-        title=f"Event → order latency over the bus ({result.mode}, {result.broker_label})",
-        xlabel="latency from market publish to order at the exchange (ms)",
-        ylabel="orders",
+        title=f"Latency over the bus ({result.mode}, {result.broker_label})",
+        xlabel="from the market service's publish to the exchange service (ms)",
+        ylabel="count (log scale)",
     )
-    ax.legend()
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         ax.figure.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(ax.figure)
-    return path or Path()
+    return ax
 
 
 # --- CLI ---------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def write_stats(out: Path | None, service: Service, extra: dict[str, Any] | None
     out.mkdir(parents=True, exist_ok=True)
     data = service.stats() | {"bus": service.bus.stats.as_dict()} | (extra or {})
     data["subscriptions"] = {s.name: s.stats.as_dict() for s in service.bus.subscriptions}
-    for name in ("latencies_ns", "submitted"):  # the exchange's samples, for the pipeline
+    for name in ("latencies_ns", "decisions_ns", "submitted"):  # the exchange's samples
         if hasattr(service, name):
             data[name] = list(getattr(service, name))
     (out / f"{service.name}.json").write_text(json.dumps(data, indent=1, default=str))

@@ -90,6 +90,8 @@ class ExchangeService(EngineService):
         self.calls = dict.fromkeys(self.strategies, 0)  # last call number, per strategy
         self.heap: list[tuple[int, int, Answer]] = []  # answers due later, as in the backtest
         self.latencies_ns: list[int] = []
+        #: Event → decision latency: from a step's publish to the strategy's ``done`` for it.
+        self.decisions_ns: list[int] = []
         #: Ids of the requests passed to ``on_order``, in order (the fault tests compare them).
         self.submitted: list[str] = []
         self.counts = dict.fromkeys(("events", "orders", "cancels", "updates", "fills"), 0)
@@ -115,6 +117,8 @@ class ExchangeService(EngineService):
                 self.latencies_ns.append(record["received_ns"] - record["sent_ns"])
         elif kind == "done":
             self.done[(record["strategy"], record["call"])] = record["orders"]
+            if record.get("sent_ns"):
+                self.decisions_ns.append(record["received_ns"] - record["sent_ns"])
 
     # --- ... and consumed in the backtest's order ----------------------------------------------
 
@@ -259,6 +263,8 @@ class ExchangeService(EngineService):
                     "strategy": done["strategy"],
                     "call": done["call"],
                     "orders": [str(i) for i in done["orders"]],
+                    "received_ns": delivery.received_ns,
+                    "sent_ns": int(delivery.headers.get(HEADER_SENT) or 0),
                 }
             )
             return

@@ -165,10 +165,7 @@ def write_report(
     portfolio: Portfolio, out: Path, *, title: str, extra: dict[str, Any] | None = None
 ) -> dict[str, Path]:
     """``report.json`` (stats), ``fills.csv`` and ``equity.png`` in ``out``; returns the paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from mqlab.backtest import plot_equity
 
@@ -186,9 +183,10 @@ def write_report(
         for f in portfolio.fills
     ]
     paths["fills"].write_text("\n".join(rows) + "\n")
-    ax = plot_equity({"equity": portfolio.equity_curve()}, title=title)
+    # A Figure of its own, not pyplot: this may run inside a notebook's kernel.
+    ax = Figure(figsize=(9, 4)).subplots()
+    plot_equity({"equity": portfolio.equity_curve()}, title=title, ax=ax)
     ax.figure.savefig(paths["equity"], dpi=110, bbox_inches="tight")
-    plt.close(ax.figure)
     return paths
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -130,17 +131,12 @@ class StrategyHost(EngineService):
             )
         self.sent += requests
         self.handled += 1
-        self.emit(
-            control(
-                ORDERS,
-                done_key(self.sid),
-                f"done.{self.sid}.{call}",
-                "done",
-                strategy=self.sid,
-                call=call,
-                orders=[r.id for r in requests],
-            )
-        )
+        done = control(
+            ORDERS, done_key(self.sid), f"done.{self.sid}.{call}", "done",
+            strategy=self.sid, call=call, orders=[r.id for r in requests],
+        )  # fmt: skip
+        # The step's publish time rides along, so the exchange can time event → decision.
+        self.emit(replace(done, headers={HEADER_SENT: sent_ns}) if sent_ns else done)
 
     # --- handlers ------------------------------------------------------------------------------
 
