@@ -3,8 +3,10 @@
 A :class:`TopologyRecorder` declares exchanges, queues and bindings through aio-pika and records
 each declaration in a :class:`Topology`. :meth:`TopologyRecorder.verify` then asks the broker,
 with passive declares, whether each exchange and queue really exists (and how many messages
-each queue holds), and :meth:`Topology.draw` draws the result with matplotlib. Producers and
-consumers can be added so the figure shows the whole path of a message.
+each queue holds), and :meth:`Topology.draw` draws the result with matplotlib: the exchanges and
+queues inside a box for the broker's virtual host, the clients outside it. Producers (with the
+routing keys they publish) and consumers can be added so the figure shows the whole path of a
+message.
 
 AMQP 0-9-1 has no passive *bind*, so bindings are drawn as declared; on the embedded broker,
 :meth:`Topology.from_broker` reads them from the broker itself.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
@@ -42,6 +44,7 @@ __all__ = [
     "Topology",
     "TopologyRecorder",
     "Verification",
+    "routing_keys",
     "short_name",
 ]
 
@@ -117,14 +120,16 @@ class Topology:
     exchanges: dict[str, ExchangeSpec] = field(default_factory=dict)
     queues: dict[str, QueueSpec] = field(default_factory=dict)
     bindings: list[Binding] = field(default_factory=list)
-    #: producer name -> (exchange, routing key or None)
-    producers: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    #: producer name -> (exchange, the routing key it publishes: one, a tuple of them, or None)
+    producers: dict[str, tuple[str, str | tuple[str, ...] | None]] = field(default_factory=dict)
     #: consumer name -> queue
     consumers: dict[str, str] = field(default_factory=dict)
     #: queue -> messages ready, filled in by :meth:`TopologyRecorder.verify`
     ready: dict[str, int] = field(default_factory=dict)
     #: where this picture came from, shown in the figure's title
     source: str = "as declared"
+    #: the virtual host everything was declared in (drawn as the broker's box)
+    vhost: str = "/"
 
     @classmethod
     def from_broker(cls, broker: Any) -> Topology:
@@ -176,8 +181,10 @@ class Topology:
         """Declared bindings plus the default exchange's implicit ones that producers use."""
         implicit = [
             Binding(DEFAULT_EXCHANGE, key, key)
-            for exchange, key in self.producers.values()
-            if exchange == DEFAULT_EXCHANGE and key in self.queues
+            for exchange, keys in self.producers.values()
+            if exchange == DEFAULT_EXCHANGE
+            for key in routing_keys(keys)
+            if key in self.queues
         ]
         return list(dict.fromkeys(self.bindings + implicit))
 
@@ -211,7 +218,7 @@ class TopologyRecorder:
     def __init__(self, connection: AbstractConnection, *, keep: bool = False) -> None:
         self.connection = connection
         self.keep = keep
-        self.topology = Topology()
+        self.topology = Topology(vhost=_vhost(connection))
         self._channel: AbstractChannel | None = None
 
     @property
@@ -266,7 +273,11 @@ class TopologyRecorder:
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
     ) -> AbstractQueue:
-        """``queue_declare`` and record it (under the server-chosen name when ``name`` is '')."""
+        """``queue_declare`` and record it (when ``name`` is '', under the name it was given).
+
+        An unnamed queue is named by the broker (``amq.gen-…``), or, on a robust channel, by
+        aio-pika itself (``amq_<uuid>``, so the queue can be declared again after a reconnect).
+        """
         queue = await self.channel.declare_queue(
             name or None,
             durable=durable,
@@ -300,11 +311,22 @@ class TopologyRecorder:
         self.topology.bindings.append(Binding(x, queue.name, routing_key))
 
     def producer(
-        self, name: str, exchange: AbstractExchange | str, routing_key: str | None = None
+        self,
+        name: str,
+        exchange: AbstractExchange | str,
+        routing_key: str | Sequence[str] | None = None,
     ) -> None:
-        """Note that ``name`` publishes to ``exchange`` (for the drawing only)."""
+        """Note that ``name`` publishes to ``exchange`` with ``routing_key`` (one or several).
+
+        For the drawing only: the keys label the producer's arrow into the exchange.
+        """
         x = exchange if isinstance(exchange, str) else exchange.name
-        self.topology.producers[name] = (x, routing_key)
+        key = (
+            routing_key
+            if routing_key is None or isinstance(routing_key, str)
+            else tuple(routing_key)
+        )
+        self.topology.producers[name] = (x, key)
 
     def consumer(self, name: str, queue: AbstractQueue | str) -> None:
         """Note that ``name`` consumes from ``queue`` (for the drawing only)."""
@@ -354,7 +376,14 @@ class TopologyRecorder:
             source = "live: exchanges and queues verified on the broker"
         kept = [b for b in bindings if b.exchange in exchanges and b.queue in queues]
         return Topology(
-            exchanges, queues, kept, dict(mine.producers), dict(mine.consumers), ready, source
+            exchanges,
+            queues,
+            kept,
+            dict(mine.producers),
+            dict(mine.consumers),
+            ready,
+            source,
+            mine.vhost,
         )
 
     async def _passive(self, action: Any) -> bool:
@@ -375,6 +404,19 @@ class TopologyRecorder:
             await self._passive(lambda ch, n=name: ch.queue_delete(n))
         for name in self.topology.exchanges:
             await self._passive(lambda ch, n=name: ch.exchange_delete(n))
+
+
+def routing_keys(keys: str | Sequence[str] | None) -> list[str]:
+    """A producer's routing keys as a list (``None`` -> ``[]``)."""
+    if keys is None:
+        return []
+    return [keys] if isinstance(keys, str) else list(keys)
+
+
+def _vhost(connection: AbstractConnection) -> str:
+    """The virtual host in the connection's URL (``/`` when the path is empty or ``/``)."""
+    path = getattr(getattr(connection, "url", None), "path", "/") or "/"
+    return path[1:] or "/"
 
 
 def _embedded_serving(connection: AbstractConnection) -> Any | None:
@@ -410,12 +452,23 @@ def _key_label(b: Binding, top: Topology) -> str:
     return b.routing_key or "∅"
 
 
-_GAP, _HALF = 2.0, 0.55  # column spacing and half a box's width, in data units
+_GAP, _HALF = 2.0, 0.55  # least column spacing and half a box's width, in data units
+_INCH_X, _INCH_Y = 1.4, 0.95  # inches per data unit, so text keeps its size in any figure
+_CHAR = 0.05  # width of one 8 pt monospace character, in data units
 _STYLE = {  # column -> (face colour, edge colour)
     "producer": ("#e8f5e9", "#2e7d32"),
     "exchange": ("#fff3e0", "#e65100"),
     "queue": ("#e3f2fd", "#1565c0"),
     "consumer": ("#f3e5f5", "#6a1b9a"),
+}
+_DEAD = "#c62828"
+#: column an edge goes into -> (what its label is, where along the edge, margin before the head)
+#: A producer's keys sit left of the broker's box; binding keys past the middle, where the
+#: edges of a fan-out have spread apart.
+_LABEL_AT = {
+    "exchange": ("routing keys published", 0.45, 0.22),
+    "queue": ("binding keys", 0.6, 0.0),
+    "consumer": ("", 0.5, 0.0),
 }
 
 
@@ -437,21 +490,74 @@ def _draw(top: Topology, ax: Axes | None, title: str) -> Figure:
         list(top.producers), exchanges, {p: [x] for p, (x, _) in top.producers.items()}
     )
     consumers = _by_rank(list(top.consumers), queues, {c: [q] for c, q in top.consumers.items()})
-    columns: list[tuple[str, list[str]]] = [
-        ("producer", producers),
-        ("exchange", exchanges),
-        ("queue", queues),
-        ("consumer", consumers),
+
+    # Edge labels: a producer's routing keys, and the binding keys of each exchange -> queue pair.
+    published = {
+        name: "\n".join(short_name(k) for k in routing_keys(keys))
+        for name, (exchange, keys) in top.producers.items()
+        if exchange in exchanges
+    }
+    bound: dict[tuple[str, str], list[str]] = {}  # several bindings of one pair share an arrow
+    for b in edges:
+        if b.exchange in exchanges and b.queue in top.queues:
+            kind = top.exchanges[b.exchange].type if b.exchange in top.exchanges else "direct"
+            label = "" if kind == "fanout" else _key_label(b, top)
+            bound.setdefault((b.exchange, b.queue), []).append(label)
+    bound_labels = {pair: "\n".join(filter(None, keys)) for pair, keys in bound.items()}
+
+    columns: list[tuple[str, list[str], list[str]]] = [  # kind, names, labels on edges into it
+        ("producer", producers, []),
+        ("exchange", exchanges, list(published.values())),
+        ("queue", queues, list(bound_labels.values())),
+        ("consumer", consumers, []),
     ]
-    columns = [(kind, names) for kind, names in columns if names]
-    tallest = max((len(names) for _, names in columns), default=1)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(2.7 * max(len(columns), 2), 0.85 * tallest + 1.5))
-    fig = cast("Figure", ax.figure)
+    columns = [c for c in columns if c[1]]
+    # Widen a gap until the widest label on its edges fits at its place (see arrow()).
+    xs = [0.0]
+    for kind, _, labels in columns[1:]:
+        chars = max((len(line) for label in labels for line in label.split("\n")), default=0)
+        width = _CHAR * chars + 0.1 if chars else 0.0
+        _, at, margin = _LABEL_AT[kind]
+        span = (width / 2 + 0.08) / min(at, 1 - at) + margin if chars else 0.0
+        xs.append(xs[-1] + max(_GAP, 2 * _HALF + 0.04 + span))
+    x_of = {kind: x for (kind, _, _), x in zip(columns, xs, strict=True)}
+    tallest = max(len(names) for _, names, _ in columns)
+    half_h = (tallest - 1) / 2
+    same_row_dlx = False
     pos: dict[tuple[str, str], tuple[float, float]] = {}
-    for x, (kind, names) in enumerate(columns):
+    for kind, names, _ in columns:
         for i, name in enumerate(names):
-            pos[kind, name] = (_GAP * x, (len(names) - 1) / 2 - i)
+            pos[kind, name] = (x_of[kind], (len(names) - 1) / 2 - i)
+    for q in top.queues.values():
+        dlx = q.dead_letter_exchange
+        if dlx is not None and ("exchange", dlx) in pos:
+            same_row_dlx |= abs(pos["queue", q.name][1] - pos["exchange", dlx][1]) < 0.1
+    y_low = -half_h - (0.95 if same_row_dlx else 0.55)
+    y_high = half_h + 1.25
+    x_low, x_high = -_HALF - 0.25, xs[-1] + _HALF + 0.25
+    if ax is None:  # axes fill the figure (but the title), so _INCH_X/_INCH_Y hold
+        width, height = _INCH_X * (x_high - x_low), _INCH_Y * (y_high - y_low)
+        _, ax = plt.subplots(figsize=(width, height + 0.45))
+        ax.figure.subplots_adjust(left=0, right=1, bottom=0, top=height / (height + 0.45))
+    fig = cast("Figure", ax.figure)
+
+    # The broker: one virtual host holding the exchanges and queues; clients stay outside.
+    inside = [x_of[k] for k in ("exchange", "queue") if k in x_of]
+    if inside:
+        left, right = min(inside) - _HALF - 0.2, max(inside) + _HALF + 0.2
+        ax.add_patch(
+            FancyBboxPatch(
+                (left, y_low + 0.08), right - left, y_high - y_low - 0.16,
+                boxstyle="round,pad=0.02,rounding_size=0.15", fc="#fafafa", ec="#9e9e9e",
+                lw=1.2, ls=(0, (4, 2)), zorder=0,
+            )
+        )  # fmt: skip
+        ax.text((left + right) / 2, y_high - 0.3, f"broker · virtual host {top.vhost!r}",
+                ha="center", va="center", fontsize=9, color="#616161", style="italic")  # fmt: skip
+
+    for kind, names, _ in columns:
+        for name in names:
+            x, y = pos[kind, name]
             face, edge = _STYLE[kind]
             label = textwrap.fill(short_name(name), 18)
             if kind == "exchange":
@@ -460,58 +566,65 @@ def _draw(top: Topology, ax: Axes | None, title: str) -> Figure:
                 label += f"\n{top.ready[name]} ready"
             ax.add_patch(
                 FancyBboxPatch(
-                    (_GAP * x - _HALF, pos[kind, name][1] - 0.3), 2 * _HALF, 0.6,
-                    boxstyle="round,pad=0.02", fc=face, ec=edge, lw=1.5,
+                    (x - _HALF, y - 0.3), 2 * _HALF, 0.6,
+                    boxstyle="round,pad=0.02", fc=face, ec=edge, lw=1.5, zorder=2,
                 )
             )  # fmt: skip
-            ax.text(_GAP * x, pos[kind, name][1], label, ha="center", va="center", fontsize=8.5)
+            ax.text(x, y, label, ha="center", va="center", fontsize=8.5, zorder=3)
+        ax.text(x_of[kind], half_h + 0.62, kind + "s", ha="center", fontsize=10, weight="bold",
+                color=_STYLE[kind][1])  # fmt: skip
 
-    def arrow(a: tuple[float, float], b: tuple[float, float], label: str, **style: Any) -> None:
+    def arrow(a: tuple[float, float], b: tuple[float, float], label: str, into: str) -> None:
+        tail, head = (a[0] + _HALF + 0.02, a[1]), (b[0] - _HALF - 0.02, b[1])
         ax.annotate(
-            "", xy=(b[0] - _HALF - 0.02, b[1]), xytext=(a[0] + _HALF + 0.02, a[1]),
-            arrowprops={"arrowstyle": "-|>", "color": "#555555", "lw": 1.2, **style},
+            "", xy=head, xytext=tail, zorder=1,
+            arrowprops={"arrowstyle": "-|>", "color": "#555555", "lw": 1.2},
         )  # fmt: skip
         if label:
-            # Nearer the head than the tail, so labels of a fan-out of edges spread apart.
-            mid = a[0] + 0.6 * (b[0] - a[0]), a[1] + 0.6 * (b[1] - a[1])
-            ax.text(*mid, label, ha="center", va="center", fontsize=8, family="monospace",
-                    bbox={"fc": "white", "ec": "#bbbbbb", "boxstyle": "round,pad=0.2"})  # fmt: skip
+            _, at, margin = _LABEL_AT[into]
+            end = (
+                head[0] - margin,
+                tail[1] + (head[1] - tail[1]) * (1 - margin / (head[0] - tail[0])),
+            )
+            mid = tail[0] + at * (end[0] - tail[0]), tail[1] + at * (end[1] - tail[1])
+            box = {"fc": "white", "ec": "#bbbbbb", "boxstyle": "round,pad=0.2"}
+            ax.text(*mid, label, ha="center", va="center", multialignment="left", fontsize=8,
+                    family="monospace", zorder=4, bbox=box)  # fmt: skip
 
-    for name, (exchange, key) in top.producers.items():
-        if ("exchange", exchange) in pos:
-            arrow(pos["producer", name], pos["exchange", exchange], short_name(key) if key else "")
-    keys: dict[tuple[str, str], list[str]] = {}  # several bindings of one pair share an arrow
-    for b in edges:
-        if ("exchange", b.exchange) in pos and ("queue", b.queue) in pos:
-            kind = top.exchanges[b.exchange].type if b.exchange in top.exchanges else "direct"
-            label = "" if kind == "fanout" else _key_label(b, top)
-            keys.setdefault((b.exchange, b.queue), []).append(label)
-    for (exchange, queue), labels in keys.items():
-        arrow(pos["exchange", exchange], pos["queue", queue], "\n".join(filter(None, labels)))
+    for name, label in published.items():
+        arrow(pos["producer", name], pos["exchange", top.producers[name][0]], label, "exchange")
+    for (exchange, queue), label in bound_labels.items():
+        arrow(pos["exchange", exchange], pos["queue", queue], label, "queue")
     for name, queue in top.consumers.items():
         if ("queue", queue) in pos:
-            arrow(pos["queue", queue], pos["consumer", name], "")
+            arrow(pos["queue", queue], pos["consumer", name], "", "consumer")
     for q in top.queues.values():
         dlx = q.dead_letter_exchange
         if dlx is not None and ("exchange", dlx) in pos:
-            (qx, qy), (ex, ey) = pos["queue", q.name], pos["exchange", dlx]
-            start, end = (qx - 0.25, qy - 0.3), (ex + 0.25, ey - 0.3)  # bottom to bottom
-            bend = -0.35 if abs(qy - ey) < 0.1 else 0.0
-            ax.annotate(
-                "", xy=end, xytext=start,
-                arrowprops={"arrowstyle": "-|>", "color": "#c62828", "lw": 1.2, "ls": "--",
-                            "connectionstyle": f"arc3,rad={bend}"},
-            )  # fmt: skip
-            low = min(start[1], end[1]) - (0.3 if bend else 0)
-            mid = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 if not bend else low)
-            ax.text(*mid, "dead letters", color="#c62828", ha="center", va="center", fontsize=8,
-                    bbox={"fc": "white", "ec": "#c62828", "boxstyle": "round,pad=0.2"})  # fmt: skip
-    for x, (kind, _) in enumerate(columns):
-        ax.text(_GAP * x, (tallest - 1) / 2 + 0.62, kind + "s", ha="center", fontsize=10,
-                weight="bold", color=_STYLE[kind][1])  # fmt: skip
-    ax.set_xlim(-_HALF - 0.2, _GAP * (len(columns) - 1) + _HALF + 0.2)
-    has_dlx = any(q.dead_letter_exchange for q in top.queues.values())
-    ax.set_ylim(-(tallest - 1) / 2 - (1.05 if has_dlx else 0.45), (tallest - 1) / 2 + 0.9)
+            _dead_letter_arrow(ax, pos["queue", q.name], pos["exchange", dlx])
+    ax.set_xlim(x_low, x_high)
+    ax.set_ylim(y_low, y_high)
     ax.set_title(title)
     ax.axis("off")
     return fig
+
+
+def _dead_letter_arrow(ax: Axes, queue: tuple[float, float], dlx: tuple[float, float]) -> None:
+    """Dashed, from the queue's left edge to the DLX's facing edge, clear of their bindings."""
+    (qx, qy), (ex, ey) = queue, dlx
+    if abs(qy - ey) < 0.1:  # same row: curve underneath both boxes
+        start, end, bend = (qx - 0.25, qy - 0.3), (ex + 0.25, ey - 0.3), -0.35
+        mid = ((start[0] + end[0]) / 2, min(start[1], end[1]) - 0.3)
+    else:  # leave the queue low (or high) on its left side, enter the DLX from above (below)
+        down = ey < qy
+        start = (qx - _HALF - 0.02, qy - 0.18 if down else qy + 0.18)
+        end, bend = (ex + 0.2, ey + 0.31 if down else ey - 0.31), 0.0
+        mid = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+    ax.annotate(
+        "", xy=end, xytext=start, zorder=1,
+        arrowprops={"arrowstyle": "-|>", "color": _DEAD, "lw": 1.2, "ls": "--",
+                    "connectionstyle": f"arc3,rad={bend}"},
+    )  # fmt: skip
+    ax.text(*mid, "dead letters\n(on reject)", color=_DEAD, ha="center", va="center",
+            fontsize=7.5, zorder=4,
+            bbox={"fc": "white", "ec": _DEAD, "boxstyle": "round,pad=0.2"})  # fmt: skip

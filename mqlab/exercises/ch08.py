@@ -5,8 +5,9 @@
 - :func:`check_survives_restart`: ``await publish(channel, queue_name, body)`` must leave the
   message in place across a broker restart (a private embedded broker is restarted).
 
-The checks are coroutines: ``await check_envelope(envelope_of)``. :func:`attempt` runs a check
-and prints the hint instead of raising, for a notebook cell that must not stop the chapter.
+The checks are coroutines: ``await check_envelope(envelope_of)``, or
+``await mqlab.exercises.attempt(check_envelope, envelope_of)`` to print the hint instead of
+raising (``attempt`` is re-exported here for notebooks written before it moved).
 """
 
 from __future__ import annotations
@@ -21,23 +22,13 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from mqlab import aioamqp_map
-from mqlab.exercises import ExerciseError, expect, passed
+from mqlab.exercises import ExerciseError, attempt, expect, passed
 from mqlab.patterns import unique
 
 __all__ = ["attempt", "check_envelope", "check_survives_restart"]
 
 EnvelopeOf = Callable[[AbstractIncomingMessage], dict[str, Any]]
 Publish = Callable[[AbstractChannel, str, bytes], Awaitable[None]]
-
-
-async def attempt(check: Callable[..., Awaitable[str]], *answer: Any, **kwargs: Any) -> bool:
-    """Run ``await check(*answer)``; print the hint instead of raising. True if it passed."""
-    try:
-        await check(*answer, **kwargs)
-    except ExerciseError as exc:
-        print(f"✗ not yet: {exc}")
-        return False
-    return True
 
 
 async def _connect(url: str | None) -> AbstractRobustConnection:

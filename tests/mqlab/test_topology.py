@@ -9,7 +9,14 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection, ExchangeType
 
 from mqlab.patterns import unique
-from mqlab.topology import DEFAULT_EXCHANGE, Binding, Topology, TopologyRecorder, short_name
+from mqlab.topology import (
+    DEFAULT_EXCHANGE,
+    Binding,
+    Topology,
+    TopologyRecorder,
+    routing_keys,
+    short_name,
+)
 
 
 @pytest.fixture
@@ -144,5 +151,90 @@ def test_draw_labels_every_node_and_binding_key() -> None:
     fig = top.draw()
     texts = {t.get_text() for t in fig.axes[0].texts}
     assert {"market", "events\n[topic]", "bars\n2 ready", "strategy", "kline.*.*.1m"} <= texts
-    assert "dead letters" in texts
+    assert "dead letters\n(on reject)" in texts
+    assert "broker · virtual host '/'" in texts
     assert fig.axes[0].get_title() == "AMQP topology (as declared)"
+
+
+def _box_of(ax: object, label: str) -> object:
+    """The bounding box, in data units, of the box drawn around the text ``label``."""
+    from matplotlib.patches import FancyBboxPatch
+
+    text = next(t for t in ax.texts if t.get_text() == label)  # type: ignore[attr-defined]
+    x, y = text.get_position()
+    for patch in ax.patches:  # type: ignore[attr-defined]
+        if isinstance(patch, FancyBboxPatch):
+            box = patch.get_bbox()
+            if box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1 and box.width < 2:
+                return box
+    raise AssertionError(f"no box around {label!r}")
+
+
+def test_draw_puts_exchanges_and_queues_inside_the_broker_and_clients_outside() -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    top = Topology(vhost="trading")
+    top.exchanges["events"] = Topology.from_snapshot(
+        {"exchanges": [{"name": "events", "type": "topic"}]}
+    ).exchanges["events"]
+    top.queues["bars"] = Topology.from_snapshot({"queues": [{"name": "bars"}]}).queues["bars"]
+    top.bindings.append(Binding("events", "bars", "kline.#"))
+    top.producers["market"] = ("events", ("kline.a.1m", "kline.b.5m"))
+    top.consumers["strategy"] = "bars"
+    ax = top.draw().axes[0]
+    broker = max(
+        (p.get_bbox() for p in ax.patches if isinstance(p, FancyBboxPatch)), key=lambda b: b.width
+    )
+    assert "broker · virtual host 'trading'" in {t.get_text() for t in ax.texts}
+    for inside in ("events\n[topic]", "bars"):
+        box = _box_of(ax, inside)
+        assert broker.x0 < box.x0 and box.x1 < broker.x1
+    for outside in ("market", "strategy"):
+        box = _box_of(ax, outside)
+        assert box.x1 < broker.x0 or box.x0 > broker.x1
+    # The producer's arrow carries both routing keys, in a label left of the broker's box.
+    label = next(t for t in ax.texts if t.get_text() == "kline.a.1m\nkline.b.5m")
+    extent = label.get_window_extent().transformed(ax.transData.inverted())
+    assert _box_of(ax, "market").x1 < extent.x0 and extent.x1 < broker.x0
+
+
+def test_dead_letter_arrow_leaves_the_dlx_binding_alone() -> None:
+    """The dashed arrow ends on the DLX's top edge, so it cannot cross the DLX's own binding."""
+    top = Topology.from_snapshot(
+        {
+            "exchanges": [{"name": "dlx", "type": "fanout"}],
+            "queues": [{"name": "orders", "arguments": {"x-dead-letter-exchange": "dlx"}},
+                       {"name": "dead"}],
+            "bindings": [{"source": "dlx", "destination": "dead", "routing_key": ""}],
+        }
+    )  # fmt: skip
+    top.producers["strategy"] = (DEFAULT_EXCHANGE, "orders")
+    ax = top.draw().axes[0]
+    dlx = _box_of(ax, "dlx\n[fanout]")
+    dashed = [a for a in ax.texts if getattr(a, "arrow_patch", None) is not None
+              and a.arrow_patch.get_linestyle() == "--"]  # fmt: skip
+    assert len(dashed) == 1
+    head_x, head_y = dashed[0].xy
+    assert dlx.x0 <= head_x <= dlx.x1 and head_y >= dlx.y1  # on top of the DLX's box
+
+
+def test_routing_keys_and_producer_edges_with_several_keys() -> None:
+    assert routing_keys(None) == [] and routing_keys("a") == ["a"]
+    assert routing_keys(("a", "b")) == ["a", "b"]
+    top = Topology()
+    for name in ("jobs-0123abcd", "logs-89abcdef"):
+        top.queues[name] = Topology.from_snapshot({"queues": [{"name": name}]}).queues[name]
+    top.producers["p"] = (DEFAULT_EXCHANGE, ("jobs-0123abcd", "logs-89abcdef", "nowhere"))
+    assert top.edges() == [
+        Binding("", "jobs-0123abcd", "jobs-0123abcd"),
+        Binding("", "logs-89abcdef", "logs-89abcdef"),
+    ]
+
+
+async def test_recorder_notes_the_vhost_and_every_published_key(connection) -> None:
+    async with TopologyRecorder(connection) as rec:
+        exchange = await rec.exchange(unique("t.keys"), ExchangeType.TOPIC, auto_delete=True)
+        rec.producer("market", exchange, ["kline.a", "kline.b"])
+        live = await rec.live()
+    assert rec.topology.vhost == "/" and live.vhost == "/"
+    assert live.producers["market"] == (exchange.name, ("kline.a", "kline.b"))
