@@ -8,15 +8,16 @@
 - :func:`check_reply_handler`: ``on_reply(message, pending)`` for :class:`~mqlab.patterns.rpc.
   RpcClient` must complete the right call and ignore replies nobody waits for, without raising.
 
-Run them with ``await``, or through :func:`mqlab.exercises.ch08.attempt` to print the hint.
+Run them with ``await``, or through :func:`mqlab.exercises.attempt` to print the hint.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import aio_pika
@@ -209,52 +210,72 @@ async def _square(body: bytes) -> bytes:
     return str(n * n).encode()
 
 
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Silence ``logger`` below CRITICAL: the check counts what it would warn about itself."""
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 async def check_reply_handler(on_reply: OnReply, url: str | None = None) -> str:
-    """Plug ``on_reply`` into an :class:`RpcClient`; calls, a timeout and a stray reply."""
-    connection = await _connect(url)
-    async with connection:
-        channel = await connection.channel()
-        server = RpcServer(channel, unique("ex09.rpc"), _square)
-        await server.start()
-        unanswered = False
+    """Plug ``on_reply`` into an :class:`RpcClient`; calls, a timeout and a stray reply.
 
-        def answer(message: AbstractIncomingMessage, pending: Pending) -> bool:
-            nonlocal unanswered
-            try:
-                return on_reply(message, pending)
-            except NotImplementedError:
-                unanswered = True
-                for future in pending.values():  # end the waiting calls now, not at the timeout
-                    if not future.done():
-                        future.set_exception(NotImplementedError())
-                return False
+    The client's warnings about ignored replies are silenced while the check runs: it provokes
+    them on purpose, and reports what went wrong in its own message.
+    """
+    with _quiet(logging.getLogger(RpcClient.__module__)):  # until the connection is closed
+        connection = await _connect(url)
+        async with connection:
+            return await _check_reply_handler(on_reply, connection)
 
-        client = await RpcClient(channel, on_reply=answer).start()
+
+async def _check_reply_handler(on_reply: OnReply, connection: AbstractConnection) -> str:
+    channel = await connection.channel()
+    server = RpcServer(channel, unique("ex09.rpc"), _square)
+    await server.start()
+    unanswered = False
+
+    def answer(message: AbstractIncomingMessage, pending: Pending) -> bool:
+        nonlocal unanswered
         try:
-            replies = await asyncio.gather(
-                *(client.call(server.queue_name, str(n).encode(), timeout=2) for n in range(1, 6))
-            )
+            return on_reply(message, pending)
         except NotImplementedError:
-            raise _unanswered() from None
-        except RpcTimeout:
-            replies = []
-        if unanswered:
-            raise _unanswered()
-        expect(
-            replies == [str(n * n).encode() for n in range(1, 6)] and not client.errors,
-            f"five concurrent calls square(1..5) returned {replies!r}"
-            + (f"; on_reply raised {client.errors[0]!r}" if client.errors else ""),
-            "find the call by message.correlation_id in `pending` and set_result(message.body)",
+            unanswered = True
+            for future in pending.values():  # end the waiting calls now, not at the timeout
+                if not future.done():
+                    future.set_exception(NotImplementedError())
+            return False
+
+    client = await RpcClient(channel, on_reply=answer).start()
+    try:
+        replies = await asyncio.gather(
+            *(client.call(server.queue_name, str(n).encode(), timeout=2) for n in range(1, 6))
         )
-        with contextlib.suppress(RpcTimeout):  # the server takes 0.5 s: this call times out
-            await client.call(server.queue_name, b"slow", timeout=0.2)
-        stray = aio_pika.Message(b"?", correlation_id="nobody-asked")
-        await channel.default_exchange.publish(stray, routing_key=client.reply_queue.name)
-        for _ in range(150):  # the late reply comes about 0.3 s after the timeout
-            if client.ignored >= 2 or client.errors:
-                break
-            await asyncio.sleep(0.02)
-        await channel.close()
+    except NotImplementedError:
+        raise _unanswered() from None
+    except RpcTimeout:
+        replies = []
+    if unanswered:
+        raise _unanswered()
+    expect(
+        replies == [str(n * n).encode() for n in range(1, 6)] and not client.errors,
+        f"five concurrent calls square(1..5) returned {replies!r}"
+        + (f"; on_reply raised {client.errors[0]!r}" if client.errors else ""),
+        "find the call by message.correlation_id in `pending` and set_result(message.body)",
+    )
+    with contextlib.suppress(RpcTimeout):  # the server takes 0.5 s: this call times out
+        await client.call(server.queue_name, b"slow", timeout=0.2)
+    stray = aio_pika.Message(b"?", correlation_id="nobody-asked")
+    await channel.default_exchange.publish(stray, routing_key=client.reply_queue.name)
+    for _ in range(150):  # the late reply comes about 0.3 s after the timeout
+        if client.ignored >= 2 or client.errors:
+            break
+        await asyncio.sleep(0.02)
+    await channel.close()
     expect(
         not client.errors,
         f"on_reply raised {client.errors[0]!r}" if client.errors else "",

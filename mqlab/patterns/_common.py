@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueue
@@ -58,7 +58,12 @@ class Delivery:
 
 
 class DeliveryLog:
-    """Who received which message, in arrival order; awaitable until enough have arrived."""
+    """Who received which message; awaitable until enough have arrived.
+
+    Deliveries are kept in the order they were recorded and printed in the order of their
+    ``at`` time, so a consumer that records an entry only after its work finished (and
+    stamps it with the time the message arrived) still prints in its place.
+    """
 
     def __init__(self) -> None:
         self.deliveries: list[Delivery] = []
@@ -126,7 +131,7 @@ class DeliveryLog:
             return "(no deliveries)"
         width = max(len(d.consumer) for d in self.deliveries)
         lines = []
-        for d in self.deliveries:
+        for d in sorted(self.deliveries, key=lambda d: d.at):
             extra = [f"key={d.routing_key}"] if d.routing_key not in ("", d.body) else []
             extra += ["redelivered"] if d.redelivered else []
             extra += [d.note] if d.note else []
@@ -183,6 +188,8 @@ class PatternRun:
     log: DeliveryLog
     topology: Topology
     counts: dict[str, int] = field(default_factory=dict)
+    #: anything else a demo wants to show (e.g. the headers of dead-lettered messages)
+    details: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         counts = "".join(f"\n{k}: {v}" for k, v in self.counts.items())

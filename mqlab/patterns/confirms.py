@@ -11,12 +11,14 @@ exchange.publish(...)`` returns once the broker's ``Basic.Ack`` arrives and rais
   arrives: fastest, and a nack names exactly one message.
 
 Every strategy returns the messages the broker refused, so the caller can republish them:
-confirmed publishing loses nothing silently.
+confirmed publishing loses nothing silently. :func:`measure` times them after a warm-up, in
+interleaved rounds; :func:`verdict` says which differences held in every round.
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from aio_pika.exceptions import DeliveryError
 from mqlab.patterns._common import unique
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.figure import Figure
 
 __all__ = [
@@ -40,6 +43,8 @@ __all__ = [
     "publish_one_by_one",
     "publish_streaming",
     "publish_unconfirmed",
+    "summarize",
+    "verdict",
 ]
 
 
@@ -151,44 +156,118 @@ async def measure(
     messages: int = 1000,
     strategies: Sequence[str] = tuple(STRATEGIES),
     *,
+    rounds: int = 1,
+    warmup: int = 100,
     progress: bool = False,
 ) -> list[ConfirmResult]:
-    """Publish ``messages`` small messages with each strategy into a scratch queue."""
-    results = []
+    """Publish ``messages`` small messages with each strategy into a scratch queue.
+
+    Each strategy first publishes ``warmup`` messages that are not timed (the first publishes
+    on a fresh channel pay for imports, allocation and the broker's own warm-up). Then
+    ``rounds`` rounds run every strategy once, interleaved, so a burst of load from elsewhere
+    on the machine hits all strategies alike. Returns one result per strategy per round.
+    """
     names = list(strategies)
+    bodies = [f"order {i}".encode() for i in range(messages)]
+    steps: list[tuple[str, Sequence[bytes], bool]] = [(n, bodies[:warmup], False) for n in names]
+    steps += [(n, bodies, True) for _ in range(rounds) for n in names]
+    if warmup <= 0:
+        steps = [step for step in steps if step[2]]
     if progress:
         from tqdm.auto import tqdm
 
-        names = tqdm(names, desc="confirm strategies")
-    bodies = [f"order {i}".encode() for i in range(messages)]
-    for name in names:
+        steps = tqdm(steps, desc="confirm strategies (warm-up, then rounds)")
+    results = []
+    for name, batch, timed in steps:
         strategy, confirms = STRATEGIES[name]
         channel = await connection.channel(publisher_confirms=confirms)
         queue = await channel.declare_queue(unique("ch09.confirms"), auto_delete=True)
         try:
-            results.append(await strategy(channel.default_exchange, bodies, queue.name))
+            result = await strategy(channel.default_exchange, batch, queue.name)
         finally:
             await queue.delete(if_unused=False, if_empty=False)
             await channel.close()
+        if timed:
+            results.append(result)
     return results
 
 
+def summarize(results: Sequence[ConfirmResult], baseline: str = "no confirms") -> pd.DataFrame:
+    """Per strategy: median, min and max rate over the rounds, and how it compares.
+
+    ``x <baseline>`` is the ratio of medians; ``rounds faster`` counts the rounds in which the
+    strategy beat the baseline of the same round (rounds are interleaved, so they pair up).
+    """
+    import pandas as pd
+
+    by_name: dict[str, list[float]] = {}
+    for r in results:
+        by_name.setdefault(r.strategy, []).append(r.rate)
+    base = by_name.get(baseline)
+    rows = {}
+    for name, rates in by_name.items():
+        row: dict[str, object] = {
+            "rounds": len(rates),
+            "median msg/s": statistics.median(rates),
+            "min msg/s": min(rates),
+            "max msg/s": max(rates),
+        }
+        if base is not None and name != baseline:
+            row[f"x {baseline}"] = statistics.median(rates) / statistics.median(base)
+            row["rounds faster"] = sum(a > b for a, b in zip(rates, base, strict=False))
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def verdict(
+    results: Sequence[ConfirmResult],
+    baseline: str = "no confirms",
+    against: Sequence[str] | None = None,
+) -> list[str]:
+    """One sentence per strategy (``against``, default all), saying what the rounds show.
+
+    A difference *holds* when the strategy was faster (or slower) than the baseline in every
+    round; otherwise the rounds disagree, and the run shows no steady difference.
+    """
+    table = summarize(results, baseline)
+    lines = []
+    for name, row in table.iterrows():
+        if name == baseline or (against is not None and name not in against):
+            continue
+        wins, of = int(row["rounds faster"]), int(row["rounds"])
+        ratio = float(row[f"x {baseline}"])
+        if wins == 0:
+            claim = f"slower than {baseline} in all {of} rounds"
+        elif wins == of:
+            claim = f"faster than {baseline} in all {of} rounds"
+        else:
+            claim = f"faster in {wins} of {of} rounds: no steady difference from {baseline}"
+        lines.append(f"{name}: {ratio:.2f}x {baseline} (median); {claim}")
+    return lines
+
+
 def plot_throughput(results: Sequence[ConfirmResult], broker: str = "") -> Figure:
-    """Bar chart of messages per second, one bar per strategy."""
+    """Bar chart of the median messages per second per strategy; whiskers span the rounds."""
     import matplotlib.pyplot as plt
 
+    table = summarize(results)
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    names = [r.strategy for r in results]
-    rates = [r.rate for r in results]
+    names = list(table.index)
+    medians = table["median msg/s"].to_numpy(dtype=float)
+    spread = [medians - table["min msg/s"].to_numpy(float), table["max msg/s"] - medians]
     colours = ["#9e9e9e" if n == "no confirms" else "#1565c0" for n in names]
-    bars = ax.bar(names, rates, color=colours)
-    ax.bar_label(bars, [f"{r:,.0f}" for r in rates], padding=2)
+    rounds = int(table["rounds"].max()) if len(table) else 0
+    bars = ax.bar(names, medians, color=colours, yerr=spread if rounds > 1 else None, capsize=4)
+    for bar, rate in zip(bars, medians, strict=True):  # at the foot: clear of the whiskers
+        ax.text(bar.get_x() + bar.get_width() / 2, 0.03 * max(medians), f"{rate:,.0f}",
+                ha="center", va="bottom", color="white", fontsize=9)  # fmt: skip
     ax.set_ylabel("throughput (messages / s)")
     ax.set_xlabel("publishing strategy")
     n = results[0].messages if results else 0
-    ax.set_title(
-        f"Publisher confirms: {n} small messages each" + (f" ({broker})" if broker else "")
-    )
+    detail = [broker] if broker else []
+    detail += [f"median of {rounds} rounds, whiskers min to max"] if rounds > 1 else []
+    title = f"Publisher confirms: {n} small messages per strategy"
+    ax.set_title(title + ("\n" + "; ".join(detail) if detail else ""), fontsize=10)
     ax.margins(y=0.15)
     fig.tight_layout()
     return fig

@@ -11,11 +11,14 @@ does when the handler raises, **deletes it** unless its queue names a dead-lette
   DLX with the exception text in :data:`REASON_HEADER`, saying *why*, and acks the original
   only after the broker has confirmed the copy. If that fails it rejects, so the broker-side DLX
   still catches the message.
+
+:func:`x_death` decodes the broker's ``x-death`` header for printing.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -42,6 +45,7 @@ __all__ = [
     "demo",
     "handle_or_dead_letter",
     "parse_order",
+    "x_death",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,6 +81,25 @@ def death_reason(message: AbstractIncomingMessage) -> str:
         queue = short_name(_str(d.get("queue")))
         return f"x-death: {_str(d.get('reason'))} in queue {queue} (count {_str(d.get('count'))})"
     return "no reason recorded"
+
+
+def x_death(message: AbstractIncomingMessage) -> list[dict[str, Any]]:
+    """The broker's ``x-death`` header, one dict per (queue, reason), with bytes decoded.
+
+    RabbitMQ (and the embedded broker) add it when they dead-letter a message: ``reason``
+    (``rejected``, ``expired``, ``maxlen``...), ``queue``, ``exchange``, ``routing-keys``,
+    ``count`` and ``time``. Empty when the message was never dead-lettered by a broker.
+    """
+    deaths = (message.headers or {}).get("x-death")
+    if not isinstance(deaths, list):
+        return []
+    return [{str(k): _decoded(v) for k, v in d.items()} for d in deaths if isinstance(d, dict)]
+
+
+def _decoded(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decoded(v) for v in value]
+    return _str(value) if isinstance(value, bytes | bytearray) else value
 
 
 def _str(value: object) -> str:
@@ -149,6 +172,7 @@ async def demo(
     ``"process, no DLX"`` is the pitfall: ``message.process()`` rejects the poison and it is gone.
     """
     entries = DeliveryLog()
+    deaths: dict[str, list[dict[str, Any]]] = {}  # body -> the broker's x-death header
     async with TopologyRecorder(connection) as rec:
         name = unique("ch09.orders")
         if mode == "process, no DLX":
@@ -161,15 +185,19 @@ async def demo(
             async def inspect(message: AbstractIncomingMessage) -> None:
                 note = death_reason(message)
                 entries.record(Delivery("dead-letter inspector", text(message.body), note=note))
+                deaths[text(message.body)] = x_death(message)
                 await message.ack()
 
             await dead.consume(inspect)
+            if mode == "guarded, DLX":  # the handler itself publishes the failed order's copy
+                rec.producer("order handler: failed orders", dlx, queue.name)
         rec.producer("strategy", DEFAULT_EXCHANGE, queue.name)
         rec.consumer("order handler", queue)
         handled = succeeded = 0
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             nonlocal handled, succeeded
+            arrived = time.perf_counter()  # the entry is recorded after the work: stamp it now
             ok, note = True, "ok"
             if mode == "guarded, DLX":
                 assert dlx is not None
@@ -181,7 +209,7 @@ async def demo(
                         await parse_order(message)
                 except ValueError as exc:
                     ok, note = False, f"failed ({exc}); process() rejected it"
-            entries.record(Delivery("order handler", text(message.body), note=note))
+            entries.record(Delivery("order handler", text(message.body), note=note, at=arrived))
             handled += 1
             succeeded += ok
 
@@ -209,4 +237,4 @@ async def demo(
         "still queued": in_queue,
         "LOST": len(orders) - succeeded - parked - in_queue,
     }
-    return PatternRun(entries, rec.topology, counts)
+    return PatternRun(entries, rec.topology, counts, {"x-death": deaths})

@@ -75,20 +75,19 @@ async def demo(
         for key in bound:
             await rec.bind(queue, exchange, key)
         await mark_end(queue, exchange, "order-router")
-        rec.producer("strategy", exchange)
+        rec.producer("strategy", exchange, routing_keys)
         rec.consumer("order-router", queue)
         await consume_into(queue, log, "order-router")
         for key in routing_keys:
             message = aio_pika.Message(f"order {key}".encode())
             outcome = await publish_mandatory(exchange, message, key)
             if not outcome.routed:  # the publisher itself receives the message back
-                log.record(
-                    Delivery("strategy", f"order {key}", key, note=f"RETURNED {outcome.reply}")
-                )
+                note = f"returned: {outcome.reply}"
+                log.record(Delivery("publisher (strategy)", f"order {key}", key, note=note))
         dropped = aio_pika.Message(b"order XRPUSDT (mandatory=False)")
         ack = await exchange.publish(dropped, routing_key="XRPUSDT", mandatory=False)
         note = f"dropped, yet the broker confirmed it: {type(ack).__name__}"
         log.record(Delivery("(nobody)", "order XRPUSDT (mandatory=False)", note=note))
         await flush(exchange, log, ["order-router"])
-    returned = sum("RETURNED" in d.note for d in log)
+    returned = sum(d.note.startswith("returned") for d in log)
     return PatternRun(log, rec.topology, {"published": len(routing_keys) + 1, "returned": returned})

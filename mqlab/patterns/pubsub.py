@@ -1,8 +1,10 @@
 """Publish/subscribe (发布订阅模式): a fanout exchange copies every message to every queue.
 
-Each subscriber declares its own server-named, exclusive queue and binds it to the exchange;
-routing keys are ignored. A subscriber that joins late misses what was published before it
-bound its queue: the exchange stores nothing.
+Each subscriber declares its own exclusive queue without a name and binds it to the exchange;
+routing keys are ignored. Without a name the broker would call the queue ``amq.gen-…``; on a
+robust channel (what ``mqlab.connect()`` gives) aio-pika picks ``amq_<uuid>`` itself, so that it
+can declare the same queue again after a reconnect. A subscriber that joins late misses what
+was published before it bound its queue: the exchange stores nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ __all__ = ["demo", "subscribe"]
 
 
 async def subscribe(rec: TopologyRecorder, exchange: AbstractExchange) -> AbstractQueue:
-    """A private queue (server-named, exclusive) bound to the fanout ``exchange``."""
+    """A private queue (exclusive, unnamed: see the module doc) bound to the fanout ``exchange``."""
     queue = await rec.queue(exclusive=True)
     await rec.bind(queue, exchange)
     return queue

@@ -42,7 +42,7 @@ async def demo(
     log = DeliveryLog()
     async with TopologyRecorder(connection) as rec:
         exchange = await rec.exchange(unique("ch09.ticks"), ExchangeType.DIRECT, auto_delete=True)
-        rec.producer("market", exchange)
+        rec.producer("market", exchange, routing_keys)
         for name, keys in interests.items():
             queue = await rec.queue(exclusive=True)
             await bind_keys(rec, queue, exchange, keys)

@@ -124,7 +124,7 @@ class RpcClient:
         return self._reply_queue
 
     async def start(self) -> RpcClient:
-        """Declare a private reply queue (server-named, exclusive) and listen on it."""
+        """Declare a private reply queue (exclusive, unnamed) and listen on it."""
         self._reply_queue = await self.channel.declare_queue(exclusive=True, auto_delete=True)
         await self._reply_queue.consume(self._on_reply_message, no_ack=True)
         return self

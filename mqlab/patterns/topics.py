@@ -57,7 +57,7 @@ async def demo(
     log = DeliveryLog()
     async with TopologyRecorder(connection) as rec:
         exchange = await rec.exchange(unique("ch09.events"), exchange_type, auto_delete=True)
-        rec.producer("market", exchange)
+        rec.producer("market", exchange, routing_keys)
         for name, pattern in bindings.items():
             queue = await rec.queue(exclusive=True)
             await rec.bind(queue, exchange, pattern)

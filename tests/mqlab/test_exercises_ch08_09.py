@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import aio_pika
 import pytest
 
-from mqlab.exercises import ExerciseError, ch08, ch09
+from mqlab.exercises import ExerciseError, attempt, ch08, ch09
 from mqlab.exercises.solutions import ch08 as sol08
 from mqlab.exercises.solutions import ch09 as sol09
 
@@ -95,8 +96,29 @@ async def test_restart_wrong_answers_fail(wrong: Any, says: str) -> None:
 async def test_attempt_prints_the_hint_instead_of_raising(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert not await ch08.attempt(ch08.check_survives_restart, _transient_message)
+    assert not await attempt(ch08.check_survives_restart, _transient_message)
     assert "not yet" in capsys.readouterr().out
+    assert await attempt(ch08.check_survives_restart, sol08.publish)
+    assert ch08.attempt is attempt  # older notebooks call it from ch08
+
+
+async def test_attempt_runs_plain_checks_and_lets_real_errors_through(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def check(answer: int) -> str:
+        if answer != 42:
+            raise ExerciseError(f"{answer} is not the answer")
+        return "ok"
+
+    assert await attempt(check, 42)
+    assert not await attempt(check, 41)
+    assert "✗ not yet: 41 is not the answer" in capsys.readouterr().out
+
+    def broken(answer: int) -> str:
+        raise KeyError(answer)  # a bug, not a wrong answer: it must show
+
+    with pytest.raises(KeyError):
+        await attempt(broken, 1)
 
 
 # --- chapter 09: topic binding keys ---------------------------------------------------------
@@ -232,6 +254,16 @@ def _reply_stub(message: Any, pending: Any) -> bool:
     raise NotImplementedError
 
 
-async def test_unanswered_reply_handler_says_so() -> None:
-    with pytest.raises(ExerciseError, match="not answered yet"):
+async def test_unanswered_reply_handler_says_so_without_log_noise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("DEBUG"), pytest.raises(ExerciseError, match="not answered yet"):
         await ch09.check_reply_handler(_reply_stub)
+    assert not [r for r in caplog.records if r.name == "mqlab.patterns.rpc"]
+
+
+async def test_reply_handler_check_restores_the_rpc_logger() -> None:
+    rpc_log = logging.getLogger("mqlab.patterns.rpc")
+    before = rpc_log.level
+    await ch09.check_reply_handler(sol09.on_reply)
+    assert rpc_log.level == before

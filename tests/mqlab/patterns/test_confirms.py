@@ -34,3 +34,41 @@ async def test_measure_returns_one_result_per_strategy(connection) -> None:
     assert all(r.messages == 30 and r.rate > 0 for r in results)
     fig = confirms.plot_throughput(results, "test")
     assert "messages / s" in fig.axes[0].get_ylabel()
+
+
+async def test_measure_warms_up_and_runs_interleaved_rounds(connection) -> None:
+    results = await confirms.measure(connection, 40, ["no confirms", "one by one"], rounds=3)
+    assert [r.strategy for r in results] == ["no confirms", "one by one"] * 3  # no warm-up runs
+    assert all(r.messages == 40 for r in results)
+
+
+def _runs(*rounds: tuple[float, float, float]) -> list[confirms.ConfirmResult]:
+    """Results of fake rounds: (no confirms, one by one, streaming) seconds for 100 messages."""
+    names = ("no confirms", "one by one", "streaming")
+    return [
+        confirms.ConfirmResult(n, 100, s) for r in rounds for n, s in zip(names, r, strict=True)
+    ]
+
+
+def test_summarize_and_verdict_say_only_what_held_in_every_round() -> None:
+    results = _runs((1.0, 2.0, 0.9), (1.0, 4.0, 1.1), (1.0, 2.5, 0.8))
+    table = confirms.summarize(results)
+    assert table.loc["one by one", "median msg/s"] == 40.0
+    assert (table.loc["one by one", "min msg/s"], table.loc["one by one", "max msg/s"]) == (25, 50)
+    assert table.loc["one by one", "x no confirms"] == 0.4
+    assert table.loc["streaming", "rounds faster"] == 2
+    lines = confirms.verdict(results)
+    assert (
+        lines[0]
+        == "one by one: 0.40x no confirms (median); slower than no confirms in all 3 rounds"
+    )
+    assert "faster in 2 of 3 rounds: no steady difference" in lines[1]
+    (only,) = confirms.verdict(results, "one by one", ["streaming"])
+    assert only.startswith("streaming:") and "faster than one by one in all 3 rounds" in only
+
+
+def test_plot_throughput_shows_the_spread_of_the_rounds() -> None:
+    fig = confirms.plot_throughput(_runs((1.0, 2.0, 0.9), (1.0, 4.0, 1.1)), "test")
+    ax = fig.axes[0]
+    assert "median of 2 rounds" in ax.get_title() and ax.get_xlabel() and ax.containers
+    assert any(type(c).__name__ == "ErrorbarContainer" for c in ax.containers)

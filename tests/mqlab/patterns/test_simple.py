@@ -33,3 +33,13 @@ async def test_trace_hello_shows_publish_confirm_deliver_ack() -> None:
     # The confirm may overtake the delivery, but each side's frames keep their order.
     for who in ("publisher", "consumer"):
         assert [s for s in seen if s[0] == who] == [e for e in expected if e[0] == who]
+
+
+def test_delivery_log_prints_in_time_order() -> None:
+    from mqlab.patterns import Delivery, DeliveryLog
+
+    log = DeliveryLog()
+    log.record(Delivery("inspector", "x", at=2.0))
+    log.record(Delivery("handler", "x", at=1.0))  # recorded late, stamped with its arrival
+    assert str(log).splitlines() == ["handler   <- x", "inspector <- x"]
+    assert [d.consumer for d in log] == ["inspector", "handler"]  # storage keeps record order
