@@ -11,7 +11,7 @@ Usage::
     async def fetch(): ...
 
     await tl.steps(coro, "a")          # one bar per *run slice* of a coroutine, between awaits
-    tl.plot(title="...")               # returns the matplotlib Axes
+    tl.plot(title="...", hatches={"waits": "///"})   # returns the matplotlib Axes
 
 The lane is picked automatically: the current asyncio task's name inside a task, else the
 thread's name; in a child process, the process's name. A notebook cell itself runs inside an
@@ -244,6 +244,24 @@ class Timeline:
                 reach = s.end
         return total
 
+    def most_at_once(self, label: str) -> int:
+        """The largest number of ``label`` spans in progress at one instant (in any lanes).
+
+        For "holds lock" it says how many threads were inside the lock together: 1 if the
+        lock did its job.
+        """
+        edges = sorted(
+            (t, step)
+            for s in self.spans
+            if s.label == label and s.end > s.start
+            for t, step in ((s.start, 1), (s.end, -1))
+        )  # at equal times, -1 sorts first: a span that ends as another starts is not overlap
+        peak = running = 0
+        for _, step in edges:
+            running += step
+            peak = max(peak, running)
+        return peak
+
     # -- drawing ----------------------------------------------------------------------------
     def plot(
         self,
@@ -254,8 +272,14 @@ class Timeline:
         colors: dict[str, str] | None = None,
         legend: bool = True,
         ylabel: str = "lane (thread / process / task)",
+        hatches: dict[str, str] | None = None,
     ) -> Axes:
-        """Draw the spans as a Gantt chart (one row per lane, time in ms) and return the Axes."""
+        """Draw the spans as a Gantt chart (one row per lane, time in ms) and return the Axes.
+
+        ``colors`` and ``hatches`` map span labels to a face colour and a matplotlib hatch
+        (``"///"``, ``"..."``). A hatched label is drawn pale grey unless ``colors`` names its
+        colour: one style per meaning, so that waiting reads as waiting in black and white too.
+        """
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -264,7 +288,11 @@ class Timeline:
         order = lanes or self.lanes
         labels = list(dict.fromkeys(s.label for s in spans))
         palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        colors = {lab: palette[i % len(palette)] for i, lab in enumerate(labels)} | (colors or {})
+        hatches = hatches or {}
+        colors = {
+            lab: "0.85" if lab in hatches else palette[i % len(palette)]
+            for i, lab in enumerate(labels)
+        } | (colors or {})
         row = {lane: i for i, lane in enumerate(order)}
         seen: set[str] = set()
         open_ends: dict[str, list[float]] = {lane: [] for lane in order}
@@ -281,13 +309,16 @@ class Timeline:
             height = max(0.7 - 0.22 * len(stack), 0.2)
             if s.end > s.start:
                 stack.append(s.end)
-                ax.broken_barh(
+                bars = ax.broken_barh(
                     [(s.start * 1e3, (s.end - s.start) * 1e3)],
                     (y - height / 2, height),
                     facecolors=colors[s.label],
                     linewidth=0,
                     label=name,
                 )
+                if hatch := hatches.get(s.label):
+                    bars.set_hatch(hatch)
+                    bars.set_edgecolor("0.4")  # the hatch's colour; the outline stays off
             else:
                 ax.plot(s.start * 1e3, y, "D", color=colors[s.label], ms=7, mec="k", label=name)
         ax.set_yticks(range(len(order)), order)

@@ -167,6 +167,23 @@ def test_frame_busy_and_plot() -> None:
     assert len(tl) == 0
 
 
+def test_plot_hatches_the_labels_it_is_given_and_keeps_colours() -> None:
+    tl = Timeline()
+    o = tl.origin_ns
+    tl.record("work", o, o + 1_000_000, lane="L")
+    tl.record("waits", o + 1_000_000, o + 2_000_000, lane="L")
+    tl.record("also waits", o + 2_000_000, o + 3_000_000, lane="L")
+    ax = tl.plot(hatches={"waits": "///", "also waits": "..."}, colors={"also waits": "pink"})
+    bars = {c.get_label(): c for c in ax.collections}
+    assert bars["work"].get_hatch() is None
+    assert bars["waits"].get_hatch() == "///"
+    assert tuple(bars["waits"].get_facecolor()[0][:3]) == pytest.approx((0.85, 0.85, 0.85))
+    assert bars["also waits"].get_hatch() == "..."
+    assert tuple(bars["also waits"].get_facecolor()[0][:3]) == pytest.approx(
+        matplotlib.colors.to_rgb("pink")
+    )
+
+
 def test_a_task_run_by_jupyter_itself_counts_as_the_main_thread() -> None:
     # A notebook cell runs inside an IPython/ipykernel task; spans recorded there belong to
     # the learner's main program, not to a lane called "Task-7".
@@ -179,3 +196,14 @@ def test_a_task_run_by_jupyter_itself_counts_as_the_main_thread() -> None:
 
     asyncio.run(main())
     assert [s.lane for s in tl.spans] == [threading.current_thread().name]
+
+
+def test_most_at_once_counts_overlap_not_touching_ends() -> None:
+    tl = Timeline()
+    o, ms = tl.origin_ns, 1_000_000
+    tl.record("holds", o, o + 2 * ms, lane="a")
+    tl.record("holds", o + 2 * ms, o + 4 * ms, lane="b")  # starts as the first ends
+    assert tl.most_at_once("holds") == 1
+    tl.record("holds", o + 1 * ms, o + 3 * ms, lane="c")
+    assert tl.most_at_once("holds") == 2
+    assert tl.most_at_once("nothing") == 0
