@@ -18,8 +18,8 @@ __all__ = ["WORKLOADS", "check_switch_order", "check_workloads"]
 _ORDER = ("process", "thread", "coroutine", "generator")
 _WHY_BEFORE = {
     ("process", "thread"): (
-        "a process shares no memory: every message is copied (pickled) through the kernel, and "
-        "the switch changes address space; threads of one process pass a reference"
+        "a process shares no memory: every message is pickled and copied through the kernel; "
+        "threads of one process pass a reference to the same object"
     ),
     ("thread", "coroutine"): (
         "a thread switch goes through the operating system (and, in CPython, the GIL); a "
