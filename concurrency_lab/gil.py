@@ -10,7 +10,9 @@ A third workload is CPU-bound too, but in C code that releases the GIL while it 
 (``hashlib`` on large buffers, like numpy on large arrays): there threads do run in parallel.
 
 Every job can record its work on a :class:`~concurrency_lab.timeline.Timeline`, in chunks, so
-the Gantt chart shows threads taking turns on the GIL while processes overlap.
+the Gantt chart shows threads taking turns on the GIL while processes overlap (when a core is
+free). Every job also reports the CPU time it used, so :func:`compare` can say how many cores'
+worth of CPU each mode used: a number the GIL caps at one for threads, whatever the machine.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import itertools
+import multiprocessing
 import os
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from concurrency_lab._aio import run_sync
 from concurrency_lab.timeline import RawSpan, Timeline, now_ns
@@ -31,22 +36,30 @@ from concurrency_lab.timeline import RawSpan, Timeline, now_ns
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "COLORS",
+    "HATCHES",
     "LABELS",
+    "MAIN",
     "MODES",
     "WORKLOADS",
     "compare",
     "cpu_job",
     "io_job",
     "main_thread_demo",
+    "main_thread_summary",
     "native_job",
+    "overlap",
     "parallel_seconds",
+    "plot_main_thread",
     "plot_speedups",
     "plot_trace",
     "run",
+    "stall",
     "trace",
+    "verdicts",
 ]
 
 Workload = Literal["cpu", "native", "io"]
@@ -59,19 +72,27 @@ TITLES = {
 }
 MODES: tuple[Mode, ...] = ("serial", "threads", "processes", "asyncio")
 LABELS = {"cpu": "CPU work", "io": "waiting for IO", "ready": "ready, not running (GIL or CPU)"}
-#: Colours for Timeline.plot(colors=...): running is strong, waiting is pale.
+#: The main thread's spans in :func:`main_thread_demo` (the seed's picture).
+MAIN = {
+    "sync": "sync code",
+    "submit": "submit tasks",
+    "blocked": "blocked: waiting for results",
+    "own": "own work (needs no results)",
+    "use": "use results",
+}
+#: Styles for Timeline.plot: work is a strong colour; a wait is hatched and pale (the same
+#: convention as chapter 05's picture), in the colour of what it waits to do, or grey.
 COLORS = {
     LABELS["cpu"]: "tab:blue",
-    LABELS["io"]: "tab:green",
-    LABELS["ready"]: "#d9d9d9",
-    # main_thread_demo's labels
-    "sync code": "tab:blue",
-    "submit tasks": "tab:orange",
-    "blocked: waiting for results": "tab:red",
-    "carries on: own work": "tab:cyan",
-    "collect results": "#f4a6a6",
-    "use results": "tab:purple",
+    LABELS["ready"]: "#c6dbef",
+    LABELS["io"]: "0.8",
+    MAIN["sync"]: "tab:blue",
+    MAIN["submit"]: "tab:orange",
+    MAIN["blocked"]: "0.85",
+    MAIN["own"]: "tab:green",
+    MAIN["use"]: "tab:purple",
 }
+HATCHES = {LABELS["ready"]: "///", LABELS["io"]: "...", MAIN["blocked"]: "///"}
 
 
 def cpu_job(n: int) -> int:
@@ -98,19 +119,53 @@ def io_job(seconds: float) -> float:
     return seconds
 
 
+# -- one GIL per process -------------------------------------------------------------------
+def _hold_gil(steps: int, go: Any) -> int:
+    go.wait()
+    return sum(range(steps))  # one C call: it never reaches a point where the GIL is let go
+
+
+def stall(
+    sibling: Literal["thread", "process"], steps: int = 20_000_000, tick: float = 0.002
+) -> tuple[float, float]:
+    """How long the main thread was frozen while a sibling ran one long C call that keeps its GIL.
+
+    The main thread ticks (``time.sleep(tick)``) while the sibling computes ``sum(range(steps))``:
+    a single call into C that never checks whether another thread wants the GIL. Returns the
+    longest gap between two ticks and the whole time the sibling ran, in seconds. A sibling
+    thread shares this process's GIL, so the ticker freezes for the whole call; a sibling
+    process has its own GIL, so the ticker goes on (at worst sharing a core with it).
+    """
+    go: Any = threading.Event() if sibling == "thread" else multiprocessing.Event()
+    kind = threading.Thread if sibling == "thread" else multiprocessing.Process
+    worker = kind(target=_hold_gil, args=(steps, go), daemon=True)
+    worker.start()  # it waits for `go`, so that starting it is not timed
+    ticks = [time.perf_counter()]
+    go.set()
+    while worker.is_alive():
+        time.sleep(tick)
+        ticks.append(time.perf_counter())
+    worker.join()
+    return max(b - a for a, b in itertools.pairwise(ticks)), ticks[-1] - ticks[0]
+
+
 # -- one job, traced in chunks -------------------------------------------------------------
 def _job(workload: Workload, size: float, chunks: int, tl: Timeline | None) -> float:
-    """Run one job; with a timeline, record each chunk of CPU work or the whole wait.
+    """Run one job and return the CPU seconds this thread spent on it.
 
-    A chunk that took much longer on the wall clock than on this thread's CPU clock was
-    preempted: another thread held the GIL, or another program held the CPU. Such chunks are
-    recorded as "ready, not running", so the chart shows who really ran.
+    With a timeline, record each chunk of CPU work, or the whole wait. A chunk that took much
+    longer on the wall clock than on this thread's CPU clock was preempted: another thread held
+    the GIL, or another program held the CPU. Such chunks are recorded as "ready, not running",
+    so the chart shows who really ran.
     """
+    started = time.thread_time()
     if workload == "io":
         if tl is None:
-            return io_job(size)
-        with tl.span(LABELS["io"]):
-            return io_job(size)
+            io_job(size)
+        else:
+            with tl.span(LABELS["io"]):
+                io_job(size)
+        return time.thread_time() - started
     step = int(size) // chunks
     work = _chunk_of(workload, step, chunks)
     # Chunks are contiguous: a pause between two chunks (a preemption often lands on the clock
@@ -123,7 +178,7 @@ def _job(workload: Workload, size: float, chunks: int, tl: Timeline | None) -> f
             ran = 2 * (cpu_end - cpu) > end - wall
             tl.record(LABELS["cpu" if ran else "ready"], wall, end)
             wall, cpu = end, cpu_end
-    return size
+    return time.thread_time() - started
 
 
 def _chunk_of(workload: Workload, step: int, chunks: int) -> Callable[[int], object]:
@@ -137,21 +192,22 @@ def _chunk_of(workload: Workload, step: int, chunks: int) -> Callable[[int], obj
 def _job_in_child(
     workload: Workload, size: float, chunks: int, traced: bool
 ) -> tuple[float, list[RawSpan]]:
-    """Worker-process entry point: the spans travel back with the result."""
+    """Worker-process entry point: the spans travel back with the CPU time."""
     tl = Timeline() if traced else None
-    result = _job(workload, size, chunks, tl)
-    return result, tl.export() if tl is not None else []
+    cpu = _job(workload, size, chunks, tl)
+    return cpu, tl.export() if tl is not None else []
 
 
 async def _job_async(workload: Workload, size: float, chunks: int, tl: Timeline | None) -> float:
     if workload != "io":  # no await inside: the loop cannot switch until the job ends
         return _job(workload, size, chunks, tl)
+    started = time.thread_time()  # tasks share the thread: count only this task's own steps
     if tl is None:
         await asyncio.sleep(size)
     else:
         with tl.span(LABELS["io"]):
             await asyncio.sleep(size)
-    return size
+    return time.thread_time() - started
 
 
 def run(
@@ -166,47 +222,70 @@ def run(
     """Run ``jobs`` equal jobs in one mode (one worker per job); return the wall time in s.
 
     ``size`` is steps of arithmetic for ``"cpu"``, bytes to hash for ``"native"`` and seconds
-    of waiting for ``"io"``. Pools
-    are started and warmed before the clock starts: start-up is a separate price (chapter 03).
+    of waiting for ``"io"``. Pools are started and warmed before the clock starts: start-up is
+    a separate price (chapter 00).
     """
-    tl = timeline
+    return _run(workload, mode, jobs, size, chunks, timeline)[0]
+
+
+def _run(
+    workload: Workload,
+    mode: Mode,
+    jobs: int,
+    size: float,
+    chunks: int = 20,
+    tl: Timeline | None = None,
+) -> tuple[float, float]:
+    """:func:`run`, returning (wall seconds, CPU seconds the jobs used in all)."""
     if mode == "serial":
         start = time.perf_counter()
-        for _ in range(jobs):
-            _job(workload, size, chunks, tl)
+        cpu = sum(_job(workload, size, chunks, tl) for _ in range(jobs))
     elif mode == "threads":
         with ThreadPoolExecutor(jobs, thread_name_prefix="thread") as threads:
-            list(threads.map(_noop, range(jobs)))
+            _warm(threads, jobs)
             start = time.perf_counter()
-            for f in [threads.submit(_job, workload, size, chunks, tl) for _ in range(jobs)]:
-                f.result()
+            futures = [threads.submit(_job, workload, size, chunks, tl) for _ in range(jobs)]
+            cpu = sum(f.result() for f in futures)
     elif mode == "processes":
         with ProcessPoolExecutor(jobs) as processes:
-            list(processes.map(_noop, range(jobs)))
+            _warm(processes, jobs)
             start = time.perf_counter()
             done = [
                 processes.submit(_job_in_child, workload, size, chunks, tl is not None)
                 for _ in range(jobs)
             ]
+            cpu = 0.0
             for child in done:
-                _, spans = child.result()
+                used, spans = child.result()
+                cpu += used
                 if tl is not None:
                     tl.extend(spans)
     elif mode == "asyncio":
 
-        async def main() -> None:
-            await asyncio.gather(
+        async def main() -> float:
+            used = await asyncio.gather(
                 *(
                     asyncio.create_task(_job_async(workload, size, chunks, tl), name=f"task-{i}")
                     for i in range(jobs)
                 )
             )
+            return sum(used)
 
         start = time.perf_counter()
-        run_sync(main)
+        cpu = run_sync(main)
     else:
         raise ValueError(f"unknown mode {mode!r}; pick one of {MODES}")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu
+
+
+def _warm(pool: ThreadPoolExecutor | ProcessPoolExecutor, jobs: int) -> None:
+    """Start all ``jobs`` workers before timing: pools start workers lazily, and reuse an idle
+    one rather than start another, so each warm-up job holds its worker for a moment."""
+    list(pool.map(_pause, range(jobs)))
+
+
+def _pause(_: object) -> None:
+    time.sleep(0.01)
 
 
 def _noop(_: object) -> None:
@@ -221,12 +300,14 @@ def _sizes(quick: bool) -> dict[Workload, float]:
 
 
 def compare(quick: bool = False, jobs: int = 4, repeats: int | None = None) -> pd.DataFrame:
-    """Median wall time and speed-up over serial for every workload and mode.
+    """Median wall time, speed-up over serial and cores used, for every workload and mode.
 
     Within a repeat, the modes of one workload run between two serial runs of the same jobs,
     and each mode's speed-up is the mean of those two serial times divided by its own. Pairing
     neighbouring runs cancels most of the drift in load from other programs; the median over
-    repeats is reported.
+    repeats is reported. ``cores used`` is the CPU time the jobs used divided by the wall time.
+    ``noise`` is how much the two serial runs around the modes disagreed (median over repeats,
+    as a fraction of their mean): a speed-up closer to 1 than that is no speed-up.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -236,29 +317,61 @@ def compare(quick: bool = False, jobs: int = 4, repeats: int | None = None) -> p
     cases = [(w, m) for w in WORKLOADS for m in MODES]
     times: dict[tuple[Workload, Mode], list[float]] = {c: [] for c in cases}
     ratios: dict[tuple[Workload, Mode], list[float]] = {c: [] for c in cases}
+    cores: dict[tuple[Workload, Mode], list[float]] = {c: [] for c in cases}
+    drift: dict[Workload, list[float]] = {w: [] for w in WORKLOADS}
     for _ in tqdm(range(repeats), desc="repeats", leave=False):
         for w in WORKLOADS:
-            before = run(w, "serial", jobs, sizes[w])
-            measured: dict[Mode, float] = {
-                m: run(w, m, jobs, sizes[w]) for m in MODES if m != "serial"
+            before = _run(w, "serial", jobs, sizes[w])
+            measured: dict[Mode, tuple[float, float]] = {
+                m: _run(w, m, jobs, sizes[w]) for m in MODES if m != "serial"
             }
-            base = (before + run(w, "serial", jobs, sizes[w])) / 2
-            measured["serial"] = base
-            for m, seconds in measured.items():
+            after = _run(w, "serial", jobs, sizes[w])
+            base = (before[0] + after[0]) / 2
+            drift[w].append(abs(before[0] - after[0]) / base)
+            measured["serial"] = (base, (before[1] + after[1]) / 2)
+            for m, (seconds, cpu) in measured.items():
                 times[w, m].append(seconds)
                 ratios[w, m].append(base / seconds)
+                cores[w, m].append(cpu / seconds)
     rows = [
         {
             "workload": w,
             "mode": m,
             "seconds": statistics.median(times[w, m]),
             "speedup": statistics.median(ratios[w, m]),
+            "cores used": statistics.median(cores[w, m]),
+            "noise": statistics.median(drift[w]),
         }
         for w, m in cases
     ]
     frame = pd.DataFrame(rows)
     frame["jobs"], frame["cores"] = jobs, os.cpu_count()
     return frame
+
+
+def verdicts(frame: pd.DataFrame, floor: float = 0.15) -> list[str]:
+    """One line per workload and mode of :func:`compare`: gained, no gain, or slower.
+
+    A speed-up counts only when it is further from 1 than twice the measured noise (and at
+    least ``floor``): on a busy machine, 1.2× may be nothing but the load changing.
+    """
+    lines = []
+    for (w, m), row in frame.set_index(["workload", "mode"]).iterrows():
+        if m == "serial":
+            continue
+        band = max(floor, 2 * float(row["noise"]))
+        s = float(row["speedup"])
+        if s >= 1 + band:
+            verdict = "gained"
+        elif s <= 1 - band:
+            verdict = "slower"
+        else:
+            verdict = "no gain"
+        lines.append(
+            f"{TITLES[str(w)].replace(chr(10), ' '):<38} {m:<10} {s:4.1f}×  "
+            f"{verdict:<8} (±{band:.2f} is noise)  {float(row['cores used']):4.2f} cores used"
+        )
+    return lines
 
 
 def plot_speedups(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
@@ -290,12 +403,13 @@ def trace(workload: Workload, mode: Mode, jobs: int = 2, quick: bool = True) -> 
     tl = Timeline()
     size = _sizes(quick)[workload] * (1 if workload == "io" else 0.5)
     run(workload, mode, jobs, size, chunks=200, timeline=tl)
+    tl.origin_ns = min(r.start_ns for r in tl.export())  # time 0: the first job starts
     return tl
 
 
 def plot_trace(tl: Timeline, ax: Axes | None = None, title: str = "Who ran when") -> Axes:
     """A traced run as a Gantt chart: lanes sorted, running strong, waiting pale."""
-    return tl.plot(ax=ax, title=title, lanes=sorted(tl.lanes), colors=COLORS)
+    return tl.plot(ax=ax, title=title, lanes=sorted(tl.lanes), colors=COLORS, hatches=HATCHES)
 
 
 def parallel_seconds(tl: Timeline, label: str = LABELS["cpu"]) -> tuple[float, float]:
@@ -318,25 +432,90 @@ def parallel_seconds(tl: Timeline, label: str = LABELS["cpu"]) -> tuple[float, f
     return both, anyone
 
 
-def main_thread_demo(wait: bool, jobs: int = 3, seconds: float = 0.08) -> Timeline:
-    """The seed's picture: the main thread submits tasks, then blocks for them or carries on."""
+def overlap(tl: Timeline, label: str = LABELS["cpu"]) -> str:
+    """What :func:`parallel_seconds` found, in words: in parallel, taking turns, or waiting."""
+    both, anyone = parallel_seconds(tl, label)
+    share = both / anyone if anyone else 0.0
+    if label == LABELS["io"]:
+        verdict = "the waits overlapped" if share > 0.5 else "the waits did not overlap"
+    else:
+        verdict = "ran in parallel" if share >= 0.2 else "took turns: no parallelism"
+    at_once = f"{both * 1e3:.1f} of {anyone * 1e3:.1f} ms ({share:.0%})"
+    return f"{label!r} in two lanes at once for {at_once}: {verdict}"
+
+
+def main_thread_demo(
+    wait: bool, jobs: int = 3, seconds: float = 0.08, own_work: int = 1_200_000
+) -> Timeline:
+    """The seed's picture: the main thread submits tasks, then blocks for them or carries on.
+
+    Both runs do the same work: sync code, ``jobs`` tasks in worker threads that wait for IO
+    (up to ``seconds``), ``own_work`` steps of the main thread's own work that does not need
+    the tasks' results, then code that uses the results. With ``wait=True`` the main thread
+    blocks right after submitting and does its own work afterwards; with ``wait=False`` it
+    does its own work while the tasks wait, and blocks only for what is left.
+    """
     tl = Timeline()
-    with tl.span("sync code"):
+    with tl.span(MAIN["sync"]):
         cpu_job(300_000)
-    tl.mark("submit tasks")
     with ThreadPoolExecutor(jobs, thread_name_prefix="task") as pool:
-        futures = [
-            pool.submit(_job, "io", seconds * (k + 2) / (jobs + 1), 1, tl) for k in range(jobs)
-        ]
+        with tl.span(MAIN["submit"]):  # the pool starts one thread per task here
+            futures = [
+                pool.submit(_job, "io", seconds * (k + 2) / (jobs + 1), 1, tl) for k in range(jobs)
+            ]
+        if not wait:
+            with tl.span(MAIN["own"]):
+                cpu_job(own_work)
+        with tl.span(MAIN["blocked"]):
+            results = [f.result() for f in futures]
         if wait:
-            with tl.span("blocked: waiting for results"):
-                results = [f.result() for f in futures]
-        else:
-            for _ in range(10):
-                with tl.span("carries on: own work"):
-                    cpu_job(150_000)
-            with tl.span("collect results"):
-                results = [f.result() for f in futures]
-    with tl.span("use results"):
+            with tl.span(MAIN["own"]):
+                cpu_job(own_work)
+    with tl.span(MAIN["use"]):
         cpu_job(100_000 + len(results))
     return tl
+
+
+def plot_main_thread(runs: dict[bool, Timeline]) -> Figure:
+    """The :func:`main_thread_demo` runs (keyed by ``wait``) one above the other, same scale."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.6 * len(runs)), sharex=True)
+    for i, (ax, (wait, tl)) in enumerate(zip(axes, runs.items(), strict=True)):
+        title = "blocks at once" if wait else "carries on with its own work, then blocks"
+        tl.plot(
+            ax=ax,
+            title=f"wait={wait}: the main thread {title}",
+            colors=COLORS,
+            hatches=HATCHES,
+            ylabel="thread",
+            legend=i == 0,
+        )
+        if i < len(runs) - 1:
+            ax.set_xlabel("")  # the axes share one time scale, labelled at the bottom
+    tasks = sum(lane.startswith("task") for lane in next(iter(runs.values())).lanes)
+    fig.suptitle(f"Submit {tasks} tasks that wait for IO, then block or carry on (threads)")
+    fig.tight_layout()
+    return fig
+
+
+def main_thread_summary(runs: dict[bool, Timeline]) -> list[str]:
+    """What the two :func:`main_thread_demo` runs show, in numbers taken from their spans."""
+    lines, total = [], {}
+    for wait, tl in runs.items():
+        spans = tl.spans
+        total[wait] = (max(s.end for s in spans) - min(s.start for s in spans)) * 1e3
+        main = {label: 0.0 for label in MAIN.values()}
+        for s in spans:
+            if s.lane == "MainThread":
+                main[s.label] += s.duration * 1e3
+        name = "blocks at once " if wait else "carries on     "
+        lines.append(
+            f"{name}: done after {total[wait]:4.0f} ms; blocked {main[MAIN['blocked']]:3.0f} ms, "
+            f"own work {main[MAIN['own']]:3.0f} ms"
+        )
+    lines.append(
+        f"carrying on finished {total[True] - total[False]:.0f} ms sooner: "
+        "its own work ran while the tasks waited"
+    )
+    return lines

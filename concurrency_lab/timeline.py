@@ -283,7 +283,7 @@ class Timeline:
         import matplotlib.pyplot as plt
 
         if ax is None:
-            _, ax = plt.subplots(figsize=(9, 0.5 + 0.45 * max(1, len(self.lanes))))
+            _, ax = plt.subplots(figsize=(9, 1.3 + 0.45 * max(1, len(self.lanes))))
         spans = self.spans
         order = lanes or self.lanes
         labels = list(dict.fromkeys(s.label for s in spans))

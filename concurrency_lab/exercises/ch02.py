@@ -1,8 +1,9 @@
-"""Chapter 02 checks: a deposit that loses nothing, and transfers that cannot deadlock.
+"""Chapter 02 checks: a deposit that loses nothing, and payments that cannot deadlock.
 
 - :func:`check_deposit`: ``deposit(account, amount)`` stays correct with many threads.
-- :func:`check_transfer`: ``transfer(src, dst, amount)`` never deadlocks, even in a cycle of
-  accounts or from an account to itself, and keeps the money.
+- :func:`check_pay`: ``pay(payer, payee, amount, fees, fee)`` locks three accounts, never
+  deadlocks (opposite payments, or the fees account paying or being paid), writes an account
+  only while holding its lock, and keeps the money.
 
 Both run the learner's code on :class:`~concurrency_lab.races.Account`, whose
 ``read_balance()`` releases the GIL like a database query, and whose lock gives up after a
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from concurrency_lab.exercises import expect, passed
 from concurrency_lab.races import Account, DeadlockError, TimedLock, run_transfers
 
-__all__ = ["check_deposit", "check_transfer"]
+__all__ = ["check_deposit", "check_pay"]
 
 
 def check_deposit(deposit: Callable[[Account, int], None]) -> str:
@@ -68,25 +69,62 @@ def check_deposit(deposit: Callable[[Account, int], None]) -> str:
     return passed("deposit", "200 of 200 deposits kept")
 
 
-def check_transfer(transfer: Callable[[Account, Account, int], None]) -> str:
-    """A cycle A→B, B→C, C→A, plus B→A and A→A, all at once: no deadlock, no money lost."""
-    balances = {"A": 100, "B": 200, "C": 300}
-    accounts = [Account(n, b, TimedLock(n, timeout=0.6, hold=0.02)) for n, b in balances.items()]
-    moves = [(0, 1, 10), (1, 2, 20), (2, 0, 30), (1, 0, 5), (0, 0, 7)]
-    report = run_transfers(transfer, accounts, moves, join_timeout=10)
+class _Guarded(Account):
+    """An account that refuses a write from a thread that does not hold its lock."""
+
+    def write_balance(self, value: int) -> None:
+        me = threading.current_thread().name
+        if self.lock.owner != me:
+            raise RuntimeError(
+                f"{me} wrote {self.name}'s balance without holding {self.name}'s lock"
+            )
+        super().write_balance(value)
+
+
+#: The payments :func:`check_pay` runs at once: (payer, payee, amount); the fee is amount // 10.
+PAYMENTS = [("A", "B", 10), ("B", "A", 20), ("C", "D", 30), ("D", "F", 50), ("F", "C", 70)]
+
+
+def check_pay(pay: Callable[[Account, Account, int, Account, int], None]) -> str:
+    """Five payments at once, each with a fee to account F: no deadlock, no unlocked write."""
+    balances = {"A": 100, "B": 200, "C": 300, "D": 400, "F": 500}
+    accounts = [_Guarded(n, b, TimedLock(n, timeout=0.6, hold=0.02)) for n, b in balances.items()]
+    index = {a.name: i for i, a in enumerate(accounts)}
+    fees = accounts[index["F"]]
+    moves = [(index[p], index[q], amount) for p, q, amount in PAYMENTS]
+    report = run_transfers(
+        lambda payer, payee, amount: pay(payer, payee, amount, fees, amount // 10),
+        accounts,
+        moves,
+        join_timeout=10,
+    )
+    errors = "\n  ".join(report.errors)
+    expect(
+        not any("without holding" in e for e in report.errors),
+        f"a payment wrote an account it had not locked:\n  {errors}",
+        "the fees account changes too: take its lock as well, not only payer's and payee's",
+    )
     expect(
         not report.errors,
-        f"{len(report.errors)} transfer(s) failed:\n  " + "\n  ".join(report.errors),
-        "take the two locks in one global order (e.g. sorted by account name), and when "
-        "src is dst there is only one lock to take",
+        f"{len(report.errors)} payment(s) failed:\n  {errors}",
+        "take the locks in one global order (e.g. sorted by account name), and take each "
+        "account's lock once, even when the fees account is also the payer or the payee",
     )
     expect(
         report.total_after == report.total_before,
         f"money appeared or vanished: total {report.total_before} before, "
         f"{report.total_after} after",
-        "move the amount from src to dst while holding both locks",
+        "the payer loses amount + fee; the payee gains amount; the fees account gains fee",
     )
-    want = {"A": 100 - 10 + 30 + 5, "B": 200 + 10 - 20 - 5, "C": 300 + 20 - 30}
+    want = dict(balances)
+    for p, q, amount in PAYMENTS:
+        want[p] -= amount + amount // 10
+        want[q] += amount
+        want["F"] += amount // 10
     got = {a.name: a.balance for a in accounts}
-    expect(got == want, f"balances {got}, expected {want}", "subtract from src, add to dst")
-    return passed("transfer", f"5 concurrent transfers in {report.seconds:.2f} s, no deadlock")
+    expect(
+        got == want,
+        f"balances {got}, expected {want}",
+        "the payer loses amount + fee; the payee gains amount; the fees account gains fee",
+    )
+    return passed("pay", f"5 concurrent payments in {report.seconds:.2f} s, no deadlock")

@@ -20,7 +20,7 @@ def test_reference_solutions_pass() -> None:
     ch01.check_run_concurrently(ref1.run_all)
     ch01.check_speedups(ref1.SPEEDUPS)
     ch02.check_deposit(ref2.deposit)
-    ch02.check_transfer(ref2.transfer)
+    ch02.check_pay(ref2.pay)
     ch03.check_summarize(ref3.summarize)
     ch03.check_rank(ref3.rank)
 
@@ -74,10 +74,13 @@ def test_results_in_completion_order_fail() -> None:
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({("cpu", "threads"): 2.0}, "GIL"),
-        ({("cpu", "processes"): 4.0}, "only 2 cores"),
-        ({("io", "threads"): 1.0}, "overlap"),
-        ({("cpu", "asyncio"): 4.0}, "no await"),
+        ({("cpu", "threads"): 4.0}, "GIL"),
+        ({("cpu", "processes"): 8.0}, "share 4 cores"),
+        ({("cpu", "processes"): 2.0}, "share 4 cores"),  # chapter 01's 2-core answer
+        ({("native", "threads"): 1.0}, "releases the GIL"),
+        ({("io", "threads"): 4.0}, "8 waits overlap"),
+        ({("io", "asyncio"): 1.0}, "8 awaits"),
+        ({("cpu", "asyncio"): 8.0}, "no await"),
     ],
 )
 def test_wrong_speedups_fail(change: dict[tuple[str, str], float], match: str) -> None:
@@ -130,39 +133,49 @@ def test_a_deposit_that_never_releases_fails_instead_of_hanging() -> None:
         ch02.check_deposit(_deposit_never_releases)
 
 
-def _transfer_naive(src: Account, dst: Account, amount: int) -> None:
-    with src.lock, dst.lock:
-        src.write_balance(src.read_balance() - amount)
-        dst.write_balance(dst.read_balance() + amount)
+def _pay_naive(payer: Account, payee: Account, amount: int, fees: Account, fee: int) -> None:
+    with payer.lock, payee.lock, fees.lock:
+        _move(payer, payee, amount, fees, fee)
 
 
-def _transfer_ordered_but_not_self(src: Account, dst: Account, amount: int) -> None:
-    first, second = sorted((src, dst), key=lambda a: a.name)
+def _pay_ordered_but_twice(
+    payer: Account, payee: Account, amount: int, fees: Account, fee: int
+) -> None:
+    first, second, third = sorted((payer, payee, fees), key=lambda a: a.name)
+    with first.lock, second.lock, third.lock:
+        _move(payer, payee, amount, fees, fee)
+
+
+def _pay_fees_unlocked(
+    payer: Account, payee: Account, amount: int, fees: Account, fee: int
+) -> None:
+    first, second = sorted((payer, payee), key=lambda a: a.name)
     with first.lock, second.lock:
-        src.write_balance(src.read_balance() - amount)
-        dst.write_balance(dst.read_balance() + amount)
+        _move(payer, payee, amount, fees, fee)
 
 
-def _transfer_wrong_direction(src: Account, dst: Account, amount: int) -> None:
-    if src is dst:
-        return
-    first, second = sorted((src, dst), key=lambda a: a.name)
-    with first.lock, second.lock:
-        src.write_balance(src.read_balance() + amount)
-        dst.write_balance(dst.read_balance() - amount)
+def _pay_without_fee(payer: Account, payee: Account, amount: int, fees: Account, fee: int) -> None:
+    ref2.pay(payer, payee, amount, fees, 0)
+
+
+def _move(payer: Account, payee: Account, amount: int, fees: Account, fee: int) -> None:
+    payer.write_balance(payer.read_balance() - amount - fee)
+    payee.write_balance(payee.read_balance() + amount)
+    fees.write_balance(fees.read_balance() + fee)
 
 
 @pytest.mark.parametrize(
-    ("transfer", "match"),
+    ("pay", "match"),
     [
-        (_transfer_naive, "global order"),
-        (_transfer_ordered_but_not_self, "holds itself"),
-        (_transfer_wrong_direction, "subtract from src"),
+        (_pay_naive, "a cycle"),
+        (_pay_ordered_but_twice, "holds itself"),
+        (_pay_fees_unlocked, "without holding F's lock"),
+        (_pay_without_fee, "balances"),
     ],
 )
-def test_wrong_transfers_fail(transfer: Any, match: str) -> None:
+def test_wrong_payments_fail(pay: Any, match: str) -> None:
     with pytest.raises(ExerciseError, match=match):
-        ch02.check_transfer(transfer)
+        ch02.check_pay(pay)
 
 
 # -- 03 ------------------------------------------------------------------------------------

@@ -38,6 +38,15 @@ def test_every_mode_runs_every_workload_and_is_traced(workload: str, mode: str) 
         assert all(lane.startswith(prefix) for lane in tl.lanes), tl.lanes
 
 
+def test_a_thread_in_one_long_c_call_freezes_the_main_thread_a_process_does_not() -> None:
+    # Not a timing threshold: a frozen ticker misses every tick while the call runs (the gap
+    # is the whole run), a free one keeps ticking (the gap is a small part of it).
+    gap, ran = gil.stall("thread", steps=5_000_000)
+    assert gap > 0.8 * ran
+    gap, ran = gil.stall("process", steps=20_000_000)
+    assert gap < 0.5 * ran
+
+
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown mode"):
         gil.run("cpu", "fibers", 1, 10)  # type: ignore[arg-type]
@@ -80,11 +89,69 @@ def test_plot_accepts_a_hand_made_frame() -> None:
     assert len(ax.patches) == len(rows)
 
 
+def test_compare_reports_cores_used_and_noise() -> None:
+    frame = gil.compare(quick=True, jobs=2, repeats=1)
+    rows = frame.set_index(["workload", "mode"])
+    assert (frame["noise"] >= 0).all() and (frame["cores used"] >= 0).all()
+    # One GIL: pure-Python threads never use more than one core's worth of CPU together.
+    assert rows.loc[("cpu", "threads"), "cores used"] < 1.2
+    # Waiting uses next to no CPU, whatever the mode.
+    assert (rows.loc["io", "cores used"] < 0.3).all()
+
+
+def test_verdicts_count_only_gains_beyond_the_noise() -> None:
+    rows = [
+        {"workload": "cpu", "mode": "serial", "speedup": 1.0, "cores used": 1.0, "noise": 0.1},
+        {"workload": "cpu", "mode": "threads", "speedup": 1.15, "cores used": 1.0, "noise": 0.1},
+        {"workload": "cpu", "mode": "processes", "speedup": 1.9, "cores used": 1.9, "noise": 0.1},
+        {"workload": "io", "mode": "asyncio", "speedup": 0.5, "cores used": 0.0, "noise": 0.0},
+    ]
+    lines = gil.verdicts(pd.DataFrame(rows))
+    assert len(lines) == 3  # serial is the baseline, not a verdict
+    assert "no gain" in lines[0] and "±0.20" in lines[0]
+    assert "gained" in lines[1] and "1.90 cores used" in lines[1]
+    assert "slower" in lines[2]
+
+
+def test_warm_starts_every_worker_of_a_process_pool() -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(3) as pool:
+        gil._warm(pool, 3)
+        assert len(pool._processes) == 3  # type: ignore[attr-defined]
+
+
+def test_overlap_words_follow_the_numbers() -> None:
+    tl = Timeline()
+    o, ms = tl.origin_ns, 1_000_000
+    tl.record("CPU work", o, o + 4 * ms, lane="a")
+    tl.record("CPU work", o + 4 * ms, o + 8 * ms, lane="b")
+    assert "took turns" in gil.overlap(tl) and "0.0 of 8.0 ms" in gil.overlap(tl)
+    tl.record("CPU work", o, o + 8 * ms, lane="c")
+    assert "ran in parallel" in gil.overlap(tl)
+
+
+def test_trace_starts_its_clock_at_the_first_job() -> None:
+    tl = gil.trace("io", "processes", jobs=2)
+    assert min(s.start for s in tl.spans) == 0
+
+
 @pytest.mark.parametrize("wait", [True, False])
 def test_main_thread_demo_blocks_or_carries_on(wait: bool) -> None:
-    tl = gil.main_thread_demo(wait, jobs=2, seconds=0.03)
-    main = {s.label for s in tl.spans if s.lane == "MainThread"}
-    assert {"sync code", "submit tasks", "use results"} <= main
-    assert ("blocked: waiting for results" in main) == wait
-    assert ("carries on: own work" in main) == (not wait)
+    tl = gil.main_thread_demo(wait, jobs=2, seconds=0.03, own_work=50_000)
+    main = [s.label for s in tl.spans if s.lane == "MainThread"]
+    own, blocked = gil.MAIN["own"], gil.MAIN["blocked"]
+    assert set(main) == set(gil.MAIN.values())  # the same work either way
+    # Blocking at once does the own work after the results; carrying on does it before.
+    assert (main.index(blocked) < main.index(own)) == wait
     assert {"task_0", "task_1"} <= set(tl.lanes)
+
+
+def test_main_thread_summary_and_plot() -> None:
+    runs = {w: gil.main_thread_demo(w, 2, 0.03, own_work=50_000) for w in (True, False)}
+    lines = gil.main_thread_summary(runs)
+    assert len(lines) == 3 and "sooner" in lines[-1]
+    fig = gil.plot_main_thread(runs)
+    assert "2 tasks" in fig.get_suptitle()
+    hatched = [c for ax in fig.axes for c in ax.collections if c.get_hatch()]
+    assert hatched  # waiting is hatched

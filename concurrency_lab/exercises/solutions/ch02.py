@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 from concurrency_lab.races import Account
 
-__all__ = ["deposit", "transfer"]
+__all__ = ["deposit", "pay"]
 
 
 def deposit(account: Account, amount: int) -> None:
@@ -13,12 +15,12 @@ def deposit(account: Account, amount: int) -> None:
         account.write_balance(account.read_balance() + amount)
 
 
-def transfer(src: Account, dst: Account, amount: int) -> None:
-    """Take the locks in one global order (by name), and only once when src is dst."""
-    if src is dst:
-        with src.lock:
-            return  # nothing moves; taking the (non-reentrant) lock twice would deadlock
-    first, second = sorted((src, dst), key=lambda a: a.name)
-    with first.lock, second.lock:
-        src.write_balance(src.read_balance() - amount)
-        dst.write_balance(dst.read_balance() + amount)
+def pay(payer: Account, payee: Account, amount: int, fees: Account, fee: int) -> None:
+    """Lock every account involved once each, in one global order (by name), then move."""
+    involved = {a.name: a for a in (payer, payee, fees)}  # F may be the payer or the payee
+    with ExitStack() as stack:
+        for account in sorted(involved.values(), key=lambda a: a.name):
+            stack.enter_context(account.lock)
+        payer.write_balance(payer.read_balance() - amount - fee)
+        payee.write_balance(payee.read_balance() + amount)
+        fees.write_balance(fees.read_balance() + fee)
