@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from concurrency_lab import races
-from concurrency_lab.exercises.solutions.ch02 import transfer as ordered_transfer
 from concurrency_lab.timeline import Timeline
 
 GIL = getattr(sys, "_is_gil_enabled", lambda: True)()
@@ -90,7 +89,7 @@ def test_opposite_transfers_deadlock_and_are_detected() -> None:
 
 def test_ordered_locks_do_not_deadlock() -> None:
     a, b = (races.Account(n, 100, races.TimedLock(n, 0.5, 0.02)) for n in "AB")
-    report = races.run_transfers(ordered_transfer, [a, b], [(0, 1, 10), (1, 0, 20)])
+    report = races.run_transfers(races.transfer_ordered, [a, b], [(0, 1, 10), (1, 0, 20)])
     assert not report.deadlocked and report.finished == 2
     assert (a.balance, b.balance) == (110, 90)
 
@@ -114,3 +113,44 @@ def test_stuck_threads_are_reported_not_waited_for() -> None:
         assert report.errors and "still waiting" in report.errors[0]
     finally:
         gate.set()
+
+
+def test_lock_cost_compares_like_with_like() -> None:
+    bare, guarded = races.lock_cost(n=2_000, repeats=2)
+    assert bare > 0 and guarded > 0
+
+
+def test_lock_diagram_has_one_holder_at_a_time_and_keeps_every_update() -> None:
+    tl, counter = races.lock_diagram(threads=3, rounds=2, hold=0.002, own=0.001)
+    assert counter.value == 6
+    assert tl.most_at_once("holds lock") == 1
+    assert sorted(tl.lanes) == ["thread-1", "thread-2", "thread-3"]
+    assert {"own work (no lock needed)", "waits for lock", "holds lock"} <= {
+        s.label for s in tl.spans
+    }
+
+
+def test_transfer_ordered_is_the_fix_for_opposite_transfers() -> None:
+    a, b = (races.Account(n, 100, races.TimedLock(n, 0.5, 0.02)) for n in "AB")
+    report = races.run_transfers(races.transfer_ordered, [a, b], [(0, 1, 10), (1, 0, 20)])
+    assert not report.deadlocked and (a.balance, b.balance) == (110, 90)
+
+
+def test_plot_threads_hatches_every_wait() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    tl = Timeline()
+    races.produce_consume(
+        races.BoundedBuffer(2), items=6, produce_s=0.0, consume_s=0.002, timeline=tl
+    )
+    a, b = (races.Account(n, 100, races.TimedLock(n, 0.5, 0.0, tl)) for n in "AB")
+    races.run_transfers(races.transfer_ordered, [a, b], [(0, 1, 10)])
+    ax = races.plot_threads(tl, title="t")
+    labelled = [c for c in ax.collections if not str(c.get_label()).startswith("_")]
+    assert len(labelled) == 8  # produce/put/get/consume, waits for/holds A and B
+    for bars in labelled:
+        waiting = "wait" in str(bars.get_label())
+        assert bool(bars.get_hatch()) == waiting, bars.get_label()
+    lanes = [t.get_text() for t in ax.get_yticklabels()]
+    assert lanes.index("producer-0") < lanes.index("consumer-0")
