@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SERVICES",
     "Pipeline",
+    "PipelineInterrupted",
     "PipelineResult",
     "ProcessPipeline",
     "add_arguments",
@@ -68,6 +69,7 @@ __all__ = [
     "in_process_latency",
     "live_topology",
     "plot_latency",
+    "resumable",
     "run",
     "run_pipeline",
 ]
@@ -111,6 +113,8 @@ class PipelineResult:
     complete: bool
     #: Event → decision latency (ms) of every step: publish → the strategy's ``done``.
     decision_ms: list[float] = field(default_factory=list)
+    #: Events handled by this run (``events`` minus those replayed from an earlier one).
+    events_run: int | None = None
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
     dead_lettered: int = 0
@@ -125,7 +129,8 @@ class PipelineResult:
 
     @property
     def events_per_s(self) -> float:
-        return self.events / self.elapsed if self.elapsed else 0.0
+        done = self.events if self.events_run is None else self.events_run
+        return done / self.elapsed if self.elapsed else 0.0
 
     def latency(self, q: float) -> float | None:
         import numpy as np
@@ -357,6 +362,7 @@ class Pipeline:
             elapsed=elapsed,
             latency_ms=[n / 1e6 for n in exchange.latencies_ns],
             decision_ms=[n / 1e6 for n in exchange.decisions_ns],
+            events_run=exchange.counts["events"] - exchange.events_replayed,
             complete=portfolio.ended,
             stats={name: svc.stats() for name, svc in self.services.items()},
             duplicates_dropped=sum(s.stats.duplicates for s in subscriptions),
@@ -438,12 +444,25 @@ async def live_topology(pipeline: Pipeline, *, dead_letters: bool = True) -> Top
     return top
 
 
+#: URLs of the embedded brokers this process started for a pipeline (for labels).
+_EMBEDDED_URLS: set[str] = set()
+
+
+@contextlib.contextmanager
+def _embedded_broker(data_dir: Path) -> Iterator[str]:
+    from mqlab.broker import BrokerThread
+
+    with BrokerThread(host="127.0.0.1", port=0, data_dir=data_dir) as broker:
+        _EMBEDDED_URLS.add(broker.url)
+        yield broker.url
+
+
 def _broker_name(url: str) -> str:
-    """The masked URL, prefixed with ``embedded`` when it is this process's embedded broker."""
+    """The masked URL, prefixed with ``embedded`` when it is an embedded broker of ours."""
     from mqlab.connection import _embedded, mask_url
 
     mine = _embedded is not None and _embedded.running and _embedded.url == url
-    return ("embedded " if mine else "") + mask_url(url)
+    return ("embedded " if mine or url in _EMBEDDED_URLS else "") + mask_url(url)
 
 
 # --- one run, start to finish -----------------------------------------------------------------
@@ -473,12 +492,18 @@ def _config_key(config: RunConfig) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(config), default=str))
 
 
+def resumable(state_dir: Path, config: RunConfig) -> bool:
+    """Whether ``state_dir`` holds an unfinished run with these settings."""
+    previous = _RunState.load(state_dir / "run.json")
+    return bool(previous and not previous.complete and previous.config == _config_key(config))
+
+
 def prepare_state(state_dir: Path, config: RunConfig, fresh: bool = False) -> tuple[str, bool]:
     """Resume the run in ``state_dir`` if it is unfinished and has the same settings;
     otherwise start a new one there. Returns (prefix, resuming)."""
     path = state_dir / "run.json"
     previous = _RunState.load(path)
-    if previous and not fresh and not previous.complete and previous.config == _config_key(config):
+    if previous and not fresh and resumable(state_dir, config):
         return previous.prefix, True
     if state_dir.exists():
         shutil.rmtree(state_dir)
@@ -532,10 +557,32 @@ async def run_pipeline(
         pipeline = Pipeline(
             config, url, prefix=prefix, state_dir=state, out=out, window=window, speed=speed
         )
+    waiting: asyncio.Future[None] | None = None
+    interrupts = 0
+
+    def interrupt() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            print("\npausing: finishing what was published (Ctrl-C again to stop at once)",
+                  file=sys.stderr)  # fmt: skip
+            pipeline.request_stop()
+        elif waiting is not None:
+            waiting.cancel()
+
     try:
         await pipeline.start_all()
-        with _on_interrupt(asyncio.get_running_loop(), pipeline.request_stop):
-            await pipeline.wait(progress)
+        with _on_interrupt(asyncio.get_running_loop(), interrupt):
+            waiting = asyncio.ensure_future(pipeline.wait(progress))
+            try:
+                await waiting
+            except asyncio.CancelledError:
+                if interrupts < 2:
+                    raise
+                raise PipelineInterrupted(
+                    f"stopped at once; the journals in {state} are consistent: run again to "
+                    "resume (unfinished work is redone, duplicates are dropped)"
+                ) from None
     finally:
         await pipeline.close()
     result = pipeline.result()
@@ -556,6 +603,10 @@ async def run_pipeline(
     if not result.complete:
         result.paths = {}
     return result
+
+
+class PipelineInterrupted(Exception):
+    """A second Ctrl-C: the pipeline stopped without draining (it still resumes)."""
 
 
 @contextlib.contextmanager
@@ -724,6 +775,7 @@ class ProcessPipeline:
             elapsed=elapsed,
             latency_ms=[n / 1e6 for n in exchange.get("latencies_ns", [])],
             decision_ms=[n / 1e6 for n in exchange.get("decisions_ns", [])],
+            events_run=int(exchange.get("events", 0)) - int(exchange.get("events_replayed", 0)),
             complete=complete,
             stats=stats,
             duplicates_dropped=sum(s["duplicates"] for s in subs),
@@ -833,18 +885,31 @@ def run(args: argparse.Namespace) -> int:
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = asyncio.run(
-        run_pipeline(
-            config,
-            url=args.url,
-            out=args.out,
-            processes=args.processes,
-            window=args.window,
-            speed=args.speed,
-            progress=not args.json,
-            fresh=args.fresh,
-        )
-    )
+    with contextlib.ExitStack() as stack:
+        url = args.url or os.environ.get("MQLAB_AMQP_URL")
+        if url is None:
+            # Our own embedded broker, persistent next to the journals: even a run that was
+            # killed (not paused) resumes with nothing lost. A new run starts a new broker.
+            data = args.out / "broker"
+            if args.fresh or not resumable(args.out / "state", config):
+                shutil.rmtree(data, ignore_errors=True)
+            url = stack.enter_context(_embedded_broker(data))
+        try:
+            result = asyncio.run(
+                run_pipeline(
+                    config,
+                    url=url,
+                    out=args.out,
+                    processes=args.processes,
+                    window=args.window,
+                    speed=args.speed,
+                    progress=not args.json,
+                    fresh=args.fresh,
+                )
+            )
+        except PipelineInterrupted as exc:
+            print(exc, file=sys.stderr)
+            return 130
     summary = result.summary()
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -96,6 +96,7 @@ class ExchangeService(EngineService):
         self.submitted: list[str] = []
         self.counts = dict.fromkeys(("events", "orders", "cancels", "updates", "fills"), 0)
         self._answers = 0
+        self.events_replayed = 0
         super().__init__(bus, journal)
 
     # --- inputs are stored as they arrive ------------------------------------------------------
@@ -187,6 +188,11 @@ class ExchangeService(EngineService):
                 self._submit(batch)
             self.step = seq
             seq += 1
+
+    async def recover(self) -> int:
+        replayed = await super().recover()
+        self.events_replayed = self.counts["events"]  # for events/s of this run alone
+        return replayed
 
     def _next_call(self, strategy: str) -> int:
         self.calls[strategy] += 1

@@ -121,6 +121,9 @@ class MarketService(Service):
             # resumes with the next step.
             pause = f"pause.{self.published}.{_now()}"
             await self.commit({"id": pause, "kind": "pause", "seq": self.published, "sent_ns": 0})
+            # Stay for the exchange's last step markers: the broker may not outlive this run
+            # (an in-memory embedded broker), and the next run starts from what we journal.
+            await self.wait_until(lambda: self.matched >= self.published)
         elif not self.ended:
             seq = self.total + 1
             await self.commit({"id": f"pub.{seq}", "kind": "end", "seq": seq, "sent_ns": _now()})
