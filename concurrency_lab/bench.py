@@ -12,6 +12,10 @@ By default both partners are pinned to one CPU (Linux), as lmbench does: the see
 about switching tasks on one CPU, and on two CPUs every OS-level hand-over becomes bimodal
 (about 15 or about 50 µs here), depending on whether the partner wakes on the same core.
 
+What the ordering process > thread then means is checked by :func:`like_for_like`: the same
+one-byte hand-over through the kernel between two threads and between two processes (the OS
+switch alone), ``mp.Pipe`` with a bare integer, and each pinned and not pinned.
+
 Memory per unit and start-up cost per unit are measured here too: the other two prices of a
 process, a thread, a task or a generator.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib.util
+import itertools
 import multiprocessing as mp
 import os
 import queue
@@ -35,9 +40,11 @@ from concurrency_lab._aio import run_sync
 from concurrency_lab.stats import summarize
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.axes import Axes
 
 __all__ = [
+    "LIKE_FOR_LIKE",
     "MECHANISMS",
     "ORDER_BOOK",
     "VARIANTS",
@@ -46,12 +53,19 @@ __all__ = [
     "Variant",
     "fastest_per_mechanism",
     "format_table",
+    "least_busy_cpu",
+    "like_for_like",
+    "like_for_like_report",
     "memory_per_unit",
+    "ordering_report",
     "pinned",
+    "plot_like_for_like",
     "plot_memory",
     "plot_switch_costs",
+    "process_bytes",
     "run_switch_costs",
     "startup_costs",
+    "thread_bytes",
 ]
 
 #: Mechanisms from the most to the least expensive switch (the seed's claim, extended).
@@ -70,6 +84,16 @@ ORDER_BOOK: dict[str, Any] = {
 }
 
 
+def least_busy_cpu() -> int | None:
+    """The CPU this process may use that was least busy over the next 0.1 s (None: no affinity)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    import psutil
+
+    load = psutil.cpu_percent(interval=0.1, percpu=True)
+    return min(sorted(os.sched_getaffinity(0)), key=lambda c: load[c] if c < len(load) else 100.0)
+
+
 @contextmanager
 def pinned(cpu: int | None = None) -> Iterator[int | None]:
     """Pin the calling thread (and the threads and processes it starts) to one CPU.
@@ -82,10 +106,8 @@ def pinned(cpu: int | None = None) -> Iterator[int | None]:
         return
     before = os.sched_getaffinity(0)
     if cpu is None:
-        import psutil
-
-        load = psutil.cpu_percent(interval=0.1, percpu=True)
-        cpu = min(sorted(before), key=lambda c: load[c] if c < len(load) else 100.0)
+        cpu = least_busy_cpu()
+    assert cpu is not None
     os.sched_setaffinity(0, {cpu})
     try:
         yield cpu
@@ -119,6 +141,58 @@ def process_pipe(rounds: int, repeats: int, payload: Any = ORDER_BOOK) -> Sample
         if worker.is_alive():
             worker.kill()
     return samples[1:]
+
+
+# -- the kernel alone: one byte through a socket pair, to a thread or to a process ---------
+def _byte_echo(conn: Any) -> None:
+    """Partner: read one byte, write it back, until a zero byte arrives (no pickling at all)."""
+    fd = conn.fileno()
+    while (byte := os.read(fd, 1)) != b"\0":
+        os.write(fd, byte)
+
+
+def _raw_pingpong(rounds: int, repeats: int, start: Callable[[Any], Any]) -> Samples:
+    ours, theirs = mp.Pipe()  # a Unix socket pair: the same kernel object for both partners
+    partner = start(theirs)
+    fd = ours.fileno()
+    try:
+        samples = []
+        for _ in range(repeats + 1):
+            begin = time.perf_counter()
+            for _ in range(rounds):
+                os.write(fd, b"x")
+                os.read(fd, 1)
+            samples.append((time.perf_counter() - begin) / rounds)
+    finally:
+        os.write(fd, b"\0")
+        partner.join(5)
+        ours.close()
+        theirs.close()
+    return samples[1:]
+
+
+def _started(worker: threading.Thread | mp.Process) -> threading.Thread | mp.Process:
+    worker.start()
+    return worker
+
+
+def process_bytes(rounds: int, repeats: int) -> Samples:
+    """Two processes hand one byte back and forth with ``os.read``/``os.write``: the OS only."""
+    return _raw_pingpong(
+        rounds, repeats, lambda c: _started(mp.Process(target=_byte_echo, args=(c,), daemon=True))
+    )
+
+
+def thread_bytes(rounds: int, repeats: int) -> Samples:
+    """Two threads hand one byte back and forth, as :func:`process_bytes` does for processes.
+
+    ``os.read`` releases the GIL while it waits, so no GIL hand-over is timed: only the OS.
+    """
+    return _raw_pingpong(
+        rounds,
+        repeats,
+        lambda c: _started(threading.Thread(target=_byte_echo, args=(c,), daemon=True)),
+    )
 
 
 # -- threads -------------------------------------------------------------------------------
@@ -446,6 +520,7 @@ def plot_switch_costs(
             fontsize="small",
         )
     ax.set_yticks(list(y), [f"{r.mechanism}: {r.variant}" for r in ordered])
+    ax.set_ylabel("mechanism: variant")
     ax.set_xscale("log")
     ax.set_xlim(min(r.p10_us for r in ordered) / 3, max(r.p90_us for r in ordered) * 8)
     ax.set_xlabel(xlabel)
@@ -453,8 +528,151 @@ def plot_switch_costs(
     where = f"both partners pinned to CPU {cpu}" if cpu is not None else "not pinned"
     ax.set_title(
         title
-        or f"Round trip per switch: an order-book event there and back\n"
+        or f"Round trip per switch: a synthetic order-book event there and back\n"
         f"({os.cpu_count()} cores, {where})"
+    )
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def ordering_report(results: Sequence[SwitchResult]) -> list[str]:
+    """The measured order of the mechanisms (fastest variant each) and the gaps between them."""
+    best = fastest_per_mechanism(results)
+    order = list(best)
+    seed = [m for m in MECHANISMS if m in best]
+    lines = [
+        "measured order: " + " > ".join(order),
+        f"the seed's process > thread > coroutine (> generator) holds: {order == seed}",
+    ]
+    gaps = []
+    for slow, fast in itertools.pairwise(best.values()):
+        gaps.append((slow.median_us / fast.median_us, f"{slow.mechanism} / {fast.mechanism}"))
+        lines.append(
+            f"  {slow.mechanism} / {fast.mechanism}: {gaps[-1][0]:,.1f}× "
+            f"({slow.variant} {_us(slow.median_us)} µs vs {fast.variant} {_us(fast.median_us)} µs)"
+        )
+    if gaps:
+        lines.append(f"smallest gap: {min(gaps)[1]}; largest gap: {max(gaps)[1]}")
+    return lines
+
+
+#: What :func:`like_for_like` compares: (name, mechanism, measure).
+LIKE_FOR_LIKE: list[tuple[str, str, Callable[[int, int], Samples]]] = [
+    ("1 byte, os.read/os.write", "process", process_bytes),
+    ("1 byte, os.read/os.write", "thread", thread_bytes),
+    ("mp.Pipe, bare int", "process", lambda r, n: process_pipe(r, n, payload=1)),
+    ("mp.Pipe, order book", "process", process_pipe),
+    ("threading.Condition", "thread", thread_condition),
+    ("threading.Event", "thread", thread_event),
+]
+
+
+def like_for_like(
+    quick: bool = False, progress: Callable[[Iterable[int]], Iterable[int]] | None = None
+) -> pd.DataFrame:
+    """Round trips of :data:`LIKE_FOR_LIKE`, each pinned to one CPU and not pinned.
+
+    As in :func:`run_switch_costs`, every case takes one sample per repeat, in turn. Columns:
+    what, mechanism, and the median and p90 in µs, pinned and not pinned. Not pinned, a
+    hand-over lands on the same core or the other one, so its p90 shows the slow mode.
+    """
+    import pandas as pd
+
+    repeats, rounds = (9, 300) if quick else (25, 1500)
+    cpu = least_busy_cpu()
+    samples: dict[tuple[int, bool], Samples] = {}
+    turns = range(repeats)
+    for _ in progress(turns) if progress else turns:
+        for pin in (True, False):
+            with pinned(cpu) if pin and cpu is not None else nullcontext():
+                for i, (_, _, measure) in enumerate(LIKE_FOR_LIKE):
+                    samples.setdefault((i, pin), []).extend(measure(rounds, 1))
+    rows = []
+    for i, (what, mechanism, _) in enumerate(LIKE_FOR_LIKE):
+        on, off = (summarize(samples[i, pin]).scaled(1e6) for pin in (True, False))
+        rows.append(
+            {
+                "what": what,
+                "mechanism": mechanism,
+                "pinned µs": on.median,
+                "pinned p90": on.p90,
+                "not pinned µs": off.median,
+                "not pinned p90": off.p90,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _compare(a: float, b: float) -> str:
+    """a against b in words: about the same, close, or how many times dearer or cheaper."""
+    r = a / b
+    if 0.8 <= r <= 1.25:
+        return f"{r:.2f}×: about the same"
+    if 2 / 3 <= r <= 1.5:
+        return f"{r:.2f}×: close"
+    return f"{r:.1f}×: dearer" if r > 1 else f"{1 / r:.1f}× cheaper"
+
+
+def like_for_like_report(frame: pd.DataFrame) -> list[str]:
+    """What :func:`like_for_like` shows, in sentences computed from its numbers."""
+    t = frame.set_index(["what", "mechanism"])
+
+    def us(what: str, mechanism: str, column: str) -> float:
+        return float(t.loc[(what, mechanism), column])
+
+    raw = "1 byte, os.read/os.write"
+    p_raw, t_raw = us(raw, "process", "pinned µs"), us(raw, "thread", "pinned µs")
+    bare = us("mp.Pipe, bare int", "process", "not pinned µs")
+    cond = us("threading.Condition", "thread", "not pinned µs")
+    event = us("threading.Event", "thread", "not pinned µs")
+    book = us("mp.Pipe, order book", "process", "pinned µs")
+    int_pinned = us("mp.Pipe, bare int", "process", "pinned µs")
+    return [
+        f"the OS alone (1 byte, pinned): process {_us(p_raw)} µs vs thread {_us(t_raw)} µs "
+        f"-> process/thread {_compare(p_raw, t_raw)}",
+        f"mp.Pipe with a bare int, not pinned: {_us(bare)} µs; threading.Condition "
+        f"{_us(cond)} µs ({_compare(bare, cond)}), threading.Event {_us(event)} µs "
+        f"({_compare(bare, event)})",
+        f"the order book instead of an int (pinned): {_us(book)} vs {_us(int_pinned)} µs, "
+        f"+{_us(book - int_pinned)} µs of pickling and copying per round trip",
+        f"mp.Pipe's own work (pickle, a length header, more system calls) over the OS alone: "
+        f"+{_us(int_pinned - p_raw)} µs (pinned)",
+    ]
+
+
+def plot_like_for_like(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Bars of :func:`like_for_like`: each case pinned and not pinned, whiskers up to the p90."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.5, 4))
+    palette = dict(zip(MECHANISMS, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+    y = list(range(len(frame)))
+    for offset, (column, hatch) in enumerate([("pinned", None), ("not pinned", "///")]):
+        median, p90 = frame[f"{column} µs"], frame[f"{column} p90"]
+        ax.barh(
+            [k - 0.2 + 0.4 * offset for k in y],  # pinned above, once the axis is inverted
+            median,
+            height=0.38,
+            xerr=[[0] * len(frame), list(p90 - median)],
+            color=[palette[m] for m in frame["mechanism"]],
+            edgecolor="white",
+            capsize=2,
+            hatch=hatch,
+        )
+    ax.set_yticks(y, [f"{m}: {w}" for m, w in zip(frame["mechanism"], frame["what"], strict=True)])
+    ax.invert_yaxis()
+    ax.set_xlabel("round trip (µs; median, whisker up to the p90)")
+    ax.set_ylabel("mechanism: what is handed over")
+    ax.set_title("What a hand-over is made of: the OS switch alone, mp.Pipe's work, the message")
+    ax.legend(
+        handles=[
+            Patch(facecolor="0.55", label="pinned to one CPU"),
+            Patch(facecolor="0.55", hatch="///", edgecolor="white", label="not pinned"),
+        ],
+        title="partners",
+        fontsize="small",
     )
     ax.grid(axis="x", alpha=0.3)
     return ax
@@ -597,6 +815,7 @@ def plot_memory(results: Sequence[MemoryResult], ax: Axes | None = None) -> Axes
     for i, r in enumerate(ordered):
         ax.annotate(f" {_us(r.kib_per_unit)} KiB (n={r.count:,})", (r.kib_per_unit, i), va="center")
     ax.set_yticks(range(len(ordered)), [r.unit for r in ordered])
+    ax.set_ylabel("unit")
     ax.set_xscale("log")
     ax.set_xlim(right=max(r.kib_per_unit for r in ordered) * 30)
     ax.set_xlabel("memory per idle unit (KiB, log scale)")

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import pytest
@@ -40,6 +41,74 @@ def test_each_variant_returns_one_positive_sample_per_repeat(variant: bench.Vari
 
 def test_process_pipe_can_carry_a_bare_token() -> None:
     assert len(bench.process_pipe(20, 2, payload=1)) == 2
+
+
+@pytest.mark.parametrize("measure", [bench.process_bytes, bench.thread_bytes])
+def test_one_byte_pingpongs_return_one_sample_per_repeat(measure: bench.Variant) -> None:
+    samples = measure(20, 3)  # type: ignore[operator]
+    assert len(samples) == 3 and all(s > 0 for s in samples)
+
+
+def test_like_for_like_measures_every_case_pinned_and_not() -> None:
+    frame = bench.like_for_like(quick=True)
+    assert len(frame) == len(bench.LIKE_FOR_LIKE)
+    assert set(frame["mechanism"]) == {"process", "thread"}
+    for column in ("pinned µs", "pinned p90", "not pinned µs", "not pinned p90"):
+        assert (frame[column] > 0).all()
+    assert len(bench.like_for_like_report(frame)) == 4
+
+
+def _like_for_like_frame(raw_process: float, bare_unpinned: float) -> Any:
+    import pandas as pd
+
+    us = {  # synthetic numbers: (pinned, not pinned)
+        ("1 byte, os.read/os.write", "process"): (raw_process, raw_process),
+        ("1 byte, os.read/os.write", "thread"): (10.0, 10.0),
+        ("mp.Pipe, bare int", "process"): (18.0, bare_unpinned),
+        ("mp.Pipe, order book", "process"): (25.0, 26.0),
+        ("threading.Condition", "thread"): (13.0, 14.0),
+        ("threading.Event", "thread"): (21.0, 22.0),
+    }
+    return pd.DataFrame(
+        [
+            {
+                "what": w,
+                "mechanism": m,
+                "pinned µs": a,
+                "pinned p90": a,
+                "not pinned µs": b,
+                "not pinned p90": b,
+            }
+            for (w, m), (a, b) in us.items()
+        ]
+    )
+
+
+def test_like_for_like_report_words_follow_the_numbers() -> None:
+    same = bench.like_for_like_report(_like_for_like_frame(10.5, 15.0))
+    assert "about the same" in same[0]
+    assert "threading.Condition 14 µs (1.07×: about the same)" in same[1]
+    assert "+7 µs of pickling" in same[2]
+    far = bench.like_for_like_report(_like_for_like_frame(40.0, 60.0))
+    assert "4.0×: dearer" in far[0] and "4.3×: dearer" in far[1]
+
+
+def test_like_for_like_plot_has_two_bars_per_case() -> None:
+    ax = bench.plot_like_for_like(_like_for_like_frame(10.0, 15.0))
+    assert len(ax.patches) == 2 * len(bench.LIKE_FOR_LIKE)
+    assert "µs" in ax.get_xlabel() and ax.get_title() and ax.get_ylabel()
+
+
+def test_ordering_report_names_the_order_and_the_gaps() -> None:
+    lines = bench.ordering_report(_results())
+    assert lines[0] == "measured order: process > thread > coroutine > generator"
+    assert lines[1].endswith("holds: True")
+    assert "process / thread: 2.4×" in lines[2]
+    assert lines[-1] == "smallest gap: process / thread; largest gap: coroutine / generator"
+    swapped = [r for r in _results() if r.mechanism != "process"] + [
+        bench.SwitchResult("process", "mp.Pipe", 10.0, 9.0, 11.0, 0.05, 9, 100)
+    ]
+    assert bench.ordering_report(swapped)[1].endswith("holds: False")
 
 
 def test_sleep0_on_runs_on_any_runner() -> None:
@@ -108,7 +177,20 @@ def test_cli_table_and_plot(
     cli.main(["bench", "--quick", "--plot", str(target)])
     out = capsys.readouterr().out
     assert "process > thread > coroutine > generator" in out
+    assert "541-byte order-book event" in out and "holds: True" in out
     assert target.exists() and str(target.resolve()) in out
+
+
+def test_cli_like_for_like(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench, "like_for_like", lambda *a, **k: _like_for_like_frame(10, 15))
+    cli.main(["like-for-like", "--quick"])
+    out = capsys.readouterr().out
+    assert "mp.Pipe, bare int" in out and "about the same" in out
+    cli.main(["like-for-like", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 6 and rows[0]["mechanism"] == "process"
 
 
 def _quick_json() -> list[dict[str, object]]:
