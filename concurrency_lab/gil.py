@@ -353,24 +353,31 @@ def verdicts(frame: pd.DataFrame, floor: float = 0.15) -> list[str]:
     """One line per workload and mode of :func:`compare`: gained, no gain, or slower.
 
     A speed-up counts only when it is further from 1 than twice the measured noise (and at
-    least ``floor``): on a busy machine, 1.2× may be nothing but the load changing.
+    least ``floor``): on a busy machine, 1.2× may be nothing but the load changing. A CPU-bound
+    gain made on at most one core's worth of CPU is flagged: it is a larger share of one core
+    (the OS schedules each thread against the other programs), not parallelism.
     """
     lines = []
-    for (w, m), row in frame.set_index(["workload", "mode"]).iterrows():
+    rows = frame.set_index(["workload", "mode"])
+    for (w, m), row in rows.iterrows():
         if m == "serial":
             continue
         band = max(floor, 2 * float(row["noise"]))
-        s = float(row["speedup"])
+        s, cores = float(row["speedup"]), float(row["cores used"])
         if s >= 1 + band:
             verdict = "gained"
         elif s <= 1 - band:
             verdict = "slower"
         else:
             verdict = "no gain"
-        lines.append(
+        line = (
             f"{TITLES[str(w)].replace(chr(10), ' '):<38} {m:<10} {s:4.1f}×  "
-            f"{verdict:<8} (±{band:.2f} is noise)  {float(row['cores used']):4.2f} cores used"
+            f"{verdict:<8} (±{band:.2f} is noise)  {cores:4.2f} cores used"
         )
+        if verdict == "gained" and w != "io" and cores <= 1.05:
+            serial = float(rows.loc[(w, "serial"), "cores used"])
+            line += f" (serial {serial:.2f}): a bigger share of one core, not parallelism"
+        lines.append(line)
     return lines
 
 

@@ -110,7 +110,17 @@ def test_verdicts_count_only_gains_beyond_the_noise() -> None:
     assert len(lines) == 3  # serial is the baseline, not a verdict
     assert "no gain" in lines[0] and "±0.20" in lines[0]
     assert "gained" in lines[1] and "1.90 cores used" in lines[1]
+    assert "not parallelism" not in lines[1]
     assert "slower" in lines[2]
+
+
+def test_a_cpu_gain_on_one_core_is_not_called_parallelism() -> None:
+    rows = [
+        {"workload": "cpu", "mode": "serial", "speedup": 1.0, "cores used": 0.6, "noise": 0.05},
+        {"workload": "cpu", "mode": "threads", "speedup": 1.3, "cores used": 0.8, "noise": 0.05},
+    ]
+    (line,) = gil.verdicts(pd.DataFrame(rows))
+    assert "gained" in line and "(serial 0.60): a bigger share of one core" in line
 
 
 def test_warm_starts_every_worker_of_a_process_pool() -> None:
