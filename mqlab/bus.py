@@ -361,7 +361,7 @@ class Bus:
         Its dead-letter exchange is the bus's, so even a message the broker itself rejects
         (say, one nacked without requeue by some other client) lands in the DLQ.
         """
-        arguments = {"x-dead-letter-exchange": self.name(DEAD_LETTER_EXCHANGE)}
+        arguments: dict[str, Any] = {"x-dead-letter-exchange": self.name(DEAD_LETTER_EXCHANGE)}
         queue = await (channel or self.channel).declare_queue(
             self.name(suffix), durable=True, arguments=arguments
         )

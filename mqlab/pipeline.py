@@ -836,7 +836,7 @@ def plot_latency(result: PipelineResult, path: Path | None = None, ax: Axes | No
             _, ax = plt.subplots(figsize=(8, 3.8))
     samples = result.decision_ms + result.latency_ms
     top = float(np.percentile(samples, 99.5)) * 1.1 if samples else 1.0
-    bins = np.linspace(0, top, 50)
+    bins = np.linspace(0, top, 50).tolist()
     if result.decision_ms:
         ax.hist(np.clip(result.decision_ms, 0, top), bins=bins, color="#b8c4d6",
                 label=f"event → decision, every step (n={len(result.decision_ms)})")  # fmt: skip
@@ -856,7 +856,7 @@ def plot_latency(result: PipelineResult, path: Path | None = None, ax: Axes | No
     ax.grid(alpha=0.3)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        ax.figure.savefig(path, dpi=110, bbox_inches="tight")
+        ax.figure.savefig(path, dpi=110, bbox_inches="tight")  # type: ignore[union-attr]
     return ax
 
 

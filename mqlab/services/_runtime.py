@@ -24,10 +24,10 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 from mqlab.bus import Bus
 
@@ -52,7 +52,7 @@ class Journal:
         self.path = Path(path) if path is not None else None
         self.fsync = fsync
         self._memory: list[dict[str, Any]] = []
-        self._file = None
+        self._file: TextIO | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -255,7 +255,7 @@ class EngineService(Service):
     def store(self, record: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def engine(self) -> Iterator[None]:
+    def engine(self) -> Generator[None, None, None]:
         raise NotImplementedError
 
     def emit(self, out: Outgoing) -> None:

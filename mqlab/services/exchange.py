@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,7 @@ class ExchangeService(EngineService):
 
     # --- ... and consumed in the backtest's order ----------------------------------------------
 
-    def engine(self) -> Iterator[None]:
+    def engine(self) -> Generator[None, None, None]:
         yield
         seq = 1
         while True:
@@ -181,7 +181,7 @@ class ExchangeService(EngineService):
                 )
             )
             # Every strategy handles the event; their orders go in by strategy name.
-            batches = []
+            batches: list[list[Order | Cancel]] = []
             for strategy in self.strategies:
                 batches.append((yield from self._wait_done(strategy, calls[strategy])))
             for batch in batches:
@@ -198,7 +198,7 @@ class ExchangeService(EngineService):
         self.calls[strategy] += 1
         return self.calls[strategy]
 
-    def _deliver(self, answer: Answer) -> Iterator[None]:
+    def _deliver(self, answer: Answer) -> Generator[None, None, None]:
         """The backtest's ``deliver``: the strategy handles the answer; its orders go in."""
         call = self._next_call(answer.strategy)
         kind = "fill" if isinstance(answer, Fill) else "order_update"
@@ -209,7 +209,7 @@ class ExchangeService(EngineService):
         )
         self._submit((yield from self._wait_done(answer.strategy, call)))
 
-    def _wait_done(self, strategy: str, call: int) -> Iterator[None]:
+    def _wait_done(self, strategy: str, call: int) -> Generator[None, None, list[Order | Cancel]]:
         while (ids := self.done.pop((strategy, call), None)) is None:
             yield
         requests: list[Order | Cancel] = []

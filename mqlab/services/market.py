@@ -19,7 +19,7 @@ import argparse
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +108,7 @@ class MarketService(Service):
         start, sent = self.published, 0
         clock = _Pacer(self.speed, self.events[start].recv_ts if start < self.total else 0)
         for seq in range(start + 1, self.total + 1):
-            await self.wait_until(
-                lambda seq=seq: self.stopping.is_set() or seq - self.matched <= self.window
-            )
+            await self.wait_until(self._may_publish(seq))
             if self.stopping.is_set():
                 break
             await clock.wait(self.events[seq - 1].recv_ts)
@@ -129,6 +127,9 @@ class MarketService(Service):
             await self.commit({"id": f"pub.{seq}", "kind": "end", "seq": seq, "sent_ns": _now()})
         self.finished.set()
         return sent
+
+    def _may_publish(self, seq: int) -> Callable[[], bool]:
+        return lambda: self.stopping.is_set() or seq - self.matched <= self.window
 
     def stats(self) -> dict[str, Any]:
         return super().stats() | {"published": self.published, "total": self.total}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ class PortfolioService(EngineService):
         else:
             self.stop_after, self._stop_kind = record["after"], kind
 
-    def engine(self) -> Iterator[None]:
+    def engine(self) -> Generator[None, None, None]:
         yield
         seq = 1
         while True:
@@ -184,9 +184,9 @@ def write_report(
     ]
     paths["fills"].write_text("\n".join(rows) + "\n")
     # A Figure of its own, not pyplot: this may run inside a notebook's kernel.
-    ax = Figure(figsize=(9, 4)).subplots()
-    plot_equity({"equity": portfolio.equity_curve()}, title=title, ax=ax)
-    ax.figure.savefig(paths["equity"], dpi=110, bbox_inches="tight")
+    figure = Figure(figsize=(9, 4))
+    plot_equity({"equity": portfolio.equity_curve()}, title=title, ax=figure.subplots())
+    figure.savefig(paths["equity"], dpi=110, bbox_inches="tight")
     return paths
 
 

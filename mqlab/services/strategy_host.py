@@ -13,7 +13,7 @@ A step whose market event does not match the host's patterns is answered at once
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -98,7 +98,7 @@ class StrategyHost(EngineService):
 
     # --- ... and handled in call order ---------------------------------------------------------
 
-    def engine(self) -> Iterator[None]:
+    def engine(self) -> Generator[None, None, None]:
         yield
         call = 1
         while True:
