@@ -99,6 +99,8 @@ def _gil(args: argparse.Namespace) -> None:
         print(frame.to_json(orient="records"))
         return
     print(frame.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    print()
+    print("\n".join(gil.verdicts(frame)))
     if args.plot:
         import matplotlib
 

@@ -165,3 +165,27 @@ def test_main_thread_summary_and_plot() -> None:
     assert "2 tasks" in fig.get_suptitle()
     hatched = [c for ax in fig.axes for c in ax.collections if c.get_hatch()]
     assert hatched  # waiting is hatched
+
+
+def test_cli_gil_prints_the_table_and_the_verdicts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from concurrency_lab import __main__ as cli
+
+    rows = [
+        {
+            "workload": "io",
+            "mode": m,
+            "seconds": 1.0,
+            "speedup": s,
+            "cores used": 0.0,
+            "noise": 0.01,
+            "jobs": 4,
+            "cores": 2,
+        }
+        for m, s in [("serial", 1.0), ("threads", 3.9)]
+    ]
+    monkeypatch.setattr(gil, "compare", lambda **_: pd.DataFrame(rows))
+    cli.main(["gil", "--quick"])
+    out = capsys.readouterr().out
+    assert "speedup" in out and "IO-bound (waiting)" in out and "gained" in out
