@@ -1,4 +1,4 @@
-"""Auto-checked exercises for chapters 01–06.
+"""Auto-checked exercises for chapters 00–06.
 
 Each chapter has a module ``chNN`` of ``check_*`` functions. A check runs the learner's answer,
 raises :class:`ExerciseError` with a hint when it is wrong, and prints a tick when it is right.
