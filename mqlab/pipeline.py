@@ -329,7 +329,8 @@ class Pipeline:
         async with Bus(self.url, prefix=self.prefix) as bus:
             for name in ("exchange.market", "exchange.orders", "portfolio.market",
                          "portfolio.execution", "market.progress", "dlq", "risk.orders",
-                         "risk.control", f"strategy.{self.strategy_id}.market",
+                         "risk.control", "pipeline.progress",
+                         f"strategy.{self.strategy_id}.market",
                          f"strategy.{self.strategy_id}.execution"):  # fmt: skip
                 bus.declared["queues"][bus.name(name)] = {}
             for name in ("market", "orders", "execution", "checked", "dlx"):
@@ -747,6 +748,10 @@ class ProcessPipeline:
     async def count_dead_letters(self) -> int:
         async with Bus(self.url, prefix=self.prefix) as bus:
             return len(await bus.dead_letters(limit=100_000))
+
+    async def delete_topology(self) -> None:
+        """Delete the pipeline's exchanges and queues (see :meth:`Pipeline.delete_topology`)."""
+        await Pipeline(self.config, self.url, prefix=self.prefix).delete_topology()
 
     def result(self) -> PipelineResult:
         """Read what the services wrote to ``out``: counters, report and fills."""

@@ -75,7 +75,6 @@ def _check_books(config: RunConfig, pipeline: Pipeline, label: str) -> None:
 
 async def _finish(pipeline: Pipeline) -> None:
     await asyncio.wait_for(pipeline.wait(), 180)
-    await pipeline.delete_topology()
 
 
 async def test_kill_and_restart_strategy_host_and_exchange(amqp_url: str, tmp_path: Path) -> None:
@@ -98,6 +97,7 @@ async def test_kill_and_restart_strategy_host_and_exchange(amqp_url: str, tmp_pa
         await _finish(pipeline)
     finally:
         await pipeline.close()
+        await pipeline.delete_topology()
     assert sum(pipeline.restarts.values()) == ROUNDS
     _check_books(config, pipeline, f"{ROUNDS} kill rounds")
 
@@ -123,6 +123,7 @@ async def test_sigkill_services_running_as_processes(amqp_url: str, tmp_path: Pa
         await asyncio.wait_for(pipeline.wait(), 240)
     finally:
         await pipeline.close()
+        await pipeline.delete_topology()
     result = pipeline.result()
     reference = config.backtest()
     submitted = result.stats["exchange"]["submitted"]
@@ -156,6 +157,7 @@ async def test_connections_cut_at_random_points(amqp_url: str, tmp_path: Path) -
             await _finish(pipeline)
         finally:
             await pipeline.close()
+            await pipeline.delete_topology()
     print(f"cut {cuts} connections in 6 rounds")
     assert cuts >= 6 * 4
     _check_books(config, pipeline, "6 rounds of cut connections")
@@ -204,6 +206,7 @@ async def test_rabbitmq_restart(rabbitmq_url: str, tmp_path: Path) -> None:
         await _finish(pipeline)
     finally:
         await pipeline.close()
+        await pipeline.delete_topology()
     _check_books(config, pipeline, "RabbitMQ stop_app/start_app")
 
 
