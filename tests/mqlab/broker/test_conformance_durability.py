@@ -31,6 +31,7 @@ from .helpers import (
     message_count,
     start_cli_broker,
     unique,
+    wait_until,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -86,7 +87,11 @@ async def _populate(url: str, names: Names) -> aio_pika.abc.AbstractConnection:
     await messages[0].ack()
     await messages[1].nack(requeue=True)
     await messages[2].nack(requeue=True)
-    assert await message_count(channel, names.durable_queue) == 2  # and "unacked" in flight
+    # basic.nack has no reply, so RabbitMQ may not have requeued yet when a declare-ok counts.
+    async def two_ready() -> bool:  # and "unacked" still in flight
+        return await message_count(channel, names.durable_queue) == 2
+
+    await wait_until(two_ready)
     return connection
 
 
