@@ -176,23 +176,30 @@ class Backtest:
                 if not rank:
                     deliver(event)  # type: ignore[arg-type]
                     continue
-                n += 1
-                for answer in on_market(event):  # type: ignore[arg-type]
-                    deliver(answer)
-                mark(event)  # type: ignore[arg-type]
-                handle(event)
-                if outbox:
-                    send()
-                nxt = next(it, None)  # only now: the future is pulled once the present is done
-                if nxt is not None:
+                while True:  # source i's events, for as long as nothing else is due first
+                    n += 1
+                    matched = on_market(event)  # type: ignore[arg-type]
+                    if matched:
+                        for answer in matched:
+                            deliver(answer)
+                    mark(event)  # type: ignore[arg-type]
+                    handle(event)
+                    if outbox:
+                        send()
+                    if bar is not None and not n & 1023:
+                        bar.update(1024)
+                    nxt = next(it, None)  # only now: the future is pulled once the present is done
+                    if nxt is None:
+                        break
                     if nxt.recv_ts < t:
                         raise ValueError(
                             f"source {i} is not in time order: {nxt.id} (recv_ts "
                             f"{nxt.recv_ts}) comes after an event at {t}; sort it by time"
                         )
-                    heappush(heap, (nxt.recv_ts, 1, i, nxt, it))
-                if bar is not None and not n & 1023:
-                    bar.update(1024)
+                    t, event = nxt.recv_ts, nxt
+                    if heap and heap[0] < (t, 1, i):  # (time, rank, tiebreak) decides, as a push
+                        heappush(heap, (t, 1, i, event, it))  # and pop would
+                        break
             if bar is not None:
                 bar.update(n - bar.n)
         finally:  # a bad line in a lazy source raises mid-run: leave a tidy progress bar

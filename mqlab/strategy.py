@@ -50,11 +50,22 @@ from mqlab.events import (
 
 __all__ = ["NotBoundError", "Send", "Strategy", "as_decimal"]
 
+# Enum members looked up on their class cost ~50 ns each (the enum metaclass hooks
+# attribute access); the per-event paths use these module-level aliases instead.
+_BUY = Side.BUY
+_SELL = Side.SELL
+_FILLED = OrderStatus.FILLED
+_CANCELED = OrderStatus.CANCELED
+_REJECTED = OrderStatus.REJECTED
+_MARKET = OrderType.MARKET
+_LIMIT = OrderType.LIMIT
+
+
 #: Where a strategy's orders and cancels go: the backtest's exchange, or a bus publisher.
 Send = Callable[[Order | Cancel], None]
 
 _NAME = re.compile(r"[A-Za-z0-9_\-]+")
-_CLOSED = {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED}
+_CLOSED = {_FILLED, _CANCELED, _REJECTED}
 
 
 class NotBoundError(RuntimeError):
@@ -146,7 +157,7 @@ class Strategy:
         self.on_order_update(update)
 
     def _on_fill(self, fill: Fill) -> None:
-        signed = fill.qty if fill.side is Side.BUY else -fill.qty
+        signed = fill.qty if fill.side is _BUY else -fill.qty
         self._positions[fill.symbol] = self._positions.get(fill.symbol, ZERO) + signed
         self.on_fill(fill)
 
@@ -177,13 +188,13 @@ class Strategy:
         self, qty: Decimal | str | int, price: Decimal | str | int | None = None, **where: str
     ) -> Order:
         """Send a buy: a limit order at ``price``, or a market order when price is None."""
-        return self._order(Side.BUY, qty, price, **where)
+        return self._order(_BUY, qty, price, **where)
 
     def sell(
         self, qty: Decimal | str | int, price: Decimal | str | int | None = None, **where: str
     ) -> Order:
         """Send a sell: a limit order at ``price``, or a market order when price is None."""
-        return self._order(Side.SELL, qty, price, **where)
+        return self._order(_SELL, qty, price, **where)
 
     def cancel(self, order_id: str) -> Cancel:
         """Ask the exchange to cancel ``order_id`` (it answers with an OrderUpdate)."""
@@ -204,7 +215,7 @@ class Strategy:
             platform,
             symbol,
             side,
-            OrderType.MARKET if limit is None else OrderType.LIMIT,
+            _MARKET if limit is None else _LIMIT,
             as_decimal(qty, "qty"),
             limit,
             self.now,
@@ -220,10 +231,15 @@ class Strategy:
         return self._last.symbol
 
     def _where(self, where: dict[str, str]) -> tuple[str, str]:
+        last = self._last
+        if not where:  # the usual case: trade the instrument of the event being handled
+            if last is None:
+                raise RuntimeError("no market event seen yet: pass symbol=... explicitly")
+            return last.platform, last.symbol
         unknown = set(where) - {"symbol", "platform"}
         if unknown:
             raise TypeError(f"unexpected argument(s) {sorted(unknown)}; use symbol=, platform=")
-        platform = where.get("platform") or (self._last.platform if self._last else "binance")
+        platform = where.get("platform") or (last.platform if last else "binance")
         return platform, where.get("symbol") or self._symbol()
 
     def _next_id(self) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from decimal import Decimal
+from typing import Any
 
 from mqlab.events import ZERO, Kline, OrderStatus, OrderUpdate
 from mqlab.strategy import Strategy, as_decimal
@@ -44,30 +45,36 @@ class SmaCross(Strategy):
         self._closes: deque[Decimal] = deque()
         self._fast_sum = ZERO
         self._slow_sum = ZERO
+        self._fast_d, self._slow_d = (
+            Decimal(fast),
+            Decimal(slow),
+        )  # Decimal * int converts each time
 
     def on_kline(self, kline: Kline) -> None:
-        if self.symbol is None:
+        if kline.symbol != self.symbol:
+            if self.symbol is not None:
+                return
             self.symbol = kline.symbol
-        elif kline.symbol != self.symbol:
-            return
         closes, close = self._closes, kline.close
         closes.append(close)
-        self._fast_sum += close
-        self._slow_sum += close
         n = len(closes)
+        fast_sum = self._fast_sum + close
         if n > self.fast:
-            self._fast_sum -= closes[-self.fast - 1]
+            fast_sum -= closes[-self.fast - 1]
+        slow_sum = self._slow_sum + close
         if n > self.slow:
-            self._slow_sum -= closes.popleft()
-        elif n < self.slow:
+            slow_sum -= closes.popleft()
+        self._fast_sum, self._slow_sum = fast_sum, slow_sum
+        if n < self.slow:
             return
-        above = self._fast_sum * self.slow > self._slow_sum * self.fast
-        if above and not self.long:
-            self.long = True
-            self._asked = self.buy(self.qty).id
-        elif self.long and not above:
-            self.long = False
-            self._asked = self.sell(self.qty).id
+        above = fast_sum * self._slow_d > slow_sum * self._fast_d
+        if above is not self.long:
+            self.long = above
+            self._asked = (self.buy if above else self.sell)(self.qty).id
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._fast_d, self._slow_d = Decimal(self.fast), Decimal(self.slow)  # older snapshots
 
     def on_order_update(self, update: OrderUpdate) -> None:
         if update.status is OrderStatus.REJECTED and update.order_id == self._asked:

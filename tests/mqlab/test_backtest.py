@@ -84,6 +84,48 @@ def test_sources_are_merged_in_time_order() -> None:
     assert {"kline", "book", "trade", "NEW", "fill", "FILLED"} <= kinds
 
 
+def test_equal_times_go_in_source_order_and_answers_first() -> None:
+    class Log(Strategy):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[int, str]] = []
+
+        def on_kline(self, kline: Kline) -> None:
+            self.seen.append((kline.recv_ts, kline.symbol))
+            if kline.symbol == "BTCUSDT" and len(self.seen) == 1:
+                self.buy("0.1")  # its NEW answer is due at this same time
+
+        def on_order_update(self, update: OrderUpdate) -> None:
+            self.seen.append((update.recv_ts, update.status.value))
+
+    btc = synthetic_klines(3, seed=1)
+    eth = synthetic_klines(3, seed=2, symbol="ETHUSDT")
+    log = Log()
+    run_backtest(log, btc, eth)
+    t0, t1, t2 = (k.recv_ts for k in btc)
+    assert [k.recv_ts for k in eth] == [t0, t1, t2]
+    assert log.seen == [
+        (t0, "BTCUSDT"),
+        (t0, "NEW"),  # an answer due now comes before market data due now
+        (t0, "ETHUSDT"),  # and source 1's bar before source 0's next one
+        (t1, "FILLED"),  # the exchange sees the bar first, then the strategy
+        (t1, "BTCUSDT"),
+        (t1, "ETHUSDT"),
+        (t2, "BTCUSDT"),
+        (t2, "ETHUSDT"),
+    ]
+
+
+def test_a_lazy_frame_source_makes_the_same_fills() -> None:
+    from mqlab.market import frame_to_klines, iter_frame_klines, synthetic_frame
+
+    frame = synthetic_frame(3000, seed=21)
+    eager = run_backtest(SmaCross(fast=5, slow=20), frame_to_klines(frame))
+    lazy = run_backtest(SmaCross(fast=5, slow=20), iter_frame_klines(frame, chunk=100))
+    assert lazy.fills == eager.fills and len(eager.fills) > 50
+    assert lazy.portfolio.equity_curve().equals(eager.portfolio.equity_curve())
+
+
 def test_answers_come_back_after_the_order_latency() -> None:
     watcher = Watcher()
     exchange = SimulatedExchange(latency=Latency(order_ms=250))

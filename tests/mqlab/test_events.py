@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from decimal import Decimal as D
 
@@ -149,3 +150,23 @@ prices = st.decimals(min_value=D("0.01"), max_value=D("1e9"), places=8)
 def test_any_trade_round_trips(price: D, qty: D, trade_id: int, side: Side) -> None:
     trade = Trade("binance", "ETHUSDT", trade_id, price, qty, side, T0, T0 + 5)
     assert decode(encode(trade)) == trade
+
+
+@pytest.mark.parametrize("event", ALL, ids=lambda e: type(e).__name__)
+def test_constructors_keep_the_dataclass_signature(event: object) -> None:
+    cls = type(event)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    assert list(inspect.signature(cls).parameters) == names
+    values = {name: getattr(event, name) for name in names}
+    assert cls(**values) == event == cls(*values.values())
+    assert dataclasses.replace(event) == event  # type: ignore[type-var]
+    with pytest.raises(TypeError):
+        cls(*list(values.values())[:2])  # required fields missing
+    with pytest.raises(TypeError):
+        cls(**values, colour="red")
+
+
+def test_kline_defaults_still_apply() -> None:
+    required = [f.name for f in dataclasses.fields(Kline) if f.default is dataclasses.MISSING]
+    bare = Kline(*[getattr(KLINE, name) for name in required])
+    assert bare.quote_volume == 0 and bare.trades == 0

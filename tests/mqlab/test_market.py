@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import zipfile
 from decimal import Decimal as D
@@ -11,13 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mqlab.events import Kline, OrderBook, Trade, validate
+from mqlab.events import Kline, OrderBook, Trade, encode, validate
 from mqlab.market import (
     SAMPLE_DATA,
     DataError,
     MissingDataError,
+    _bulk,
     frame_to_klines,
     iter_binance_csv,
+    iter_frame_klines,
     klines_to_frame,
     load_binance_csv,
     synthetic_book_events,
@@ -65,6 +68,71 @@ def test_write_then_load_round_trips(tmp_path: Path) -> None:
     assert load_binance_csv(path) == frame_to_klines(frame, symbol="ETHUSDT")
     again = klines_to_frame(load_binance_csv(path))
     np.testing.assert_array_equal(again["close"].to_numpy(), frame["close"].to_numpy())
+
+
+def _one_by_one(frame: pd.DataFrame, latency: int = 0) -> list[Kline]:
+    """The plain way: Kline(...) per row, each column's Decimals at that column's precision."""
+
+    def exact(column: str) -> list[D]:
+        values = frame[column].to_numpy(float)
+        for places in range(9):  # the fewest places that leave only float noise
+            scaled = values * 10.0**places
+            if np.all(np.abs(scaled - np.rint(scaled)) <= np.abs(scaled) * 1e-14 + 1e-9):
+                return [D(round(x)).scaleb(-places) for x in scaled.tolist()]
+        return [D(repr(v)) for v in values.tolist()]
+
+    columns = {c: exact(c) for c in ("open", "high", "low", "close", "volume")}
+    quote = exact("quote_volume") if "quote_volume" in frame else [D(0)] * len(frame)
+    counts = frame["count"].tolist() if "count" in frame else [0] * len(frame)
+    return [
+        Kline("binance", "BTCUSDT", "1m", t, o, h, lo, c, v, t + 60_000, t + 60_000 + latency, q, k)
+        for t, o, h, lo, c, v, q, k in zip(
+            frame["open_time"].tolist(), *columns.values(), quote, counts, strict=True
+        )
+    ]
+
+
+def _wire(klines: list[Kline]) -> list[bytes]:
+    return [encode(k) for k in klines]  # the JSON shows each Decimal's exponent too
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1024])
+def test_frame_events_equal_the_plain_construction(chunk: int) -> None:
+    frame = synthetic_frame(50, seed=2)
+    frame.loc[[0, 6, 7, 13, 14], "open"] += 0.01  # opens that are not the previous close
+    frame.loc[[0, 6, 7, 13, 14], "high"] += 0.01
+    want = _wire(_one_by_one(frame))
+    assert _wire(list(iter_frame_klines(frame, chunk=chunk))) == want
+    assert _wire(frame_to_klines(frame)) == want
+    bars = frame_to_klines(frame)
+    assert bars[4].close is bars[5].open  # the same Decimal where the open is the last close
+    assert bars[6].open == bars[5].close + D("0.01")  # moved by the test: built on its own
+
+
+def test_frame_events_with_odd_columns() -> None:
+    frame = synthetic_frame(30, seed=4).drop(columns=["quote_volume", "count"])
+    frame["open"] = frame["open"].round(0)  # whole numbers: a different exponent than closes
+    frame.loc[3, "volume"] = 0.1234567891  # more than 8 places: kept exactly as written
+    want = _wire(_one_by_one(frame, latency=250))
+    got = _wire(list(iter_frame_klines(frame, chunk=4, feed_latency_ms=250)))
+    assert got == want and frame_to_klines(frame.iloc[:0]) == []
+    assert frame_to_klines(frame)[3].volume == D("0.1234567891")
+
+
+def test_building_events_restores_the_garbage_collector() -> None:
+    frame = synthetic_frame(20, seed=1)
+    frame_to_klines(frame)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        list(iter_frame_klines(frame, chunk=3))
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
+    with pytest.raises(ValueError, match="chunk"):
+        next(iter_frame_klines(frame, chunk=0))
+    with pytest.raises(ValueError, match="'ts' has 1 values for 2 rows"):
+        _bulk(Kline, 2, {name: [None, None] for name in Kline.__dataclass_fields__} | {"ts": [1]})
 
 
 def test_header_microseconds_zip_and_interval_from_rows(tmp_path: Path) -> None:

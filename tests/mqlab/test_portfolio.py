@@ -125,10 +125,16 @@ steps = st.lists(
 @given(steps=steps)
 def test_books_always_balance(steps: list[tuple[bool, str, D, D]]) -> None:
     p = Portfolio(1000)
+    last: dict[str, D] = {}
     for n, (is_fill, symbol, qty, price) in enumerate(steps):
         if is_fill:
             side = Side.BUY if n % 3 else Side.SELL
             p.on_fill(fill(n, side, str(qty), str(price), fee=str(qty / 1000), symbol=symbol))
+            last.setdefault(symbol, price)
         else:
             p.on_market(mark(str(price), n, symbol))
+            last[symbol] = price
+            # the curve's point is cash plus every position at its latest price, exactly
+            marked = p.cash + sum((q * last[s] for s, q in p.positions.items()), D(0))
+            assert p.equity_curve().iloc[-1] == float(marked)
         assert balanced(p)
