@@ -34,6 +34,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -172,34 +173,34 @@ class Backtest:
         started = time.perf_counter()
         try:
             while heap:
-                t, rank, i, event, it = heappop(heap)
+                t, rank, i, head, it = heappop(heap)
                 if not rank:
-                    deliver(event)  # type: ignore[arg-type]
+                    deliver(head)  # type: ignore[arg-type]
                     continue
-                while True:  # source i's events, for as long as nothing else is due first
+                # Source i's events, for as long as nothing else is due first. The loop pulls
+                # the next event only now that the present one has been handled.
+                for event in chain((head,), it):
+                    if event is not head:
+                        if event.recv_ts < t:
+                            raise ValueError(
+                                f"source {i} is not in time order: {event.id} (recv_ts "
+                                f"{event.recv_ts}) comes after an event at {t}; sort it by time"
+                            )
+                        t = event.recv_ts
+                        if heap and heap[0] < (t, 1, i):  # the order a push and pop would give
+                            heappush(heap, (t, 1, i, event, it))
+                            break
                     n += 1
-                    matched = on_market(event)  # type: ignore[arg-type]
+                    matched = on_market(event)
                     if matched:
                         for answer in matched:
                             deliver(answer)
-                    mark(event)  # type: ignore[arg-type]
+                    mark(event)
                     handle(event)
                     if outbox:
                         send()
                     if bar is not None and not n & 1023:
                         bar.update(1024)
-                    nxt = next(it, None)  # only now: the future is pulled once the present is done
-                    if nxt is None:
-                        break
-                    if nxt.recv_ts < t:
-                        raise ValueError(
-                            f"source {i} is not in time order: {nxt.id} (recv_ts "
-                            f"{nxt.recv_ts}) comes after an event at {t}; sort it by time"
-                        )
-                    t, event = nxt.recv_ts, nxt
-                    if heap and heap[0] < (t, 1, i):  # (time, rank, tiebreak) decides, as a push
-                        heappush(heap, (t, 1, i, event, it))  # and pop would
-                        break
             if bar is not None:
                 bar.update(n - bar.n)
         finally:  # a bad line in a lazy source raises mid-run: leave a tidy progress bar

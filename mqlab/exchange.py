@@ -306,7 +306,7 @@ class SimulatedExchange:
             return  # the bar started before the decision, or ended before the order arrived
         buy = order.side is _BUY
         limit = order.price
-        when = max(bar.open_time, work.arrival)
+        when = bar.open_time if bar.open_time > work.arrival else work.arrival
         if limit is None or (not work.rested and (bar.open <= limit if buy else bar.open >= limit)):
             price, liquidity = bar.open, _TAKER
         elif (bar.low < limit) if buy else (bar.high > limit):

@@ -77,5 +77,5 @@ class SmaCross(Strategy):
         self._fast_d, self._slow_d = Decimal(self.fast), Decimal(self.slow)  # older snapshots
 
     def on_order_update(self, update: OrderUpdate) -> None:
-        if update.status is OrderStatus.REJECTED and update.order_id == self._asked:
+        if update.order_id == self._asked and update.status is OrderStatus.REJECTED:
             self.long = not self.long  # it never happened: e.g. no cash left for the buy
