@@ -20,6 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy concurrency_lab mqlab
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 lab: $(STAMP)
