@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "strategy": ("mqlab.services.strategy_host", "strategy host alone"),
     "exchange": ("mqlab.services.exchange", "simulated exchange service alone"),
     "portfolio": ("mqlab.services.portfolio", "portfolio / reporter service alone"),
+    "risk": ("mqlab.services.risk", "pre-trade risk service alone (between strategy and exchange)"),
 }
 
 

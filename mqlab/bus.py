@@ -27,9 +27,10 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aio_pika
 import aio_pika.exceptions as amqp_errors
@@ -55,6 +56,7 @@ __all__ = [
     "SeenIds",
     "Subscription",
     "Unroutable",
+    "probe",
 ]
 
 log = logging.getLogger(__name__)
@@ -276,12 +278,14 @@ class Bus:
         prefetch: int = 256,
         publish_timeout: float = 120.0,
         reconnect_interval: float = 0.5,
+        connect_timeout: float = 10.0,
     ) -> None:
         self.url = url
         self.prefix = prefix
         self.prefetch = prefetch
         self.publish_timeout = publish_timeout
         self.reconnect_interval = reconnect_interval
+        self.connect_timeout = connect_timeout
         self.stats = BusStats()
         self.connection: AbstractRobustConnection | None = None
         self.subscriptions: list[Subscription] = []
@@ -307,15 +311,10 @@ class Bus:
             from mqlab.connection import broker_url
 
             url = self.url = broker_url()
-        try:
+        with _connect_errors(url):
             self.connection = await aio_pika.connect_robust(
-                url, reconnect_interval=self.reconnect_interval
+                url, reconnect_interval=self.reconnect_interval, timeout=self.connect_timeout
             )
-        except (OSError, amqp_errors.AMQPError) as exc:
-            raise BusError(
-                f"cannot reach the AMQP broker at {_safe(url)} ({exc}); start RabbitMQ or "
-                "`python -m mqlab broker`, or leave --url out to use the embedded broker"
-            ) from exc
         self._channel = await self.connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
@@ -470,16 +469,24 @@ class Bus:
             await message.ack()
         return found
 
-    async def wait_for_consumers(self, queues: Iterable[str], timeout: float = 60.0) -> None:
+    async def wait_for_consumers(
+        self,
+        queues: Iterable[str],
+        timeout: float = 60.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         """Wait until each queue (suffix) exists and has a consumer; say which one is missing.
 
         A publisher that starts before its consumers bound their queues would see its first
         messages dropped (or, with ``mandatory``, refused); the market service calls this first.
+        ``on_wait(queue)`` is called once for each queue that has to be waited for.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        assert self.connection is not None
+        if self.connection is None:
+            raise BusError("the bus is not started; use `async with Bus(url) as bus:`")
         for suffix in queues:
+            told = False
             while True:
                 probe = await self.connection.channel(publisher_confirms=False)
                 try:
@@ -492,6 +499,9 @@ class Bus:
                         await probe.close()
                 if consumers:
                     break
+                if on_wait is not None and not told:
+                    on_wait(self.name(suffix))
+                    told = True
                 if loop.time() > deadline:
                     raise BusError(
                         f"no consumer on queue {self.name(suffix)!r} after {timeout:.0f} s; "
@@ -512,8 +522,56 @@ class Bus:
                 await self.channel.exchange_delete(name)
 
 
-def _safe(url: str) -> str:
-    """``url`` without its password, for error messages."""
-    from yarl import URL
+async def probe(url: str, timeout: float = 10.0) -> None:
+    """Connect to ``url`` once and leave; :class:`BusError` says what is wrong and what to do.
 
-    return str(URL(url).with_password("***")) if "@" in url else url
+    For a check before starting anything that leaves traces (state directories, services).
+    """
+    with _connect_errors(url):
+        connection = await aio_pika.connect(url, timeout=timeout)
+    await connection.close()
+
+
+@contextlib.contextmanager
+def _connect_errors(url: str) -> Iterator[None]:
+    """Turn a failed first connect into a :class:`BusError` that names the fix."""
+    from mqlab.connection import mask_url
+
+    try:
+        with _quiet_first_connect():
+            yield
+    except amqp_errors.ProbableAuthenticationError as exc:
+        raise BusError(
+            f"the AMQP broker at {mask_url(url)} refused the login ({exc}); check the user "
+            "and password in the URL (RabbitMQ's guest/guest works from localhost only)"
+        ) from exc
+    except amqp_errors.ProtocolSyntaxError as exc:  # the broker closed it while opening
+        path = urlsplit(url).path or "/"
+        raise BusError(
+            f"the AMQP broker at {mask_url(url)} closed the connection while it opened ({exc});"
+            f" most often the virtual host {path[1:] or '/'!r} (the path at the end of the URL) "
+            "does not exist or the user may not use it; '/' is the default"
+        ) from exc
+    except (TimeoutError, OSError, amqp_errors.AMQPError) as exc:
+        raise BusError(
+            f"cannot reach the AMQP broker at {mask_url(url)} ({exc or type(exc).__name__}); "
+            "check the host and port in the URL, start RabbitMQ (docs/setup.md) or "
+            "`python -m mqlab broker`, or leave --url out to use the embedded broker"
+        ) from exc
+
+
+class _DropAll(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def _quiet_first_connect() -> Iterator[None]:
+    """Mute aiormq's own log of a failed first connect: :meth:`Bus.start` raises a clearer
+    error. Later reconnects (a broker restart mid-run) are still logged."""
+    logger, mute = logging.getLogger("aiormq.connection"), _DropAll()
+    logger.addFilter(mute)
+    try:
+        yield
+    finally:
+        logger.removeFilter(mute)

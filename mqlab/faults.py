@@ -1,19 +1,72 @@
-"""A loopback TCP proxy that breaks AMQP connections on purpose, to prove the bus survives it.
+"""Faults on purpose, to prove the pipeline survives them: cut connections, bad messages.
 
-Put it between a client and the broker (``FaultProxy(broker_url).url`` is the URL to give the
-client), then call :meth:`FaultProxy.drop` at any moment: every connection through it is cut
-at once, the way a crashed broker or a pulled cable would. :meth:`FaultProxy.refuse` keeps new
-connections out for a while. aio-pika's own test suite checks its robust connections the same
-way. The proxy listens on 127.0.0.1 only.
+:class:`FaultProxy` is a loopback TCP proxy that breaks AMQP connections. Put it between a
+client and the broker (``FaultProxy(broker_url).url`` is the URL to give the client), then
+call :meth:`FaultProxy.drop` at any moment: every connection through it is cut at once, the
+way a crashed broker or a pulled cable would. :meth:`FaultProxy.refuse` keeps new connections
+out for a while. aio-pika's own test suite checks its robust connections the same way. The
+proxy listens on 127.0.0.1 only.
+
+:func:`malformed_messages` and :func:`inject` publish garbage into a running pipeline's
+exchanges, each message with a note of what is wrong with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["FaultProxy"]
+if TYPE_CHECKING:
+    from mqlab.events import MarketEvent
+
+__all__ = ["FaultProxy", "Malformed", "inject", "malformed_messages"]
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """One bad message: where it goes, what it carries, and what is wrong with it."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    what: str
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    type: str | None = None
+
+
+def malformed_messages(sample: MarketEvent) -> list[Malformed]:
+    """Three kinds of garbage for a pipeline whose market data looks like ``sample``."""
+    from mqlab.events import encode, routing_key
+
+    key = routing_key(sample)
+    floaty = json.dumps(json.loads(encode(sample)) | {"close": 42000.5}).encode()
+    return [
+        Malformed("market", key, b"{not json", "not JSON at all", {"x-seq": 6}),
+        Malformed("market", key, floaty, "a float price (money travels as text)", {"x-seq": 6}),
+        Malformed(
+            "orders", "order.evil.binance.BTCUSDT", b'{"event": "order"}',
+            "an order with no fields, from a strategy nobody runs", type="order",
+        ),
+    ]  # fmt: skip
+
+
+async def inject(url: str, prefix: str, messages: Sequence[Malformed]) -> list[str]:
+    """Publish ``messages`` (confirmed) into the pipeline named ``prefix``; return their ids."""
+    from mqlab.bus import Bus
+
+    ids = [f"bad-{i}" for i in range(len(messages))]
+    async with Bus(url, prefix=prefix) as bus:
+        for message_id, m in zip(ids, messages, strict=True):
+            await bus.publish(
+                m.exchange, m.routing_key, m.body, message_id=message_id, headers=m.headers,
+                type=m.type,
+            )  # fmt: skip
+    return ids
 
 
 class FaultProxy:

@@ -34,7 +34,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mqlab.bus import Bus, Delivery
+from mqlab.bus import Bus, Delivery, probe
 from mqlab.services._runtime import Journal, Service
 from mqlab.services.config import RunConfig, add_config_arguments
 from mqlab.services.exchange import ExchangeService
@@ -48,7 +48,7 @@ from mqlab.services.protocol import (
     ORDERS,
     parse_control,
 )
-from mqlab.services.risk import RiskCheck, RiskService
+from mqlab.services.risk import RiskCheck, RiskService, load_check
 from mqlab.services.strategy_host import StrategyHost
 
 if TYPE_CHECKING:
@@ -120,6 +120,8 @@ class PipelineResult:
     dead_lettered: int = 0
     duplicates_dropped: int = 0
     parity: bool | None = None
+    #: With ``processes=True``: each service's command line (password masked).
+    commands: dict[str, str] = field(default_factory=dict)
 
     @property
     def broker_label(self) -> str:
@@ -267,6 +269,15 @@ class Pipeline:
         service.journal.close()
         self.retired.append(service)
         self.restarts[name] += 1
+
+    async def restart_at(self, step: int, name: str, timeout: float = 120) -> None:
+        """Once the exchange service has handled ``step``, crash service ``name`` (see
+        :meth:`kill`) and start a new incarnation, which resumes from its journal."""
+        async with asyncio.timeout(timeout):
+            while self.step < step:
+                await asyncio.sleep(0.005)
+        await self.kill(name)
+        await self.start(name)
 
     def request_stop(self) -> None:
         """Ctrl-C: the market pauses; the others finish what was published, then stop."""
@@ -445,8 +456,8 @@ async def live_topology(pipeline: Pipeline, *, dead_letters: bool = True) -> Top
     return top
 
 
-#: URLs of the embedded brokers this process started for a pipeline (for labels).
-_EMBEDDED_URLS: set[str] = set()
+#: URLs of the embedded brokers this process started for a pipeline, with their data dirs.
+_EMBEDDED_URLS: dict[str, Path] = {}
 
 
 @contextlib.contextmanager
@@ -454,7 +465,7 @@ def _embedded_broker(data_dir: Path) -> Iterator[str]:
     from mqlab.broker import BrokerThread
 
     with BrokerThread(host="127.0.0.1", port=0, data_dir=data_dir) as broker:
-        _EMBEDDED_URLS.add(broker.url)
+        _EMBEDDED_URLS[broker.url] = data_dir.resolve()
         yield broker.url
 
 
@@ -476,6 +487,10 @@ class _RunState:
     prefix: str
     config: dict[str, Any]
     complete: bool = False
+    #: Which broker holds the run's messages in flight (None: not recorded).
+    broker: str | None = None
+    #: Paused by Ctrl-C: drained, so nothing is in flight and any broker can resume it.
+    paused: bool = False
 
     @classmethod
     def load(cls, path: Path) -> _RunState | None:
@@ -493,32 +508,54 @@ def _config_key(config: RunConfig) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(config), default=str))
 
 
-def resumable(state_dir: Path, config: RunConfig) -> bool:
-    """Whether ``state_dir`` holds an unfinished run with these settings."""
+def resumable(state_dir: Path, config: RunConfig, broker: str | None = None) -> bool:
+    """Whether ``state_dir`` holds an unfinished run with these settings that ``broker`` can
+    resume: the broker that holds its messages in flight, or any broker after a clean pause."""
     previous = _RunState.load(state_dir / "run.json")
-    return bool(previous and not previous.complete and previous.config == _config_key(config))
+    if not previous or previous.complete or previous.config != _config_key(config):
+        return False
+    return previous.paused or None in (broker, previous.broker) or previous.broker == broker
 
 
-def prepare_state(state_dir: Path, config: RunConfig, fresh: bool = False) -> tuple[str, bool]:
-    """Resume the run in ``state_dir`` if it is unfinished and has the same settings;
-    otherwise start a new one there. Returns (prefix, resuming)."""
+def prepare_state(
+    state_dir: Path, config: RunConfig, fresh: bool = False, broker: str | None = None
+) -> tuple[str, bool]:
+    """Resume the run in ``state_dir`` if it is unfinished, has the same settings and
+    ``broker`` can resume it (see :func:`resumable`); otherwise start a new one there.
+    Returns (prefix, resuming)."""
     path = state_dir / "run.json"
     previous = _RunState.load(path)
-    if previous and not fresh and resumable(state_dir, config):
+    if previous and not fresh and resumable(state_dir, config, broker):
+        previous.paused = False  # running again: messages will be in flight
+        previous.save(path)
         return previous.prefix, True
     if state_dir.exists():
         shutil.rmtree(state_dir)
     prefix = f"mqlab-{uuid.uuid4().hex[:8]}"
-    _RunState(prefix, _config_key(config)).save(path)
+    _RunState(prefix, _config_key(config), broker=broker).save(path)
     return prefix, False
 
 
-def mark_complete(state_dir: Path) -> None:
+def _mark(state_dir: Path, **fields: Any) -> None:
     path = state_dir / "run.json"
     state = _RunState.load(path)
     if state is not None:
-        state.complete = True
+        for name, value in fields.items():
+            setattr(state, name, value)
         state.save(path)
+
+
+def mark_complete(state_dir: Path) -> None:
+    _mark(state_dir, complete=True)
+
+
+def _broker_key(url: str) -> str:
+    """What identifies the broker holding a run's messages: a CLI embedded broker by its
+    data directory (its port changes on every start), any other by its masked URL."""
+    from mqlab.connection import mask_url
+
+    data = _EMBEDDED_URLS.get(url)
+    return f"embedded broker with data in {data}" if data else mask_url(url)
 
 
 async def run_pipeline(
@@ -534,30 +571,42 @@ async def run_pipeline(
     fresh: bool = False,
     check_parity: bool = True,
     plots: bool = True,
+    risk: RiskCheck | str | None = None,
+    limit: Decimal | str = "0",
 ) -> PipelineResult:
     """Run the whole pipeline once (or resume it) and return its result.
 
     ``url=None`` uses ``$MQLAB_AMQP_URL`` or the embedded broker. Without ``state_dir`` the
-    journals live in ``{out}/state``; without ``out`` in a temporary directory.
+    journals live in ``{out}/state``; without ``out`` in ``out/pipeline``. ``risk`` adds a
+    risk service with that check (a function, or ``"module:function"``, which ``processes``
+    needs) and position ``limit``; the backtest has no risk service, so parity is then not
+    checked.
     """
     from mqlab.connection import broker_url
 
     config = config or RunConfig()
     url = broker_url(url)
+    await probe(url)  # a wrong URL fails here, before a state directory is made
     out = Path(out) if out is not None else Path("out/pipeline")
     state = Path(state_dir) if state_dir is not None else out / "state"
-    prefix, resuming = prepare_state(state, config, fresh)
+    prefix, resuming = prepare_state(state, config, fresh, _broker_key(url))
     if resuming:
         print(f"resuming the unfinished run in {state} (delete it, or pass --fresh, to restart)")
     pipeline: Pipeline | ProcessPipeline
     if processes:
+        if risk is not None and not isinstance(risk, str):
+            raise ValueError("processes=True takes the risk check as 'module:function'")
         pipeline = ProcessPipeline(
-            config, url, prefix=prefix, state_dir=state, out=out, window=window, speed=speed
-        )
+            config, url, prefix=prefix, state_dir=state, out=out, window=window, speed=speed,
+            risk=risk, limit=limit,
+        )  # fmt: skip
     else:
+        check = load_check(risk) if isinstance(risk, str) else risk
         pipeline = Pipeline(
-            config, url, prefix=prefix, state_dir=state, out=out, window=window, speed=speed
-        )
+            config, url, prefix=prefix, state_dir=state, out=out, window=window, speed=speed,
+            risk=check, limit=limit,
+        )  # fmt: skip
+    check_parity = check_parity and risk is None
     waiting: asyncio.Future[None] | None = None
     interrupts = 0
 
@@ -587,6 +636,8 @@ async def run_pipeline(
     finally:
         await pipeline.close()
     result = pipeline.result()
+    if not result.complete and interrupts == 1:
+        _mark(state, paused=True)  # drained: it may resume on any broker
     result.dead_lettered = max(result.dead_lettered, await pipeline.count_dead_letters())
     if result.complete:
         mark_complete(state)
@@ -641,6 +692,8 @@ class ProcessPipeline:
         out: Path,
         window: int = 1,
         speed: float = 0.0,
+        risk: str | None = None,
+        limit: Decimal | str = "0",
     ) -> None:
         self.config = config
         self.url = url
@@ -649,19 +702,44 @@ class ProcessPipeline:
         self.out = out
         self.window = window
         self.speed = speed
+        #: ``"module:function"`` of a risk check (``python -m mqlab risk --check``), or None.
+        self.risk, self.limit = risk, Decimal(limit)
+        names = list(SERVICES)
+        if risk is not None:
+            names.insert(-1, "risk")
+        self.names = tuple(names)
         self.children: dict[str, asyncio.subprocess.Process] = {}
-        self.restarts = dict.fromkeys(SERVICES, 0)
+        self.restarts = dict.fromkeys(self.names, 0)
         self.step = 0
         self._killed: set[int] = set()
         self._bus: Bus | None = None
 
     def argv(self, name: str) -> list[str]:
+        """The command that starts service ``name``: ``python -m mqlab <name> ...``."""
         argv = [sys.executable, "-m", "mqlab", name, "--url", self.url, "--prefix", self.prefix]
         argv += ["--state-dir", str(self.state_dir), "--out", str(self.out)]
         argv += self.config.to_argv()
         if name == "market":
             argv += ["--window", str(self.window), "--speed", str(self.speed)]
+        if self.risk is not None and name in ("market", "exchange"):
+            argv += ["--risk"]
+        if name == "risk":
+            argv += ["--check", str(self.risk), "--position-limit", f"{self.limit:f}"]
         return argv
+
+    def commands(self) -> dict[str, str]:
+        """Each service's command line as a person would type it (password masked)."""
+        from mqlab.connection import mask_url
+
+        return {
+            name: " ".join(
+                [
+                    "python -m mqlab",
+                    *(mask_url(a) if a == self.url else a for a in self.argv(name)[3:]),
+                ]
+            )
+            for name in self.names
+        }
 
     async def start(self, name: str) -> None:
         logs = self.out / "logs"
@@ -685,7 +763,7 @@ class ProcessPipeline:
                 self.step = max(self.step, int(data["seq"]))
 
         await self._bus.subscribe("pipeline.progress", [(EXECUTION, EXCHANGE_STEP)], on_step)
-        for name in SERVICES:
+        for name in self.names:
             await self.start(name)
 
     async def kill(self, name: str) -> None:
@@ -758,7 +836,7 @@ class ProcessPipeline:
         out, config = self.out, self.config
         stats = {
             name: json.loads((out / f"{name}.json").read_text())
-            for name in SERVICES
+            for name in self.names
             if (out / f"{name}.json").exists()
         }
         exchange, portfolio = stats.get("exchange", {}), stats.get("portfolio", {})
@@ -770,7 +848,8 @@ class ProcessPipeline:
         elapsed = (max(b for _, b in spans) - min(a for a, _ in spans)) / 1e9 if spans else 0.0
         return PipelineResult(
             config=config,
-            mode="4 processes",
+            mode=f"{len(self.names)} processes",
+            commands=self.commands(),
             broker=_broker_name(self.url),
             events=int(exchange.get("events", 0)),
             orders=int(exchange.get("orders", 0)),
@@ -842,6 +921,7 @@ def plot_latency(result: PipelineResult, path: Path | None = None, ax: Axes | No
     samples = result.decision_ms + result.latency_ms
     top = float(np.percentile(samples, 99.5)) * 1.1 if samples else 1.0
     bins = np.linspace(0, top, 50).tolist()
+    beyond = sum(x > top for x in samples)  # drawn in the last bin, and said so
     if result.decision_ms:
         ax.hist(np.clip(result.decision_ms, 0, top), bins=bins, color="#b8c4d6",
                 label=f"event → decision, every step (n={len(result.decision_ms)})")  # fmt: skip
@@ -852,9 +932,13 @@ def plot_latency(result: PipelineResult, path: Path | None = None, ax: Axes | No
         if value is not None:
             ax.axvline(value, color="black", ls=style, lw=1.2, label=f"order p{q} = {value:.2f} ms")
     ax.set_yscale("log")
+    xlabel = "from the market service's publish to the exchange service (ms)"
+    if beyond:
+        xlabel += f"; the last bin also holds {beyond} samples above {top:.1f} ms"
     ax.set(
-        title=f"Latency over the bus ({result.mode}, {result.broker_label})",
-        xlabel="from the market service's publish to the exchange service (ms)",
+        title=f"Latency over the bus ({result.mode}, {result.broker_label})\n"
+        f"{result.events} events of {result.config.label}",
+        xlabel=xlabel,
         ylabel="count (log scale)",
     )
     ax.legend(fontsize=8)
@@ -869,34 +953,81 @@ def plot_latency(result: PipelineResult, path: Path | None = None, ax: Axes | No
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
-    parser.add_argument("--url", help="AMQP URL (default: $MQLAB_AMQP_URL, else embedded broker)")
-    parser.add_argument("--processes", action="store_true", help="one OS process per service")
+    from mqlab.services.config import positive_int
+
+    parser.epilog = (
+        "examples: python -m mqlab pipeline  |  ... --processes  |  "
+        "... --url amqp://guest:guest@127.0.0.1:5672/  |  ... --json --limit 500"
+    )
+    parser.add_argument(
+        "--url",
+        help="AMQP URL of a broker, e.g. amqp://guest:guest@127.0.0.1:5672/ (default: "
+        "$MQLAB_AMQP_URL, else an embedded broker started for this run)",
+    )
+    parser.add_argument(
+        "--processes", action="store_true", help="run each service as its own OS process"
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
-        "--out", type=Path, default=Path("out/pipeline"), help="report, plots and state"
+        "--out",
+        type=Path,
+        default=Path("out/pipeline"),
+        help="where the report, plots and the services' journals go; running again with the "
+        "same --out resumes an unfinished run (default: out/pipeline)",
     )
-    parser.add_argument("--window", type=int, default=1, help="market steps in flight")
-    parser.add_argument("--speed", type=float, default=0.0, help="0: flat out; 1: real time")
+    parser.add_argument(
+        "--window", type=positive_int, default=1, help="market steps in flight (default: 1)"
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="replay speed: 0 as fast as possible (default), 1 real time",
+    )
     parser.add_argument("--fresh", action="store_true", help="do not resume an unfinished run")
+    parser.add_argument(
+        "--risk",
+        metavar="MODULE:FUNCTION",
+        help="add a risk service with this check between strategy and exchange "
+        "(see python -m mqlab risk --help); needs --position-limit",
+    )
+    parser.add_argument(
+        "--position-limit", metavar="QTY", default="0", help="the risk check's position limit"
+    )
+    parser.add_argument(
+        "--delete",
+        metavar="PREFIX",
+        help="delete the exchanges and queues named PREFIX.* from the broker at --url (a run "
+        "started by hand, service by service, with --prefix PREFIX), then exit",
+    )
+    add_config_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mqlab.market import DataError
+    from mqlab.bus import BusError
+    from mqlab.services import load_config
 
-    try:
-        config = RunConfig.from_args(args)
-        config.events  # noqa: B018 - load now, so a bad --data fails before any broker starts
-    except (DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    config = load_config(args)
+    if config is None:
         return 2
+    limit = Decimal(0)
+    if args.risk is not None:
+        try:
+            load_check(args.risk)
+            limit = Decimal(args.position_limit)
+        except (ValueError, ArithmeticError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    if args.delete is not None:
+        return _delete(args, config)
     with contextlib.ExitStack() as stack:
         url = args.url or os.environ.get("MQLAB_AMQP_URL")
         if url is None:
             # Our own embedded broker, persistent next to the journals: even a run that was
             # killed (not paused) resumes with nothing lost. A new run starts a new broker.
             data = args.out / "broker"
-            if args.fresh or not resumable(args.out / "state", config):
+            key = f"embedded broker with data in {data.resolve()}"
+            if args.fresh or not resumable(args.out / "state", config, key):
                 shutil.rmtree(data, ignore_errors=True)
             url = stack.enter_context(_embedded_broker(data))
         try:
@@ -908,13 +1039,18 @@ def run(args: argparse.Namespace) -> int:
                     processes=args.processes,
                     window=args.window,
                     speed=args.speed,
-                    progress=not args.json,
+                    progress=not args.json and sys.stderr.isatty(),
                     fresh=args.fresh,
+                    risk=args.risk,
+                    limit=limit,
                 )
             )
         except PipelineInterrupted as exc:
             print(exc, file=sys.stderr)
             return 130
+        except BusError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     summary = result.summary()
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -923,21 +1059,49 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.complete else 130
 
 
+def _delete(args: argparse.Namespace, config: RunConfig) -> int:
+    from mqlab.bus import BusError
+
+    url = args.url or os.environ.get("MQLAB_AMQP_URL")
+    if url is None:
+        print("error: --delete needs the broker: pass --url amqp://...", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(Pipeline(config, url, prefix=args.delete).delete_topology())
+    except BusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"deleted the exchanges and queues of {args.delete}.* (those that existed)")
+    return 0
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} ms"
+
+
 def _print_summary(result: PipelineResult) -> None:
     s = result.summary()
-    p50, p99 = s["latency_ms_p50"], s["latency_ms_p99"]
     lines = [
-        f"pipeline: {s['strategy']} on {s['data']}, {s['mode']}, broker {s['broker']}",
+        f"pipeline: {s['strategy']} on {s['data']}, {s['mode']}, {result.broker_label} "
+        f"({s['broker']})",
         f"  events             {s['events']}",
         f"  orders             {s['orders']}",
         f"  fills              {s['fills']}",
         f"  final PnL          {Decimal(s['final_pnl']):.2f} USDT (equity {s['final_equity']})",
         f"  events/s           {s['events_per_s']:.0f}  ({s['elapsed_s']:.1f} s)",
-        f"  event→order p50    {p50} ms   p99 {p99} ms",
+        f"  event→order        p50 {_ms(s['latency_ms_p50'])}, p99 {_ms(s['latency_ms_p99'])}"
+        " (market publish → order at the exchange service)",
         f"  duplicates dropped {s['duplicates_dropped']}   dead-lettered {s['dead_lettered']}",
     ]
+    risk = result.stats.get("risk")
+    if risk:
+        lines.append(
+            f"  risk service       {risk['passed']} orders passed, {risk['refused']} refused"
+        )
     if s["same_as_backtest"] is not None:
         lines.append(f"  same fills and PnL as the in-process backtest: {s['same_as_backtest']}")
+    elif risk is not None:
+        lines.append("  (no parity check: the backtest has no risk service)")
     if not result.complete:
         lines.append("  paused (Ctrl-C): run the same command again to resume")
     for name, path in s["paths"].items():

@@ -1,13 +1,14 @@
 """The pipeline's services: market → strategy host → simulated exchange → portfolio, on a bus.
 
 Each service is a module with ``add_arguments(parser)`` and ``run(args) -> int``, so
-``python -m mqlab market|strategy|exchange|portfolio --url amqp://...`` starts one alone (on
-another machine, say), and :mod:`mqlab.pipeline` starts all of them together:
+``python -m mqlab market|strategy|exchange|portfolio|risk --url amqp://...`` starts one alone
+(on another machine, say), and :mod:`mqlab.pipeline` starts all of them together:
 
 * :mod:`~mqlab.services.market`: replays market data as numbered steps;
 * :mod:`~mqlab.services.strategy_host`: runs any :class:`~mqlab.strategy.Strategy`;
 * :mod:`~mqlab.services.exchange`: the :class:`~mqlab.exchange.SimulatedExchange`;
-* :mod:`~mqlab.services.portfolio`: the :class:`~mqlab.portfolio.Portfolio`, report and plots.
+* :mod:`~mqlab.services.portfolio`: the :class:`~mqlab.portfolio.Portfolio`, report and plots;
+* :mod:`~mqlab.services.risk` (optional): a pre-trade check between strategy and exchange.
 
 They share :mod:`mqlab.bus` (the reliability rules), :mod:`~mqlab.services.protocol` (names,
 keys and step markers) and :class:`~mqlab.services._runtime.Service` (journal and recovery).
@@ -24,12 +25,15 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mqlab.bus import Bus
+from mqlab.bus import Bus, BusError
 from mqlab.services._runtime import Journal, Outgoing, Service
 
-__all__ = ["Journal", "Outgoing", "Service", "serve", "write_stats"]
+if TYPE_CHECKING:
+    from mqlab.services.config import RunConfig
+
+__all__ = ["Journal", "Outgoing", "Service", "load_config", "serve", "write_stats"]
 
 
 def write_stats(out: Path | None, service: Service, extra: dict[str, Any] | None = None) -> None:
@@ -45,24 +49,56 @@ def write_stats(out: Path | None, service: Service, extra: dict[str, Any] | None
     (out / f"{service.name}.json").write_text(json.dumps(data, indent=1, default=str))
 
 
-def serve(args: argparse.Namespace, build: Callable[[Bus], Service]) -> int:
-    """Run one service until it finishes or gets Ctrl-C/SIGTERM; print its counters."""
-    url = args.url
-    if url is None:
-        from mqlab.connection import ENV_URL
+def load_config(args: argparse.Namespace) -> RunConfig | None:
+    """The run settings in ``args``, checked before any broker is contacted.
 
-        url = os.environ.get(ENV_URL)
-        if url is None:
-            print(
-                "a service alone needs the broker the other services use: pass --url "
-                f"amqp://... or set {ENV_URL} (or run them together: python -m mqlab pipeline)",
-                file=sys.stderr,
-            )
-            return 2
+    On a bad ``--data``, ``--param``, ``--cash``... prints ``error: ...`` (what is wrong and
+    what to do) and returns None; the command then exits with status 2.
+    """
+    from mqlab.market import DataError
+    from mqlab.services.config import RunConfig
+
+    try:
+        config = RunConfig.from_args(args)
+        config.check()
+    except (DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    except TypeError as exc:  # a strategy given a parameter of the wrong kind
+        print(
+            f"error: {args.strategy} cannot run with --param {' --param '.join(args.param)} "
+            f"({exc}); numbers are written bare, e.g. --param fast=5",
+            file=sys.stderr,
+        )
+        return None
+    return config
+
+
+def serve(args: argparse.Namespace, build: Callable[[Bus], Service]) -> int:
+    """Run one service until it finishes or gets Ctrl-C/SIGTERM; print what it did.
+
+    Exit status: 0 finished, 1 the broker failed, 2 no URL, 130 stopped by Ctrl-C (start it
+    again with the same ``--state-dir`` to resume).
+    """
+    from mqlab.connection import ENV_URL, mask_url
+
+    url = args.url or os.environ.get(ENV_URL)
+    if url is None:
+        print(
+            "error: a service alone needs the broker the other services use: pass --url "
+            f"amqp://... or set {ENV_URL} (or run them together: python -m mqlab pipeline)",
+            file=sys.stderr,
+        )
+        return 2
 
     async def main() -> int:
         async with Bus(url, prefix=args.prefix) as bus:
             service = build(bus)
+            where = service.journal.path or "memory (a restart starts over)"
+            print(
+                f"{service.name}: on {mask_url(url)}, names {args.prefix}.*, journal in {where}",
+                file=sys.stderr,
+            )
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -71,7 +107,21 @@ def serve(args: argparse.Namespace, build: Callable[[Bus], Service]) -> int:
                 await service.run()
             finally:
                 write_stats(getattr(args, "out", None), service)
-            print(json.dumps({service.name: service.stats()}, default=str))
+            stopped = service.stopping.is_set()
+            state = "stopped (Ctrl-C)" if stopped else "done"
+            print(f"{service.name}: {state}; {service.summary()}")
+            if stopped:
+                hint = (
+                    "start it again with the same --state-dir to resume"
+                    if service.journal.path
+                    else "it kept no journal (no --state-dir), so a restart starts over"
+                )
+                print(f"{service.name}: {hint}", file=sys.stderr)
+                return 130
             return 0
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except BusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

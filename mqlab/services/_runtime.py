@@ -226,6 +226,10 @@ class Service:
             type=out.type,
         )
 
+    def summary(self) -> str:
+        """One line for a person: what this service did (subclasses say more)."""
+        return f"{self.records} records ({self.replayed} replayed from the journal)"
+
     def stats(self) -> dict[str, Any]:
         """Counters for the summary (subclasses add theirs)."""
         return {
@@ -299,11 +303,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """``--url``, ``--prefix`` and ``--state-dir``: the same on every service and the pipeline."""
     parser.add_argument(
         "--url",
-        help="AMQP URL, e.g. amqp://guest:guest@127.0.0.1:5672/ (default: MQLAB_AMQP_URL, "
-        "else an embedded broker)",
+        help="AMQP URL of the broker every service of the run shares, e.g. "
+        "amqp://guest:guest@127.0.0.1:5672/ (default: $MQLAB_AMQP_URL)",
     )
     parser.add_argument(
-        "--prefix", default="mqlab", help="prefix of every exchange and queue name (default: mqlab)"
+        "--prefix",
+        default="mqlab",
+        help="prefix of every exchange and queue name; one per run (default: mqlab)",
     )
     parser.add_argument(
         "--state-dir",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from mqlab.portfolio import Portfolio
     from mqlab.strategy import Strategy
 
-__all__ = ["RunConfig", "add_config_arguments", "parse_params"]
+__all__ = ["RunConfig", "add_config_arguments", "amount", "parse_params", "positive_int"]
 
 #: Order-book snapshots the ``imbalance`` strategy runs on (as in ``python -m mqlab backtest``).
 BOOK_EVENTS = 3000
@@ -49,6 +50,21 @@ class RunConfig:
             fee=args.fee,
             latency_ms=args.latency_ms,
         )
+
+    def check(self) -> None:
+        """Load the data and build the strategy and exchange now, so that a bad ``--data``,
+        ``--param``, ``--cash`` or ``--fee`` fails before any broker is contacted.
+
+        Raises :class:`mqlab.market.DataError`, ``ValueError`` or ``TypeError`` naming it.
+        """
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit must be at least 1, got {self.limit}")
+        for name in ("cash", "fee"):
+            amount(getattr(self, name), f"--{name}")
+        if not self.events:
+            raise ValueError(f"{self.label} holds no market events")
+        self.make_strategy()
+        self.make_exchange()
 
     def to_argv(self) -> list[str]:
         """The same settings as command-line arguments, for a service in its own process."""
@@ -127,6 +143,35 @@ class RunConfig:
         ).run()
 
 
+def amount(text: str, name: str = "amount") -> str:
+    """``text`` if it is a finite number >= 0 (money stays text, parsed as Decimal later)."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        value = Decimal("NaN")
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{name}: expected a number >= 0 (e.g. 10000 or 0.001), got {text!r}")
+    return text
+
+
+def _amount_arg(text: str) -> str:
+    try:
+        return amount(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("amount: ")) from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``["fast=5", "qty=0.2"]`` → ``{"fast": 5, "qty": "0.2"}``, as the backtest CLI reads them."""
     params: dict[str, Any] = {}
@@ -142,14 +187,30 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """The run settings, named as in ``python -m mqlab backtest``."""
     from mqlab.strategies import STRATEGIES
 
-    parser.add_argument("--data", type=Path, help="Binance kline CSV (default: bundled sample)")
-    parser.add_argument("--limit", type=int, help="replay only the first N events")
-    parser.add_argument(
+    group = parser.add_argument_group(
+        "run settings",
+        "what to replay and how to trade it; give every service of one run the same ones "
+        "(each service builds what it needs from them: the market its data, the strategy "
+        "host its strategy, the exchange its fees)",
+    )
+    group.add_argument("--data", type=Path, help="Binance kline CSV (default: bundled sample)")
+    group.add_argument(
+        "--limit", type=positive_int, help="replay only the first N events (default: all)"
+    )
+    group.add_argument(
         "--strategy", default="sma_cross", choices=sorted(STRATEGIES), help="default: sma_cross"
     )
-    parser.add_argument(
-        "--param", action="append", default=[], metavar="NAME=VALUE", help="strategy parameter"
+    group.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="strategy parameter, e.g. --param fast=5 (repeatable)",
     )
-    parser.add_argument("--cash", default="10000", help="starting USDT (default: 10000)")
-    parser.add_argument("--fee", default="0.001", help="taker fee rate (default: 0.001)")
-    parser.add_argument("--latency-ms", type=int, default=0, help="order latency in ms")
+    group.add_argument(
+        "--cash", type=_amount_arg, default="10000", help="starting USDT (default: 10000)"
+    )
+    group.add_argument(
+        "--fee", type=_amount_arg, default="0.001", help="taker fee rate (default: 0.001)"
+    )
+    group.add_argument("--latency-ms", type=int, default=0, help="order latency in ms (default: 0)")

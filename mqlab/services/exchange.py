@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import argparse
 import heapq
-from collections.abc import Generator, Sequence
+import json
+from collections.abc import Generator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from mqlab.events import (
 from mqlab.exchange import SimulatedExchange
 from mqlab.services._runtime import EngineService, Journal, Outgoing, add_common_arguments
 from mqlab.services.protocol import (
+    CHECKED,
     EXCHANGE_STEP,
     EXECUTION,
     HEADER_CALL,
@@ -57,7 +59,7 @@ from mqlab.services.protocol import (
 )
 from mqlab.services.risk import HEADER_RISK_REASON
 
-__all__ = ["ExchangeService", "add_arguments", "run"]
+__all__ = ["ExchangeService", "add_arguments", "explain_journal", "run"]
 
 Answer = Fill | OrderUpdate
 
@@ -241,16 +243,16 @@ class ExchangeService(EngineService):
             after = parse_control(delivery.body, after=int)["after"]
             await self.commit(record | {"kind": "pause", "after": after})
             return
-        seq = header_int(delivery, HEADER_SEQ)
-        record |= {"kind": "market", "seq": seq, "sent_ns": sent_ns}
         if delivery.type == "end":
             record["kind"] = "end"
         else:  # validate before anything else, so a bad message always reaches the DLQ
-            event = decode(delivery.body)
+            event = decode(delivery.body)  # the body first: its error says most
             if not isinstance(event, Kline | OrderBook | Trade):
                 raise Reject(f"not market data: a {type(event).__name__} on {MARKET}")
-            record |= {"key": delivery.routing_key, "body": delivery.body.decode()}
-            record["id"] = delivery.message_id or event.id
+            record |= {"kind": "market", "key": delivery.routing_key}
+            record |= {"body": delivery.body.decode(), "id": delivery.message_id or event.id}
+        seq = header_int(delivery, HEADER_SEQ)
+        record |= {"seq": seq, "sent_ns": sent_ns}
         if seq <= self.step:
             return  # handled before a restart: the broker is redelivering it
         other = self.market.get(seq)
@@ -304,6 +306,17 @@ class ExchangeService(EngineService):
             "exchange.market", [(MARKET, "#")], self.on_market, seen=self.applied
         )
 
+    def summary(self) -> str:
+        c = self.counts
+        text = f"{c['events']} events matched, {c['orders']} orders, {c['fills']} fills"
+        stats = self.stats()
+        if stats["latency_ms_p50"] is not None:
+            text += (
+                f"; event→order latency p50 {stats['latency_ms_p50']:.2f} ms, "
+                f"p99 {stats['latency_ms_p99']:.2f} ms"
+            )
+        return text
+
     def stats(self) -> dict[str, Any]:
         lat = np.array(self.latencies_ns, dtype=float) / 1e6
         p50, p99 = np.percentile(lat, [50, 99]).tolist() if lat.size else (None, None)
@@ -316,6 +329,48 @@ class ExchangeService(EngineService):
                 "latency_ms_p99": p99,
             }
         )
+
+
+def explain_journal(
+    records: Iterable[dict[str, Any]], exchange: SimulatedExchange, strategies: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Replay an exchange service's journal, as a restart does, and say what each record did.
+
+    Returns one row per journal line: ``record`` (what arrived: market, request, done... or
+    ``confirmed``), ``id``, ``step`` and ``what`` the engine did with it, in words. The
+    ``exchange`` must be configured like the one that wrote the journal.
+    """
+    service = ExchangeService(Bus(), exchange, strategies=strategies)
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        if "confirmed" in record:
+            what = "the broker confirmed what that record published: now its input is acked"
+            rows.append(
+                {"record": "confirmed", "id": record["confirmed"], "step": "", "what": what}
+            )
+            continue
+        submitted = len(service.submitted)
+        outputs = service.apply(record)
+        did = [f"on_order({', '.join(service.submitted[submitted:])})"]
+        did = did if len(service.submitted) > submitted else []
+        for out in outputs:
+            if out.type == "step":
+                did.append(f"matched bar {json.loads(out.body)['seq']}, published its step marker")
+            elif out.type in ("end", "pause"):
+                did.append(f"published the {out.type} marker")
+            else:
+                did.append(f"published {out.type} {out.message_id}")
+        kind, step = record.get("kind", "?"), record.get("seq", "")
+        if not did:
+            calls = " and ".join(f"done {k} of {sid}" for sid, k in service.calls.items())
+            did = [
+                f"filed it only: the engine waits for {calls}" if kind == "market" else "filed it"
+            ]
+        if kind == "done":
+            orders = ", ".join(record["orders"]) or "no orders"
+            did.insert(0, f"call {record['call']} done ({orders})")
+        rows.append({"record": kind, "id": record.get("id"), "step": step, "what": "; ".join(did)})
+    return rows
 
 
 def _refusal(order: Order, reason: str, exchange: SimulatedExchange) -> OrderUpdate:
@@ -335,15 +390,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strategies", nargs="+", help="strategy ids to serve (default: the --strategy's id)"
     )
+    parser.add_argument(
+        "--risk",
+        action="store_true",
+        help=f"take orders from a risk service (the {CHECKED!r} exchange) instead of straight "
+        f"from the strategy hosts ({ORDERS!r}); see python -m mqlab risk --help",
+    )
     parser.add_argument("--out", type=Path, help="write exchange.json (counters) here")
 
 
 def run(args: argparse.Namespace) -> int:
-    from mqlab.services import serve
+    from mqlab.services import load_config, serve
     from mqlab.services._runtime import journal_for
-    from mqlab.services.config import RunConfig
 
-    config = RunConfig.from_args(args)
+    config = load_config(args)
+    if config is None:
+        return 2
 
     def build(bus: Bus) -> ExchangeService:
         return ExchangeService(
@@ -351,6 +413,7 @@ def run(args: argparse.Namespace) -> int:
             config.make_exchange(),
             journal_for(args.state_dir, "exchange"),
             strategies=args.strategies or [config.strategy_id],
+            orders_from=CHECKED if args.risk else ORDERS,
         )
 
     return serve(args, build)

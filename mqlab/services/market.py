@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,6 +61,8 @@ class MarketService(Service):
         speed: float = 0.0,
         window: int = 1,
         wait_for: Sequence[str] = ("exchange.market",),
+        wait_timeout: float = 60.0,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(bus, journal)
         if window < 1:
@@ -68,6 +71,8 @@ class MarketService(Service):
         self.speed = speed
         self.window = window
         self.wait_for = list(wait_for)
+        self.wait_timeout = wait_timeout
+        self.on_wait = on_wait
         self.published = 0  # last step published
         self.matched = 0  # last step the exchange service reported matched
         self.ended = False
@@ -104,7 +109,7 @@ class MarketService(Service):
         await self.bus.subscribe(
             "market.progress", [(EXECUTION, EXCHANGE_STEP)], self.on_step, seen=self.applied
         )
-        await self.bus.wait_for_consumers(self.wait_for)
+        await self.bus.wait_for_consumers(self.wait_for, self.wait_timeout, self.on_wait)
         start, sent = self.published, 0
         clock = _Pacer(self.speed, self.events[start].recv_ts if start < self.total else 0)
         for seq in range(start + 1, self.total + 1):
@@ -131,6 +136,9 @@ class MarketService(Service):
     def _may_publish(self, seq: int) -> Callable[[], bool]:
         return lambda: self.stopping.is_set() or seq - self.matched <= self.window
 
+    def summary(self) -> str:
+        return f"published {min(self.published, self.total)} of {self.total} events"
+
     def stats(self) -> dict[str, Any]:
         return super().stats() | {"published": self.published, "total": self.total}
 
@@ -156,38 +164,58 @@ def _now() -> int:
     return time.time_ns()
 
 
-def default_queues(strategies: Sequence[str]) -> list[str]:
+def default_queues(strategies: Sequence[str], risk: bool = False) -> list[str]:
     """The queues a pipeline's consumers declare; the market waits until each has a consumer."""
     queues = ["exchange.market", "exchange.orders", "portfolio.market", "portfolio.execution"]
     for sid in strategies:
         queues += [f"strategy.{sid}.market", f"strategy.{sid}.execution"]
-    return queues
+    return queues + (["risk.orders"] if risk else [])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mqlab.services.config import add_config_arguments
+    from mqlab.services.config import add_config_arguments, positive_int
 
     add_common_arguments(parser)
     add_config_arguments(parser)
     parser.add_argument(
-        "--speed", type=float, default=0.0, help="0: as fast as possible; 1: real time; 60: ..."
+        "--speed",
+        type=float,
+        default=0.0,
+        help="replay speed: 0 as fast as the pipeline takes it (default), 1 real time, "
+        "60 an hour of data per minute",
     )
-    parser.add_argument("--window", type=int, default=1, help="steps in flight (default: 1)")
+    parser.add_argument(
+        "--window", type=positive_int, default=1, help="steps in flight (default: 1)"
+    )
     parser.add_argument(
         "--wait-for",
         nargs="*",
         metavar="QUEUE",
         help="queues (without the prefix) that need a consumer before the first publish "
-        "(default: those of the exchange, portfolio and --strategy's host)",
+        "(default: those of the exchange, portfolio and --strategy's host, and with --risk "
+        "the risk service's)",
+    )
+    parser.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for those consumers before giving up (default: 600)",
+    )
+    parser.add_argument(
+        "--risk", action="store_true", help="a risk service runs too: wait for it as well"
     )
     parser.add_argument("--out", type=Path, help="write market.json (counters) here")
 
 
 def run(args: argparse.Namespace) -> int:
-    from mqlab.services import serve
-    from mqlab.services.config import RunConfig
+    from mqlab.services import load_config, serve
 
-    config = RunConfig.from_args(args)
+    config = load_config(args)
+    if config is None:
+        return 2
+
+    def say(queue: str) -> None:
+        print(f"market: waiting for a consumer on {queue} (start that service)", file=sys.stderr)
 
     def build(bus: Bus) -> MarketService:
         return MarketService(
@@ -196,7 +224,9 @@ def run(args: argparse.Namespace) -> int:
             journal_for(args.state_dir, "market"),
             speed=args.speed,
             window=args.window,
-            wait_for=args.wait_for or default_queues([config.strategy_id]),
+            wait_for=args.wait_for or default_queues([config.strategy_id], risk=args.risk),
+            wait_timeout=args.wait_timeout,
+            on_wait=say,
         )
 
     return serve(args, build)

@@ -103,10 +103,10 @@ class PortfolioService(EngineService):
             seq += 1
 
     async def on_market(self, delivery: Delivery) -> None:
-        seq = header_int(delivery, HEADER_SEQ)
-        event = decode(delivery.body)
+        event = decode(delivery.body)  # the body first: its error says most about a bad message
         if not isinstance(event, Kline | OrderBook | Trade):
             raise Reject(f"not market data: a {type(event).__name__} on {MARKET}")
+        seq = header_int(delivery, HEADER_SEQ)
         record = {"id": delivery.message_id or event.id, "kind": "market", "seq": seq}
         await self.commit(record | {"body": delivery.body.decode()})
 
@@ -148,6 +148,12 @@ class PortfolioService(EngineService):
         if self.ended and self.out is not None:
             write_report(self.portfolio, self.out, title=self.title, extra=self.stats())
         return code
+
+    def summary(self) -> str:
+        p = self.portfolio
+        report = f"; report in {self.out}" if self.ended and self.out is not None else ""
+        pnl = p.equity() - p.initial
+        return f"{len(p.fills)} fills booked, PnL {pnl:.2f} {p.quote} at step {self.step}{report}"
 
     def stats(self) -> dict[str, Any]:
         p = self.portfolio
@@ -202,11 +208,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mqlab.services import serve
+    from mqlab.services import load_config, serve
     from mqlab.services._runtime import journal_for
-    from mqlab.services.config import RunConfig
 
-    config = RunConfig.from_args(args)
+    config = load_config(args)
+    if config is None:
+        return 2
 
     def build(bus: Bus) -> PortfolioService:
         return PortfolioService(

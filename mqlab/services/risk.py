@@ -11,20 +11,41 @@ through unchanged, so the step protocol is untouched.
 The check is any function ``check(order, exposure, limit) -> reason | None``; ``exposure``
 is the net quantity of the orders passed so far (buys minus sells), i.e. the position if
 they all fill: a conservative, deterministic view that does not wait for fills.
+
+Alone: ``python -m mqlab risk --url ... --check mymodule:risk_check --position-limit 0.3``,
+with ``--risk`` given to the exchange service (it then reads ``checked``) and to the market
+service (it then also waits for this service's queue). Chapter 10's exercise 10.1 writes
+such a check.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from mqlab.bus import Bus, Delivery, Reject
 from mqlab.events import ZERO, Cancel, Order, Side, decode
-from mqlab.services._runtime import Journal, Outgoing, Service
+from mqlab.services._runtime import (
+    Journal,
+    Outgoing,
+    Service,
+    add_common_arguments,
+    journal_for,
+)
 from mqlab.services.protocol import CHECKED, EXCHANGE_STEP, EXECUTION, ORDERS, parse_control
 
-__all__ = ["HEADER_RISK_REASON", "RiskCheck", "RiskService"]
+__all__ = [
+    "HEADER_RISK_REASON",
+    "RiskCheck",
+    "RiskService",
+    "add_arguments",
+    "load_check",
+    "run",
+]
 
 #: Header of a ``risk_reject`` message: why the order was refused.
 HEADER_RISK_REASON = "x-mqlab-risk-reason"
@@ -103,5 +124,78 @@ class RiskService(Service):
         await self.until_done()
         return 0
 
+    def summary(self) -> str:
+        return f"{self.passed} orders passed, {len(self.refused)} refused (limit ±{self.limit})"
+
     def stats(self) -> dict[str, Any]:
         return super().stats() | {"passed": self.passed, "refused": len(self.refused)}
+
+
+def load_check(spec: str) -> RiskCheck:
+    """``"package.module:function"`` → that function; ValueError says what is wrong."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(
+            f"--check {spec!r}: write MODULE:FUNCTION, e.g. --check my_risk:risk_check "
+            "(my_risk.py in the current directory, or any importable module)"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(
+            f"--check {spec!r}: cannot import {module_name!r} ({exc}); run from the directory "
+            "that holds it, or add that directory to PYTHONPATH"
+        ) from None
+    check = getattr(module, attribute, None)
+    if not callable(check):
+        raise ValueError(f"--check {spec!r}: {module_name} has no function {attribute!r}")
+    return check  # type: ignore[no-any-return]
+
+
+def _limit(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a quantity >= 0 (e.g. 0.3), got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mqlab.services.config import add_config_arguments
+
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--check",
+        required=True,
+        metavar="MODULE:FUNCTION",
+        help="the check: check(order, exposure, limit) returns None to pass the order or a "
+        "reason (str) to refuse it, e.g. my_risk:risk_check",
+    )
+    parser.add_argument(
+        "--position-limit",
+        type=_limit,
+        required=True,
+        metavar="QTY",
+        help="the limit handed to the check, in the base asset (e.g. 0.3 BTC)",
+    )
+    parser.add_argument("--out", type=Path, help="write risk.json (counters) here")
+    add_config_arguments(parser)  # accepted (unused) so every host can share one command line
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from mqlab.services import serve
+
+    try:
+        check = load_check(args.check)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def build(bus: Bus) -> RiskService:
+        return RiskService(bus, check, args.position_limit, journal_for(args.state_dir, "risk"))
+
+    return serve(args, build)

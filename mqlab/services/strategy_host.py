@@ -141,10 +141,10 @@ class StrategyHost(EngineService):
     # --- handlers ------------------------------------------------------------------------------
 
     async def on_market(self, delivery: Delivery) -> None:
-        seq = header_int(delivery, HEADER_SEQ)
-        event = decode(delivery.body)
+        event = decode(delivery.body)  # the body first: its error says most about a bad message
         if not isinstance(event, Kline | OrderBook | Trade):
             raise Reject(f"not market data: a {type(event).__name__} on {MARKET}")
+        seq = header_int(delivery, HEADER_SEQ)
         record = {"id": delivery.message_id or event.id, "kind": "market", "seq": seq}
         await self.commit(record | {"body": delivery.body.decode()})
 
@@ -186,6 +186,10 @@ class StrategyHost(EngineService):
             seen=self.applied,
         )
 
+    def summary(self) -> str:
+        orders = sum(isinstance(r, Order) for r in self.sent)
+        return f"{self.sid}: {self.handled} calls handled, {orders} orders sent"
+
     def stats(self) -> dict[str, Any]:
         orders = sum(isinstance(r, Order) for r in self.sent)
         return super().stats() | {
@@ -212,11 +216,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mqlab.services import serve
+    from mqlab.services import load_config, serve
     from mqlab.services._runtime import journal_for
-    from mqlab.services.config import RunConfig
 
-    config = RunConfig.from_args(args)
+    config = load_config(args)
+    if config is None:
+        return 2
 
     def build(bus: Bus) -> StrategyHost:
         return StrategyHost(

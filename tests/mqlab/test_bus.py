@@ -8,8 +8,18 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
+from yarl import URL
 
-from mqlab.bus import HEADER_QUEUE, HEADER_REASON, Bus, BusError, Delivery, Reject, Unroutable
+from mqlab.bus import (
+    HEADER_QUEUE,
+    HEADER_REASON,
+    Bus,
+    BusError,
+    Delivery,
+    Reject,
+    Unroutable,
+    probe,
+)
 from mqlab.faults import FaultProxy
 
 
@@ -164,9 +174,21 @@ async def test_wait_for_consumers_names_the_missing_queue(bus: Bus) -> None:
         await bus.wait_for_consumers(["missing"], timeout=0.3)
 
 
-async def test_unreachable_broker_gives_a_clear_error() -> None:
-    with pytest.raises(BusError, match="cannot reach the AMQP broker"):
+async def test_unreachable_broker_gives_a_clear_error(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(BusError, match=r"cannot reach the AMQP broker.*check the host and port"):
         await Bus("amqp://guest:guest@127.0.0.1:1/").start()
+    with pytest.raises(BusError, match=r"guest:\*\*\*\*@127.0.0.1:1/"):  # password masked
+        await probe("amqp://guest:guest@127.0.0.1:1/")
+    # aiormq's own traceback-laden log of the failed connect is muted: our error says it all.
+    assert not [r for r in caplog.records if r.name.startswith("aiormq")]
+
+
+async def test_wrong_password_and_vhost_say_what_to_fix(rabbitmq_url: str) -> None:
+    wrong = URL(rabbitmq_url).with_password("not-the-password")
+    with pytest.raises(BusError, match=r"refused the login.*check the user and password"):
+        await Bus(str(wrong)).start()
+    with pytest.raises(BusError, match="virtual host 'no-such-vhost'"):
+        await probe(str(URL(rabbitmq_url).with_path("/no-such-vhost")))
 
 
 async def test_no_message_lost_or_doubled_when_connections_drop(amqp_url: str) -> None:

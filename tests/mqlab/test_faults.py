@@ -21,7 +21,7 @@ import pytest
 
 from mqlab.bus import HEADER_REASON, Bus
 from mqlab.events import encode
-from mqlab.faults import FaultProxy
+from mqlab.faults import FaultProxy, inject, malformed_messages
 from mqlab.pipeline import Pipeline, ProcessPipeline, fill_rows
 from mqlab.services.config import RunConfig
 from mqlab.services.exchange import ExchangeService
@@ -262,3 +262,33 @@ async def test_malformed_messages_go_to_the_dlq_and_the_run_goes_on(
     assert all(d.headers[HEADER_REASON] for d in parked)
     assert {d.message_id for d in parked} == {f"poison-{i}" for i in range(len(poison))}
     _check_books(config, pipeline, "malformed messages")
+
+
+async def test_restart_at_and_injected_garbage_as_in_chapter_10(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    """Chapter 10's live fault: two restarts and three bad messages, each parked with why."""
+    config = RunConfig(limit=300)
+    pipeline = Pipeline(config, amqp_url, prefix=_prefix(), state_dir=tmp_path)
+    bad = malformed_messages(config.events[5])
+    await pipeline.start_all()
+    try:
+        await pipeline.restart_at(75, "strategy")
+        await pipeline.restart_at(150, "exchange")
+        ids = await inject(amqp_url, pipeline.prefix, bad)
+        await _finish(pipeline)
+        async with Bus(amqp_url, prefix=pipeline.prefix) as reader:
+            parked = await reader.dead_letters()
+    finally:
+        await pipeline.close()
+        await pipeline.delete_topology()
+    reasons = {(d.message_id, d.headers["x-mqlab-queue"]): d.headers[HEADER_REASON] for d in parked}
+    for key, reason in sorted(reasons.items()):
+        print(f"  {key}: {reason}")
+    # Each market message is parked once per queue bound to its key (exchange, strategy,
+    # portfolio); the order only by the exchange service, the one that reads orders.
+    assert len(parked) == 7 and {d.message_id for d in parked} == set(ids)
+    assert all("not JSON" in r for (i, _), r in reasons.items() if i == ids[0])
+    assert all("close" in r for (i, _), r in reasons.items() if i == ids[1])
+    assert pipeline.restarts["strategy"] == pipeline.restarts["exchange"] == 1
+    _check_books(config, pipeline, "chapter 10 faults")

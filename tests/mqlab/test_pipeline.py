@@ -11,13 +11,17 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import aio_pika
 import pytest
 
-from mqlab.pipeline import Pipeline, fill_rows, prepare_state, run_pipeline
+from mqlab.bus import Bus
+from mqlab.pipeline import Pipeline, _mark, fill_rows, prepare_state, resumable, run_pipeline
+from mqlab.services._runtime import Journal
 from mqlab.services.config import RunConfig
+from mqlab.services.exchange import explain_journal
 
 CASES = {
     # bars, orders answered before the next bar: the common case
@@ -149,3 +153,113 @@ def test_a_service_alone_needs_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert done.returncode == 2
     assert "--url" in done.stderr
+
+
+def _cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mqlab", *argv], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["market", "--url", "amqp://guest:guest@127.0.0.1:1/", "--data", "nope.csv"], 2,
+         "nope.csv not found"),
+        (["strategy", "--url", "amqp://guest:guest@127.0.0.1:1/", "--param", "nosuch=1"], 2,
+         "no parameter nosuch"),
+        (["exchange", "--url", "amqp://guest:guest@127.0.0.1:1/"], 1,
+         "cannot reach the AMQP broker"),
+        (["pipeline", "--url", "amqp://guest:guest@127.0.0.1:1/"], 1,
+         "cannot reach the AMQP broker"),
+        (["pipeline", "--param", "fast=x"], 2, "numbers are written bare"),
+        (["risk", "--url", "amqp://guest:guest@127.0.0.1:1/", "--check", "no_such_module:f",
+          "--position-limit", "0.1"], 2, "cannot import 'no_such_module'"),
+        (["risk", "--check", "risk_check", "--position-limit", "0.1"], 2, "MODULE:FUNCTION"),
+    ],
+)  # fmt: skip
+def test_cli_errors_say_what_to_do_without_a_traceback(
+    argv: list[str], code: int, message: str, tmp_path: Path
+) -> None:
+    done = _cli(*argv, "--out", str(tmp_path))
+    assert done.returncode == code, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "state").exists(), "a failed start must leave no run to resume"
+
+
+async def test_a_risk_service_between_strategy_and_exchange(amqp_url: str, tmp_path: Path) -> None:
+    """``--risk module:function`` adds the risk service, in one process and as processes."""
+    config = RunConfig(limit=400)
+    check = "mqlab.exercises.solutions.ch10:risk_check"
+    # sma_cross trades 0.1 BTC: a limit of 0.1 refuses nothing, so the fills are the backtest's
+    roomy = await run_pipeline(
+        config, url=amqp_url, out=tmp_path / "roomy", progress=False, risk=check, limit="0.1"
+    )
+    assert roomy.complete and roomy.parity is None  # the backtest has no risk service
+    assert roomy.fills == fill_rows(config.backtest().fills) and roomy.fills
+    assert roomy.stats["risk"]["refused"] == 0
+    # ... and 0.05 refuses every order, which the exchange answers with REJECTED updates
+    tight = await run_pipeline(
+        config, url=amqp_url, out=tmp_path / "tight", processes=True, progress=False,
+        risk=check, limit="0.05",
+    )  # fmt: skip
+    print(f"risk: {tight.stats['risk']}; commands: {tight.commands['risk']}")
+    assert tight.complete and tight.mode == "5 processes"
+    assert tight.fills == [] and tight.stats["risk"]["refused"] == tight.orders > 0
+    assert "--check " + check in tight.commands["risk"]
+    assert "--risk" in tight.commands["exchange"] and "--risk" in tight.commands["market"]
+
+
+def test_delete_removes_a_hand_started_runs_topology(amqp_url: str) -> None:
+    prefix = f"t-del-{uuid.uuid4().hex[:8]}"
+
+    async def declare() -> None:
+        async with Bus(amqp_url, prefix=prefix) as bus:
+            await bus.declare_queue("exchange.market", [("market", "#")])
+
+    async def exists() -> bool:
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            try:
+                await channel.declare_queue(f"{prefix}.exchange.market", passive=True)
+            except aio_pika.exceptions.ChannelClosed:
+                return False
+            return True
+
+    asyncio.run(declare())
+    assert asyncio.run(exists())
+    done = _cli("pipeline", "--url", amqp_url, "--delete", prefix)
+    assert done.returncode == 0, done.stderr
+    assert not asyncio.run(exists())
+
+
+def test_a_killed_run_resumes_only_on_the_broker_that_holds_its_messages(tmp_path: Path) -> None:
+    config = RunConfig(limit=100)
+    prefix, resuming = prepare_state(tmp_path, config, broker="amqp://rabbit-a/")
+    assert not resuming
+    assert resumable(tmp_path, config, "amqp://rabbit-a/")
+    assert not resumable(tmp_path, config, "amqp://rabbit-b/"), "its messages are on rabbit-a"
+    assert not resumable(tmp_path, RunConfig(limit=99), "amqp://rabbit-a/")
+    again, resuming = prepare_state(tmp_path, config, broker="amqp://rabbit-a/")
+    assert resuming and again == prefix
+    _mark(tmp_path, paused=True)  # a Ctrl-C pause drains every queue
+    assert resumable(tmp_path, config, "amqp://rabbit-b/")
+    fresh, resuming = prepare_state(tmp_path, config, fresh=True, broker="amqp://rabbit-b/")
+    assert not resuming and fresh != prefix
+
+
+async def test_explain_journal_says_what_each_record_did(amqp_url: str, tmp_path: Path) -> None:
+    config = RunConfig(limit=200)
+    await run_pipeline(config, url=amqp_url, out=tmp_path, progress=False, plots=False)
+    records = list(Journal(tmp_path / "state" / "exchange.jsonl"))
+    rows = explain_journal(records, config.make_exchange(), [config.strategy_id])
+    assert len(rows) == len(records)
+    first = next(i for i, r in enumerate(rows) if r["record"] == "request")
+    order = rows[first]["id"]
+    done = next(r for r in rows[first:] if r["record"] == "done")
+    assert f"on_order({order})" in done["what"]
+    assert all("filed it only: the engine waits for done" in r["what"]
+               for r in rows if r["record"] == "market" and "matched" not in r["what"])  # fmt: skip
+    matched = [r for r in rows if "matched bar" in r["what"]]
+    assert len(matched) == 200, "each bar is matched exactly once, as in the backtest"

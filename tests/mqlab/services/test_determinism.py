@@ -54,7 +54,9 @@ class FakeBus:
         self.router.queues[suffix] = queue
         return queue
 
-    async def wait_for_consumers(self, queues: Iterable[str], timeout: float = 60) -> None:
+    async def wait_for_consumers(
+        self, queues: Iterable[str], timeout: float = 60, on_wait: object = None
+    ) -> None:
         return None
 
 
