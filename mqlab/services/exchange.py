@@ -349,17 +349,22 @@ def explain_journal(
                 {"record": "confirmed", "id": record["confirmed"], "step": "", "what": what}
             )
             continue
-        submitted = len(service.submitted)
+        submitted, events = len(service.submitted), service.counts["events"]
         outputs = service.apply(record)
         did = [f"on_order({', '.join(service.submitted[submitted:])})"]
         did = did if len(service.submitted) > submitted else []
+        did += [f"matched bar {n}" for n in range(events + 1, service.counts["events"] + 1)]
         for out in outputs:
+            body = json.loads(out.body)
             if out.type == "step":
-                did.append(f"matched bar {json.loads(out.body)['seq']}, published its step marker")
+                calls = ", ".join(str(k) for k in body["calls"].values())
+                did.append(f"published step marker {body['seq']} (call {calls})")
             elif out.type in ("end", "pause"):
                 did.append(f"published the {out.type} marker")
             else:
-                did.append(f"published {out.type} {out.message_id}")
+                did.append(
+                    f"published {out.type} {out.message_id} (call {out.headers[HEADER_CALL]})"
+                )
         kind, step = record.get("kind", "?"), record.get("seq", "")
         if not did:
             calls = " and ".join(f"done {k} of {sid}" for sid, k in service.calls.items())
