@@ -1082,7 +1082,7 @@ def _print_summary(result: PipelineResult) -> None:
     s = result.summary()
     lines = [
         f"pipeline: {s['strategy']} on {s['data']}, {s['mode']}, {result.broker_label} "
-        f"({s['broker']})",
+        f"({s['broker'].removeprefix('embedded ')})",
         f"  events             {s['events']}",
         f"  orders             {s['orders']}",
         f"  fills              {s['fills']}",
