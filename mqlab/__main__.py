@@ -24,7 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    top = argparse.ArgumentParser(prog="python -m mqlab", description=__doc__.splitlines()[0])
+    top = argparse.ArgumentParser(
+        prog="python -m mqlab",
+        description="One entry point for the broker, backtest, pipeline and its services.",
+    )
     top.add_argument(
         "command", choices=COMMANDS, help="; ".join(f"{k}: {v[1]}" for k, v in COMMANDS.items())
     )

@@ -53,6 +53,7 @@ __all__ = [
     "Backtest",
     "BacktestResult",
     "add_arguments",
+    "amount",
     "draw_event_flow",
     "plot_equity",
     "run",
@@ -336,17 +337,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, default=None, help="write the equity curve PNG here")
 
 
-def _amount(text: str) -> Decimal:
-    """An exact, finite, non-negative number from the command line (argparse type)."""
+def amount(text: str, name: str = "amount") -> Decimal:
+    """An exact, finite, non-negative number from text; ``ValueError`` naming ``name`` if not."""
     try:
         value = Decimal(text)
     except ArithmeticError:
         value = Decimal("NaN")
     if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a number >= 0 (e.g. 10000 or 0.001), got {text!r}"
-        )
+        raise ValueError(f"{name}: expected a number >= 0 (e.g. 10000 or 0.001), got {text!r}")
     return value
+
+
+def _amount(text: str) -> Decimal:
+    """:func:`amount` as an argparse type."""
+    try:
+        return amount(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("amount: ")) from None
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:

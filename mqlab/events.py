@@ -277,6 +277,10 @@ _TYPES: dict[str, type] = {
 _NAMES: dict[type, str] = {cls: name for name, cls in _TYPES.items()}
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def _refuse(self: Any, name: str, *value: Any) -> None:
     raise FrozenInstanceError(
         f"{type(self).__name__} events are immutable: cannot set or delete {name!r}"
@@ -500,14 +504,15 @@ def decode(data: bytes | bytearray | memoryview | str) -> Event:
         raise EventDecodeError(f"unknown event type {kind!r}; known: {', '.join(_TYPES)}", "event")
     spec = _SPECS[cls]
     known = {name for name, *_ in spec} | {"event", "id"}
+    an_event = f"{_article(str(kind))} {kind} event"
     for name in payload:
         if name not in known:
-            raise EventDecodeError(f"unknown field for a {kind} event", name)
+            raise EventDecodeError(f"unknown field for {an_event}", name)
     values = {}
     for name, hint, fkind, required in spec:
         if name not in payload:
             if required:
-                raise EventDecodeError(f"missing from a {kind} event", name)
+                raise EventDecodeError(f"missing from {an_event}", name)
             continue
         values[name] = _parse(payload[name], hint, fkind, name)
     event = cls(**values)

@@ -104,6 +104,12 @@ class Verification:
         return "\n".join(lines)
 
 
+def _wrap_dotted(name: str, width: int = 18) -> str:
+    """Wrap a dotted name for a box label at its dots, never inside a word."""
+    spaced = textwrap.fill(name.replace(".", ". "), width, break_long_words=False)
+    return spaced.replace(". ", ".")
+
+
 def short_name(name: str) -> str:
     """A display name: drop the random suffix of :func:`~mqlab.patterns.unique` names."""
     if name == DEFAULT_EXCHANGE:
@@ -559,7 +565,8 @@ def _draw(top: Topology, ax: Axes | None, title: str) -> Figure:
         for name in names:
             x, y = pos[kind, name]
             face, edge = _STYLE[kind]
-            label = textwrap.fill(short_name(name), 18)
+            # Wrap at the dots of a dotted name, never inside a word.
+            label = _wrap_dotted(short_name(name))
             if kind == "exchange":
                 label += f"\n[{top.exchanges[name].type if name in top.exchanges else 'direct'}]"
             if kind == "queue" and name in top.ready:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -30,6 +31,14 @@ def _reachable(url: str) -> bool:
     except OSError:
         return False
     return True
+
+
+@pytest.fixture(autouse=True)
+def _close_figures() -> Iterator[None]:
+    """Tests that draw leave no figures behind (pyplot keeps every open one alive)."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,12 +144,9 @@ class RunConfig:
 
 def amount(text: str, name: str = "amount") -> str:
     """``text`` if it is a finite number >= 0 (money stays text, parsed as Decimal later)."""
-    try:
-        value = Decimal(text)
-    except ArithmeticError:
-        value = Decimal("NaN")
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{name}: expected a number >= 0 (e.g. 10000 or 0.001), got {text!r}")
+    from mqlab.backtest import amount as parse_amount
+
+    parse_amount(text, name)
     return text
 
 
