@@ -23,8 +23,9 @@ test: $(STAMP)
 	$(VENV)/bin/mypy concurrency_lab mqlab
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
+# Jupyter refuses to run as root unless told; containers and CI machines often are root.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ip 127.0.0.1 notebooks/
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,bench]'
