@@ -31,7 +31,7 @@ import json
 import sys
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import chain
@@ -50,14 +50,22 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "DECISIONS_PER_DAY",
+    "RECORDED_BENCHMARK",
     "Backtest",
     "BacktestResult",
     "add_arguments",
     "amount",
+    "bars_per_second",
+    "daily_decision_cpu",
     "draw_event_flow",
+    "fee_runs",
     "plot_equity",
+    "recorded_benchmark_table",
     "run",
     "run_backtest",
+    "speed_comparison",
+    "timed",
 ]
 
 
@@ -217,6 +225,110 @@ def run_backtest(
 ) -> BacktestResult:
     """``Backtest(strategy, *sources, **options).run()``."""
     return Backtest(strategy, *sources, **options).run()
+
+
+# --- chapter 7's comparisons -------------------------------------------------------------------
+
+RECORDED_BENCHMARK = Path(__file__).parents[1] / "benchmarks" / "results" / "backtest.json"
+DECISIONS_PER_DAY: dict[str, int] = {
+    "1-hour bars": 24,
+    "1-minute klines": 1_440,
+    "1-second ticks": 86_400,
+    "10 book updates a second": 864_000,
+}
+
+
+def timed(run: Callable[[], object]) -> float:
+    """Seconds of wall time one call of ``run`` takes."""
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def bars_per_second(run: Callable[[], object], bars: int, repeats: int = 3) -> float:
+    """``bars`` over the fastest of ``repeats`` calls of ``run`` (the least disturbed one)."""
+    return bars / min(timed(run) for _ in range(repeats))
+
+
+def speed_comparison(
+    frame: pd.DataFrame,
+    fast: int,
+    slow: int,
+    qty: Decimal | str,
+    *,
+    fee: float = 0.001,
+    cash: float = 10**6,
+    repeats: int = 3,
+) -> dict[str, float]:
+    """Bars per second of the SMA crossover: vectorised, event-driven, and event-driven
+    counting the building of the events from ``frame`` (the like-for-like figure)."""
+    from mqlab.market import frame_to_klines, iter_frame_klines
+    from mqlab.strategies import SmaCross
+    from mqlab.vectorised import backtest_sma
+
+    events = frame_to_klines(frame)
+    runs: dict[str, Callable[[], object]] = {
+        "vectorised": lambda: backtest_sma(frame, fast, slow, qty=qty, fee=fee, cash=cash),
+        "event-driven": lambda: run_backtest(SmaCross(fast, slow, qty), events, cash=cash),
+        "event-driven, building events": lambda: run_backtest(
+            SmaCross(fast, slow, qty), iter_frame_klines(frame), cash=cash
+        ),
+    }
+    return {name: bars_per_second(run, len(frame), repeats) for name, run in runs.items()}
+
+
+def recorded_benchmark_table(path: str | Path = RECORDED_BENCHMARK) -> str:
+    """The last recorded ``benchmarks/backtest.py`` run against backtrader, in CPU time, as a
+    table; if there is none, what to run to record one."""
+    path = Path(path)
+    r = json.loads(path.read_text()) if path.exists() else {}
+    cpu = r.get("cpu", {})
+    if not cpu.get("backtrader_bars_per_s"):
+        return "no recorded backtrader run yet: python benchmarks/backtest.py --quick"
+    return "\n".join(
+        [
+            f"{r['bars']:,} synthetic bars, Python {r['python']}, "
+            f"load average {r['load_average']}, same trades: {r['same_trades']}",
+            f"{'':>40}  {'bars/s (CPU)':>12}  {'vs backtrader':>13}",
+            f"{'backtrader':>40}  {cpu['backtrader_bars_per_s']:>12,}",
+            f"{'ours, building events from the frame':>40}  "
+            f"{cpu['event_driven_from_frame_bars_per_s']:>12,}  {cpu['ratio_like_for_like']:>12}x",
+            f"{'ours, fed ready-made events':>40}  "
+            f"{cpu['event_driven_events_bars_per_s']:>12,}  {cpu['ratio_engine_only']:>12}x",
+        ]
+    )
+
+
+def fee_runs(
+    make_strategy: Callable[[], Strategy],
+    events: Sequence[MarketEvent],
+    fees: Iterable[str] = ("0", "0.001"),
+    *,
+    cash: Decimal | str | int = 50_000,
+) -> dict[str, BacktestResult]:
+    """One backtest per taker fee, each with a fresh strategy and a fresh simulated exchange
+    holding ``cash`` USDT; keyed by the fee as given."""
+    return {
+        fee: run_backtest(
+            make_strategy(),
+            events,
+            cash=cash,
+            exchange=SimulatedExchange({"USDT": cash}, taker_fee=fee),
+        )
+        for fee in fees
+    }
+
+
+def daily_decision_cpu(
+    rerun: float, per_event: float, per_day: dict[str, int] = DECISIONS_PER_DAY
+) -> str:
+    """CPU seconds a day of decisions costs: re-running a vectorised backtest (``rerun``
+    seconds each) against answering one event (``per_event`` seconds each)."""
+    return "\n".join(
+        f"{label:>25}: {n:>7,} decisions, CPU: vectorised {n * rerun:8.1f} s, "
+        f"event-driven {n * per_event:5.2f} s"
+        for label, n in per_day.items()
+    )
 
 
 # --- figures -----------------------------------------------------------------------------------

@@ -52,9 +52,11 @@ from mqlab.services.risk import RiskCheck, RiskService, load_check
 from mqlab.services.strategy_host import StrategyHost
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.axes import Axes
 
     from mqlab.events import Fill
+    from mqlab.faults import Malformed
     from mqlab.strategy import Strategy
     from mqlab.topology import Topology
 
@@ -67,6 +69,7 @@ __all__ = [
     "add_arguments",
     "fill_rows",
     "in_process_latency",
+    "injected_table",
     "live_topology",
     "plot_latency",
     "resumable",
@@ -86,6 +89,16 @@ def fill_rows(fills: list[Fill]) -> list[FillRow]:
         (f.id, f.order_id, f.ts, f.side.value, f"{f.qty:f}", f"{f.price:f}", f"{f.fee:f}")
         for f in fills
     ]
+
+
+def injected_table(ids: list[str], messages: list[Malformed]) -> pd.DataFrame:
+    """The malformed messages injected (``mqlab.faults.inject``), one row per message id:
+    the exchange and routing key each went to, and what is wrong with it."""
+    import pandas as pd
+
+    rows = [(i, m.exchange, m.routing_key, m.what) for i, m in zip(ids, messages, strict=True)]
+    columns = ["message", "exchange", "routing key", "what is wrong"]
+    return pd.DataFrame(rows, columns=columns).set_index("message")
 
 
 def _read_fill_rows(path: Path) -> list[FillRow]:

@@ -28,7 +28,15 @@ import pandas as pd
 
 from mqlab.portfolio import max_drawdown, sharpe_ratio
 
-__all__ = ["VectorisedResult", "backtest_sma", "sma_positions", "sma_signal", "trade_tuples"]
+__all__ = [
+    "VectorisedResult",
+    "backtest_sma",
+    "lookahead_inflation",
+    "sma_positions",
+    "sma_signal",
+    "stats_table",
+    "trade_tuples",
+]
 
 
 def _ticks(close: np.ndarray, tick: float) -> np.ndarray:
@@ -133,3 +141,46 @@ def trade_tuples(trades: pd.DataFrame) -> list[tuple[int, str, float, float]]:
         (int(ts), str(side), float(qty), float(price))
         for ts, side, qty, price in trades[["ts", "side", "qty", "price"]].itertuples(index=False)
     ]
+
+
+def stats_table(results: dict[str, VectorisedResult]) -> str:
+    """Equity, return, drawdown, trades and fees of each labelled run, one row each, printable."""
+    table = pd.DataFrame([r.stats() for r in results.values()], index=list(results))
+    money = "{:,.2f}".format
+    return table[["equity", "total_return", "max_drawdown", "trades", "fees"]].to_string(
+        formatters={
+            "equity": money,
+            "total_return": "{:+.2%}".format,
+            "max_drawdown": "{:.2%}".format,
+            "fees": money,
+        }
+    )
+
+
+def lookahead_inflation(
+    frame: pd.DataFrame,
+    windows: list[tuple[int, int]],
+    *,
+    qty: float | Decimal | str = 0.1,
+    cash: float = 10_000.0,
+    fee: float = 0.0,
+) -> pd.DataFrame:
+    """Per (fast, slow) pair: trades and total return done correctly and with look-ahead, and
+    by how much look-ahead inflates the return; indexed by "fast/slow"."""
+    rows = []
+    for fast, slow in windows:
+        correct, peeking = (
+            backtest_sma(frame, fast, slow, qty=qty, cash=cash, fee=fee, lookahead=cheating)
+            for cheating in (False, True)
+        )
+        rows.append(
+            {
+                "fast/slow": f"{fast}/{slow}",
+                "trades": len(correct.trades),
+                "correct": correct.stats()["total_return"],
+                "look-ahead": peeking.stats()["total_return"],
+            }
+        )
+    table = pd.DataFrame(rows).set_index("fast/slow")
+    table["inflation"] = table["look-ahead"] - table["correct"]
+    return table

@@ -11,10 +11,22 @@ from pathlib import Path
 import pytest
 
 from mqlab.__main__ import main
-from mqlab.backtest import Backtest, draw_event_flow, plot_equity, run_backtest
+from mqlab.backtest import (
+    RECORDED_BENCHMARK,
+    Backtest,
+    bars_per_second,
+    daily_decision_cpu,
+    draw_event_flow,
+    fee_runs,
+    plot_equity,
+    recorded_benchmark_table,
+    run_backtest,
+    speed_comparison,
+    timed,
+)
 from mqlab.events import Fill, Kline, OrderBook, OrderStatus, OrderUpdate, Trade
 from mqlab.exchange import Latency, SimulatedExchange
-from mqlab.market import synthetic_book_events, synthetic_klines
+from mqlab.market import synthetic_book_events, synthetic_frame, synthetic_klines
 from mqlab.strategies import BookImbalance, SmaCross
 from mqlab.strategy import Strategy
 
@@ -254,3 +266,50 @@ def test_progress_bar_is_closed_when_a_source_fails(
     with pytest.raises(DataError, match="line 2"):
         backtest.run()
     assert len(bars) == 1 and bars[0].closed  # type: ignore[attr-defined]
+
+
+def test_timed_and_bars_per_second_count_every_call() -> None:
+    calls: list[int] = []
+    assert timed(lambda: calls.append(1)) >= 0
+    assert bars_per_second(lambda: calls.append(1), bars=1000, repeats=4) > 0
+    assert len(calls) == 5
+
+
+def test_speed_comparison_names_the_three_ways() -> None:
+    speed = speed_comparison(synthetic_frame(300, seed=1), 5, 20, D("0.1"), repeats=1)
+    assert list(speed) == ["vectorised", "event-driven", "event-driven, building events"]
+    assert all(rate > 0 for rate in speed.values())
+
+
+def test_recorded_benchmark_table(tmp_path: Path) -> None:
+    assert "python benchmarks/backtest.py" in recorded_benchmark_table(tmp_path / "none.json")
+    cpu = {
+        "backtrader_bars_per_s": 19484,
+        "event_driven_from_frame_bars_per_s": 381607,
+        "event_driven_events_bars_per_s": 721633,
+        "ratio_like_for_like": 19.6,
+        "ratio_engine_only": 37.0,
+    }
+    run = {"bars": 200000, "python": "3.11.7", "load_average": 0.98, "same_trades": True}
+    path = tmp_path / "backtest.json"
+    path.write_text(json.dumps(run | {"cpu": cpu}))
+    lines = recorded_benchmark_table(path).splitlines()
+    assert lines[0].startswith("200,000 synthetic bars, Python 3.11.7")
+    assert "19,484" in lines[2] and "381,607" in lines[3] and "19.6x" in lines[3]
+    assert "721,633" in lines[4] and "37.0x" in lines[4]
+    assert RECORDED_BENCHMARK.name == "backtest.json"
+
+
+def test_fee_runs_differ_only_by_the_fee() -> None:
+    books = synthetic_book_events(600, seed=11)
+    runs = fee_runs(lambda: BookImbalance(qty="0.3"), books, ("0", "0.001"), cash=50_000)
+    free, paid = runs["0"], runs["0.001"]
+    assert free.stats.fees == 0 < paid.stats.fees
+    assert free.exchange is not paid.exchange and len(free.fills) > 0
+
+
+def test_daily_decision_cpu() -> None:
+    text = daily_decision_cpu(0.5, 0.001, {"1-hour bars": 24, "ticks": 1000})
+    hour, ticks = text.splitlines()
+    assert "1-hour bars" in hour and "vectorised     12.0 s" in hour and "0.02 s" in hour
+    assert "vectorised    500.0 s" in ticks and "1.00 s" in ticks

@@ -18,7 +18,17 @@ import aio_pika
 import pytest
 
 from mqlab.bus import Bus
-from mqlab.pipeline import Pipeline, _mark, fill_rows, prepare_state, resumable, run_pipeline
+from mqlab.events import Kline
+from mqlab.faults import malformed_messages
+from mqlab.pipeline import (
+    Pipeline,
+    _mark,
+    fill_rows,
+    injected_table,
+    prepare_state,
+    resumable,
+    run_pipeline,
+)
 from mqlab.services._runtime import Journal
 from mqlab.services.config import RunConfig
 from mqlab.services.exchange import explain_journal
@@ -265,3 +275,15 @@ async def test_explain_journal_says_what_each_record_did(amqp_url: str, tmp_path
             assert any(w in row["what"] for w in ("matched bar", "(call", "waits for done")), row
     for what in ("matched bar", "published step marker"):
         assert sum(what in r["what"] for r in rows) == 200, f"{what}: once per bar"
+
+
+def test_injected_table_lists_each_message_by_id() -> None:
+    sample = next(e for e in RunConfig(limit=20).events if isinstance(e, Kline))
+    garbage = malformed_messages(sample)
+    ids = [f"m{i}" for i in range(len(garbage))]
+    table = injected_table(ids, garbage)
+    assert list(table.index) == ids
+    assert list(table.columns) == ["exchange", "routing key", "what is wrong"]
+    assert table.loc["m0", "what is wrong"] == garbage[0].what
+    with pytest.raises(ValueError):
+        injected_table(ids[:-1], garbage)

@@ -9,7 +9,14 @@ import pytest
 from mqlab.backtest import run_backtest
 from mqlab.market import SAMPLE_DATA, klines_to_frame, load_binance_csv, synthetic_klines
 from mqlab.strategies import SmaCross
-from mqlab.vectorised import backtest_sma, sma_positions, sma_signal, trade_tuples
+from mqlab.vectorised import (
+    backtest_sma,
+    lookahead_inflation,
+    sma_positions,
+    sma_signal,
+    stats_table,
+    trade_tuples,
+)
 
 CASH = 1_000_000  # enough that no order is ever refused: both engines trade every signal
 
@@ -77,3 +84,24 @@ def test_stats_agree_with_the_event_driven_portfolio() -> None:
     assert vector["sharpe"] == pytest.approx(event.sharpe, rel=1e-6)
     assert vector["max_drawdown"] == pytest.approx(event.max_drawdown, rel=1e-6)
     assert vector["fees"] == pytest.approx(float(event.fees), rel=1e-12)
+
+
+def test_stats_table_has_a_row_per_run() -> None:
+    frame = klines_to_frame(synthetic_klines(2000, seed=1))
+    honest = backtest_sma(frame)
+    text = stats_table({"correct": honest, "cheat": backtest_sma(frame, lookahead=True)})
+    header, correct, cheat = text.splitlines()
+    assert header.split() == ["equity", "total_return", "max_drawdown", "trades", "fees"]
+    assert correct.startswith("correct") and cheat.startswith("cheat")
+    assert f"{honest.stats()['total_return']:+.2%}" in correct
+
+
+def test_lookahead_inflation_table() -> None:
+    frame = klines_to_frame(synthetic_klines(3000, seed=2))
+    table = lookahead_inflation(frame, [(5, 20), (10, 30)], qty=0.1, cash=CASH)
+    assert list(table.index) == ["5/20", "10/30"]
+    correct = backtest_sma(frame, 10, 30, qty=0.1, cash=CASH, fee=0.0)
+    assert table.loc["10/30", "trades"] == len(correct.trades)
+    assert table.loc["10/30", "correct"] == correct.stats()["total_return"]
+    assert (table["inflation"] == table["look-ahead"] - table["correct"]).all()
+    assert (table["inflation"] > 0).all()
