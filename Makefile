@@ -4,7 +4,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lab bench lint clean
+PORT   ?= 8888
+BOOK   := _build/html
+DOCS_STAMP := $(VENV)/.installed-docs
+
+.PHONY: demo test lab git-filter strip bench lint clean book book-check serve-book
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -23,9 +27,54 @@ test: $(STAMP)
 	$(VENV)/bin/mypy concurrency_lab mqlab
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
+# The server's root is the repository, so chapter links to docs/ and to the reference
+# solutions open; the browser starts on chapter 00. LAB_QUICK=1 make lab for the quick setting;
+# LAB_ARGS passes more options to JupyterLab (e.g. LAB_ARGS=--no-browser). No news or update
+# checks: they pop up asking to fetch from the internet.
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ip 127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
+lab: $(STAMP) git-filter
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --port $(PORT) --ServerApp.root_dir=. \
+	  --LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb \
+	  --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# Keep the outputs JupyterLab saves out of git: nbstripout as this clone's clean filter. The
+# files on disk keep their outputs; what git stores, diffs and reports as changed has none.
+# --keep-id leaves the committed cell ids alone. Local to this clone (.git), never committed.
+NBSTRIPOUT := "$(CURDIR)/$(VENV)/bin/nbstripout"
+git-filter: $(STAMP)
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  git config filter.nbstripout.clean '$(NBSTRIPOUT) --keep-id' && \
+	  git config filter.nbstripout.smudge cat && \
+	  git config diff.ipynb.textconv '$(NBSTRIPOUT) -t --keep-id' && \
+	  attrs=$$(git rev-parse --git-path info/attributes) && mkdir -p "$$(dirname "$$attrs")" && \
+	  { grep -qs 'filter=nbstripout' "$$attrs" || \
+	    echo '*.ipynb filter=nbstripout diff=ipynb' >> "$$attrs"; } && \
+	  echo "git-filter: nbstripout keeps notebook outputs out of git in this clone"; \
+	fi
+
+# Clear the outputs from the chapter files themselves (make test checks they have none).
+strip: $(STAMP)
+	$(VENV)/bin/nbstripout --keep-id notebooks/*.ipynb
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
+# The HTML book: chapters executed in the quick setting (cached in _build/.jupyter_cache, so a
+# rebuild re-runs only the chapters whose code changed), docs/*.md and the README.
+book: $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html -c docs/book . $(BOOK)
+	@echo "book: $(BOOK)/index.html  (make serve-book PORT=$(PORT))"
+
+# Every page in headless chromium (Debian's; never a downloaded browser): no console error,
+# no failed request, no broken internal link, a figure on every chapter, screenshots.
+book-check: $(DOCS_STAMP)
+	$(PY) docs/book/check.py $(BOOK) --screenshots _build/screenshots
+
+serve-book:
+	@test -f $(BOOK)/index.html || { echo "no book yet: run make book" >&2; exit 1; }
+	$(PYTHON) -m http.server $(PORT) --bind 127.0.0.1 --directory $(BOOK)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,bench]'
@@ -40,4 +89,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy concurrency_lab mqlab
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build _build *.egg-info

@@ -9,7 +9,7 @@ loop. Each repeat runs in a fresh interpreter (as chapter 06 does), so every loo
 main thread with nothing else around, and repeats are interleaved so background load hits every
 loop alike. Ratios are against stock asyncio measured in the same run; the ranking joins loops
 with ``<`` only where their p10–p90 ranges do not overlap. uvloop is skipped when it is not
-installed (``pip install uvloop``, or ``pip install -e '.[bench]'``).
+installed (it is a dependency of the course everywhere but on Windows).
 """
 
 from __future__ import annotations
@@ -45,18 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     print("\nranking, fastest first ('<': p10-p90 ranges apart, '≈': they overlap):")
     print("\n".join(aio.rank_loops(loops)))
     if "uvloop" not in aio.LOOPS:
-        print("(uvloop is not installed: pip install uvloop)")
+        print("(uvloop is not installed: it does not exist on Windows)")
 
     nest: list[dict] = []
     if not args.no_nest:
-        rounds = 1 if args.quick else 3
-        nest = aio.nest_asyncio_cost(*((5_000, 3) if args.quick else (50_000, 7)), rounds)
+        rounds = 2 if args.quick else 3
+        nest = aio.nest_asyncio_cost(*((5_000, 15) if args.quick else (50_000, 25)), rounds)
         plain, patched = nest
-        print(f"\nnest-asyncio2, µs (fresh interpreters, median of {rounds} alternating rounds)")
-        print(f"{'measure':<24}{'plain':>9}{'patched':>9}{'ratio':>8}")
-        for key in ("sleep(0) switch us", "Future hand-off us", "run_until_complete us"):
-            ratio = patched[key] / plain[key]
-            print(f"{key[:-3]:<24}{plain[key]:>9.3f}{patched[key]:>9.3f}{ratio:>8.2f}")
+        table = aio.nest_cost_table(plain, patched)
+        print(f"\nnest-asyncio2: medians of {plain['samples']} samples a side ({rounds} rounds)")
+        print(aio.format_nest_cost(table))
+        print("\n".join(aio.nest_cost_verdicts(table)))
         print(f"nested run_until_complete: plain -> {plain['nested call']}")
         print(f"                           patched -> {patched['nested call']}")
 

@@ -22,13 +22,12 @@ import importlib.util
 import itertools
 import json
 import re
-import statistics
 import subprocess
 import sys
 import time
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from concurrency_lab import miniloop
 from concurrency_lab._aio import run_sync
@@ -37,7 +36,6 @@ from concurrency_lab.stats import summarize
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
-    from matplotlib.container import BarContainer
     from matplotlib.figure import Figure
 
     from concurrency_lab.timeline import Timeline
@@ -462,8 +460,19 @@ def old_style_report() -> list[dict[str, str]]:
 
 
 # -- chapter 06: what nest-asyncio2 costs -------------------------------------------------
+def _samples_us(fn: Callable[[int], float], n: int, repeats: int) -> list[float]:
+    """µs per step of ``repeats`` runs of ``fn(n)``, after one warm-up run."""
+    fn(min(n, 1000))
+    with _gc_paused():
+        return [fn(n) * 1e6 for _ in range(repeats)]
+
+
 def _nest_measure(n: int, repeats: int, patched: bool) -> dict[str, Any]:
-    """Measured in this (fresh) interpreter; called by the ``nest-cost`` command."""
+    """Measured in this (fresh) interpreter; called by the ``nest-cost`` command.
+
+    Each operation's entry is the list of its ``repeats`` samples (µs per operation), so the
+    caller can pool the samples of several interpreters and report a median with its spread.
+    """
     if patched:
         import nest_asyncio2
 
@@ -494,20 +503,24 @@ def _nest_measure(n: int, repeats: int, patched: bool) -> dict[str, Any]:
         "asyncio.Task is": "C (_asyncio)"
         if asyncio.Task.__module__ == "_asyncio"
         else "pure Python (asyncio.tasks._PyTask)",
-        "sleep(0) switch us": _per_call(on_loop(yield_pingpong), n, repeats),
-        "Future hand-off us": _per_call(on_loop(handoff), n, repeats),
-        "run_until_complete us": _per_call(run_until_complete_cost, max(n // 10, 100), repeats),
+        "sleep(0) switch us": _samples_us(on_loop(yield_pingpong), n, repeats),
+        "Future hand-off us": _samples_us(on_loop(handoff), n, repeats),
+        "run_until_complete us": _samples_us(run_until_complete_cost, max(n // 10, 100), repeats),
         "nested call": loop.run_until_complete(nested()),
     }
     loop.close()
     return result
 
 
-def nest_asyncio_cost(n: int = 20_000, repeats: int = 5, rounds: int = 2) -> list[dict[str, Any]]:
+_NEST_KEYS = ["sleep(0) switch us", "Future hand-off us", "run_until_complete us"]
+
+
+def nest_asyncio_cost(n: int = 20_000, repeats: int = 15, rounds: int = 2) -> list[dict[str, Any]]:
     """The same measurements in fresh interpreters, plain asyncio then nest-asyncio2.
 
-    The pair runs ``rounds`` times, alternating, and each number is the median over rounds,
-    so that a burst of load from another program does not land on one side only.
+    The pair runs ``rounds`` times, alternating, so that a burst of load from another program
+    does not land on one side only. Each operation's ``repeats * rounds`` samples are pooled:
+    its entry is their median, with ``... p10`` and ``... p90`` (the spread) and ``samples``.
     """
     runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
     for _ in range(rounds):
@@ -517,45 +530,91 @@ def nest_asyncio_cost(n: int = 20_000, repeats: int = 5, rounds: int = 2) -> lis
     rows = []
     for patched in (False, True):
         row = dict(runs[patched][0])
-        for key, value in row.items():
-            if isinstance(value, float):
-                row[key] = statistics.median(r[key] for r in runs[patched])
+        for key in _NEST_KEYS:
+            pooled = [us for run in runs[patched] for us in run[key]]
+            s = summarize(pooled)
+            row[key], row[f"{key} p10"], row[f"{key} p90"] = s.median, s.p10, s.p90
+        row["samples"] = repeats * rounds
         rows.append(row)
     return rows
 
 
-_NEST_KEYS = ["sleep(0) switch us", "Future hand-off us", "run_until_complete us"]
-
-
 def nest_cost_table(plain: dict[str, Any], patched: dict[str, Any]) -> pd.DataFrame:
-    """µs per operation, plain and patched, and the slowdown (patched / plain)."""
+    """µs per operation, plain and patched (median, p10, p90), and the slowdown.
+
+    ``slowdown`` is the ratio of the medians. ``slowdown from``/``to`` bound it by the spread:
+    patched p10 / plain p90 (the least it could be) and patched p90 / plain p10 (the most).
+    """
     import pandas as pd
 
-    table = pd.DataFrame(
-        {
-            "plain asyncio": [plain[k] for k in _NEST_KEYS],
-            "nest-asyncio2": [patched[k] for k in _NEST_KEYS],
-        },
-        index=[k.removesuffix(" us") for k in _NEST_KEYS],
-    )
+    columns: dict[str, list[float]] = {}
+    for label, run in (("plain asyncio", plain), ("nest-asyncio2", patched)):
+        columns[label] = [run[k] for k in _NEST_KEYS]
+        columns[f"{label} p10"] = [run.get(f"{k} p10", run[k]) for k in _NEST_KEYS]
+        columns[f"{label} p90"] = [run.get(f"{k} p90", run[k]) for k in _NEST_KEYS]
+    table = pd.DataFrame(columns, index=[k.removesuffix(" us") for k in _NEST_KEYS])
     table["slowdown"] = table["nest-asyncio2"] / table["plain asyncio"]
+    table["slowdown from"] = table["nest-asyncio2 p10"] / table["plain asyncio p90"]
+    table["slowdown to"] = table["nest-asyncio2 p90"] / table["plain asyncio p10"]
     return table
 
 
+def format_nest_cost(table: pd.DataFrame) -> str:
+    """:func:`nest_cost_table` as text: each median with its p10–p90 spread, and the slowdown."""
+    lines = [
+        f"{'µs per operation':<20} {'plain asyncio':>22} {'nest-asyncio2':>22} {'slowdown':>9}"
+    ]
+    for operation, row in table.iterrows():
+        cells = [
+            f"{row[label]:.3g} ({row[f'{label} p10']:.3g}–{row[f'{label} p90']:.3g})"
+            for label in ("plain asyncio", "nest-asyncio2")
+        ]
+        lines.append(f"{operation!s:<20} {cells[0]:>22} {cells[1]:>22} {row['slowdown']:>8.2f}×")
+    return "\n".join(lines)
+
+
+def nest_cost_verdicts(table: pd.DataFrame) -> list[str]:
+    """One line per operation: dearer, cheaper or too close to call, judged by the spread."""
+    lines = []
+    for operation, row in table.iterrows():
+        low, high = row["slowdown from"], row["slowdown to"]
+        if low > 1:
+            verdict = "dearer with nest-asyncio2, beyond the spread"
+        elif high < 1:
+            verdict = "cheaper with nest-asyncio2, beyond the spread"
+        else:
+            verdict = "within the spread: this run cannot tell them apart"
+        lines.append(
+            f"{operation}: {row['slowdown']:.2f}× (spread allows {low:.2f}× to {high:.2f}×): "
+            f"{verdict}"
+        )
+    return lines
+
+
 def plot_nest_cost(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Horizontal bars of :func:`nest_cost_table`: plain asyncio against nest-asyncio2."""
+    """Bars of :func:`nest_cost_table`: medians, whiskers from the p10 to the p90."""
     import matplotlib.pyplot as plt
+    from matplotlib.container import BarContainer as Bars
 
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3))
-    times = table[["plain asyncio", "nest-asyncio2"]]
-    times.plot.barh(ax=ax, color=[LOOP_COLORS["asyncio"], "tab:red"])
+    labels = ["plain asyncio", "nest-asyncio2"]
+    times = table[labels]
+    errors = [
+        [
+            (times[label] - table[f"{label} p10"]).clip(lower=0).to_numpy(),
+            (table[f"{label} p90"] - times[label]).clip(lower=0).to_numpy(),
+        ]
+        for label in labels
+    ]
+    times.plot.barh(ax=ax, color=[LOOP_COLORS["asyncio"], "tab:red"], xerr=errors, capsize=3)
     for container in ax.containers:
-        ax.bar_label(cast("BarContainer", container), fmt="%.2f", fontsize="small", padding=2)
-    ax.set_xlim(right=times.to_numpy().max() * 1.12)
-    ax.set_xlabel("time per operation (µs)")
+        if isinstance(container, Bars):
+            ax.bar_label(container, fmt="%.2f", fontsize="small", padding=2)
+    ax.set_xlim(right=table[[f"{label} p90" for label in labels]].to_numpy().max() * 1.15)
+    ax.set_xlabel("time per operation (µs; median, whiskers p10–p90)")
     ax.set_ylabel("operation")
-    ax.set_title("What nest-asyncio2 costs (two fresh interpreters, same machine)")
+    ax.set_title("What nest-asyncio2 costs (fresh interpreters, same machine)")
     ax.invert_yaxis()
     return ax
 

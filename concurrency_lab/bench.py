@@ -640,6 +640,49 @@ def like_for_like_report(frame: pd.DataFrame) -> list[str]:
     ]
 
 
+def like_for_like_conclusion(frame: pd.DataFrame, results: Sequence[SwitchResult]) -> list[str]:
+    """The chapter's conclusion, drawn from this run: did process > thread hold, and why.
+
+    The pinned process hand-over of the order book minus the pinned 1-byte thread switch is
+    split into three parts that add up exactly: the OS switching to another process rather
+    than a thread, ``mp.Pipe``'s own work, and pickling and copying the event. The line names
+    the largest part, whichever it is.
+    """
+    t = frame.set_index(["what", "mechanism"])
+
+    def us(what: str, mechanism: str) -> float:
+        return float(t.loc[(what, mechanism), "pinned µs"])
+
+    best = fastest_per_mechanism(results)
+    lines = []
+    if "process" in best and "thread" in best:
+        p, th = best["process"], best["thread"]
+        held = "held" if p.median_us > th.median_us else "did not hold"
+        lines.append(
+            f"section 2, one CPU, the event handed over: process > thread {held} "
+            f"({p.variant} {_us(p.median_us)} µs vs {th.variant} {_us(th.median_us)} µs, "
+            f"{p.median_us / th.median_us:.1f}×)"
+        )
+    raw = "1 byte, os.read/os.write"
+    p_raw, t_raw = us(raw, "process"), us(raw, "thread")
+    bare, book = us("mp.Pipe, bare int", "process"), us("mp.Pipe, order book", "process")
+    parts = {
+        "the OS switching to another process instead of a thread": p_raw - t_raw,
+        "mp.Pipe's own work (pickle, header, system calls)": bare - p_raw,
+        "pickling and copying the event": book - bare,
+    }
+    step = book - t_raw
+    lines.append(
+        f"the step from a thread switch ({_us(t_raw)} µs) to handing the event to a process "
+        f"({_us(book)} µs), pinned: {step:+.3g} µs, made of"
+    )
+    share = {part: v / step if abs(v / step) >= 0.005 else 0.0 for part, v in parts.items()}
+    lines += [f"  {part}: {v:+.3g} µs ({share[part]:.0%})" for part, v in parts.items()]
+    largest = max(parts, key=lambda k: parts[k])
+    lines.append(f"largest part in this run: {largest}")
+    return lines
+
+
 def plot_like_for_like(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Bars of :func:`like_for_like`: each case pinned and not pinned, whiskers up to the p90."""
     import matplotlib.pyplot as plt

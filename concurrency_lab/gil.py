@@ -451,6 +451,32 @@ def overlap(tl: Timeline, label: str = LABELS["cpu"]) -> str:
     return f"{label!r} in two lanes at once for {at_once}: {verdict}"
 
 
+def process_overlap_report(tl: Timeline, busy: float, cores: int) -> str:
+    """Whether two processes' CPU work overlapped in ``tl``, and why, from the measured data.
+
+    ``busy`` is how many cores other programs kept busy just before the run
+    (:func:`concurrency_lab.stats.busy_cores`), of ``cores``. Processes have a GIL each, so
+    only the cores decide: the sentence says what happened and what the free cores allowed.
+    """
+    both, anyone = parallel_seconds(tl, LABELS["cpu"])
+    share = both / anyone if anyone else 0.0
+    free = max(cores - busy, 0.0)
+    seen = f"the two processes computed at the same instant for {share:.0%} of the time"
+    room = f"other programs kept {busy:.1f} of {cores} cores busy, leaving {free:.1f} free"
+    if share >= 0.2:
+        return f"{seen}: parallelism, visible on the timeline ({room})."
+    if free < 1.5:
+        return (
+            f"{seen}: no parallelism visible here, because {room}: less than the two free "
+            "cores two processes need to run at once, so the OS made them take turns. "
+            "Nothing in Python stopped them: with two free cores they can overlap."
+        )
+    return (
+        f"{seen}: no parallelism visible here, although {room} just before the run: the load "
+        "changed during the run, or the OS kept both on one core. Re-run the cell to see."
+    )
+
+
 def main_thread_demo(
     wait: bool, jobs: int = 3, seconds: float = 0.08, own_work: int = 1_200_000
 ) -> Timeline:

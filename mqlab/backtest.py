@@ -16,17 +16,21 @@ runs. Each market event goes, in this order, to
 So data → strategy → orders → exchange → fills → portfolio, and nothing can fill on the event
 that caused it. Runs are deterministic: same data, same strategy, same fills.
 
-Public API: ``Backtest(strategy, *sources, cash=..., exchange=..., portfolio=...,
-progress=False).run()`` → :class:`BacktestResult` (``fills``, ``orders``, ``updates``,
-``portfolio``, ``stats``, ``trades()``, ``summary()``); :func:`run_backtest` (the same in one
-call); :func:`plot_equity`; :func:`draw_event_flow`. CLI:
-``python -m mqlab backtest [--data FILE] [--strategy NAME] [--json] [--plot FILE]``.
+The strategy can read the portfolio (``strategy.portfolio``: cash, equity, positions) to
+size its orders; the backtest attaches it.
+
+Public API: ``Backtest(strategy, *sources, cash=..., quote="USDT", exchange=...,
+portfolio=..., progress=False).run()`` → :class:`BacktestResult` (``fills``, ``orders``,
+``updates``, ``portfolio``, ``stats``, ``trades()``, ``summary()``, ``report()``);
+:func:`run_backtest` (the same in one call); :func:`plot_equity`; :func:`draw_event_flow`.
+CLI: ``python -m mqlab backtest [--data FILE] [--symbol S] [--interval I] [--quote Q]
+[--strategy NAME | file.py:Class | module:Class] [--param NAME=VALUE] [--venue spot|margin]
+[--leverage X] [--lot-size Q] [--json] [--plot FILE]``; it prints :mod:`mqlab.report`.
 """
 
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import sys
 import time
@@ -34,12 +38,12 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
+from mqlab.engine import Engine, merge_sources, unsorted
 from mqlab.events import Cancel, Event, Fill, MarketEvent, Order, OrderUpdate
 from mqlab.exchange import Latency, SimulatedExchange
 from mqlab.portfolio import Portfolio, Stats
@@ -48,6 +52,9 @@ from mqlab.strategy import Strategy
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from mqlab.bars import Bars
+    from mqlab.report import Report
 
 __all__ = [
     "DECISIONS_PER_DAY",
@@ -85,6 +92,12 @@ class BacktestResult:
     @property
     def stats(self) -> Stats:
         return self.portfolio.stats()
+
+    def report(self, interval: str | None = None) -> Report:
+        """The standard report (:func:`mqlab.report.build_report`) of this run."""
+        from mqlab.report import build_report
+
+        return build_report(self.portfolio, interval=interval)
 
     def trades(self) -> pd.DataFrame:
         """One row per fill: ts (ms), side, qty, price, fee, order_id (exact Decimals)."""
@@ -127,49 +140,39 @@ class Backtest:
             raise ValueError("give the backtest at least one source of market events")
         self.strategy = strategy
         self.sources = sources
-        self.exchange = exchange or SimulatedExchange({quote: cash})
+        self.exchange = exchange or SimulatedExchange({quote: cash}, quote=quote)
         self.portfolio = portfolio or Portfolio(cash, quote=quote)
+        strategy.attach(self.portfolio)  # read-only: cash, equity, positions for sizing
         self.progress = progress
         self.total = total
 
     def run(self) -> BacktestResult:
-        """Feed every event once; returns the fills, orders, updates and the portfolio."""
+        """Feed every event once; returns the fills, orders, updates and the portfolio.
+
+        A thin driver of :class:`mqlab.engine.Engine`, which decides what happens next: this
+        loop only hands each delivery to the portfolio and the strategy, and the strategy's
+        requests back to the engine.
+        """
         strategy, exchange, portfolio = self.strategy, self.exchange, self.portfolio
         result = BacktestResult(strategy.name, 0, portfolio=portfolio, exchange=exchange)
         orders, updates, fills = result.orders, result.updates, result.fills
         outbox: list[Order | Cancel] = []
         strategy.bind(outbox.append)
-        handle, on_fill = strategy.handle, portfolio.on_fill
-        on_market, on_order, mark = exchange.on_market, exchange.on_order, portfolio.on_market
-        heappush, heappop = heapq.heappush, heapq.heappop
-        # (time, rank, tiebreak, event, source): rank 0 = an exchange answer, 1 = market data.
-        heap: list[tuple[int, int, int, Event, Any]] = []
-        for i, source in enumerate(self.sources):
-            it = iter(source)
-            first = next(it, None)
-            if first is not None:
-                heap.append((first.recv_ts, 1, i, first, it))
-        heapq.heapify(heap)
-        answers = 0
+        engine = Engine(exchange)
+        feed, next_delivery, submit = engine.feed, engine.next, engine.submit
+        handle, on_fill, mark = strategy.handle, portfolio.on_fill, portfolio.on_market
 
-        def deliver(event: Fill | OrderUpdate) -> None:
-            if type(event) is Fill:
-                on_fill(event)
-                fills.append(event)
+        def deliver(x: Event) -> None:
+            if type(x) is Fill:
+                on_fill(x)
+                fills.append(x)
             else:
-                updates.append(event)  # type: ignore[arg-type]
-            handle(event)
+                updates.append(x)  # type: ignore[arg-type]
+            handle(x)
             if outbox:
-                send()
-
-        def send() -> None:
-            nonlocal answers
-            while outbox:
-                request = outbox.pop(0)
-                orders.append(request)
-                for answer in on_order(request):
-                    answers += 1
-                    heappush(heap, (answer.recv_ts, 0, answers, answer, None))
+                orders.extend(outbox)
+                submit(outbox)
+                outbox.clear()
 
         bar = None
         if self.progress:
@@ -181,35 +184,32 @@ class Backtest:
         n = 0
         started = time.perf_counter()
         try:
-            while heap:
-                t, rank, i, head, it = heappop(heap)
-                if not rank:
-                    deliver(head)  # type: ignore[arg-type]
-                    continue
-                # Source i's events, for as long as nothing else is due first. The loop pulls
-                # the next event only now that the present one has been handled.
-                for event in chain((head,), it):
-                    if event is not head:
-                        if event.recv_ts < t:
-                            raise ValueError(
-                                f"source {i} is not in time order: {event.id} (recv_ts "
-                                f"{event.recv_ts}) comes after an event at {t}; sort it by time"
-                            )
-                        t = event.recv_ts
-                        if heap and heap[0] < (t, 1, i):  # the order a push and pop would give
-                            heappush(heap, (t, 1, i, event, it))
-                            break
-                    n += 1
-                    matched = on_market(event)
-                    if matched:
-                        for answer in matched:
-                            deliver(answer)
-                    mark(event)
-                    handle(event)
-                    if outbox:
-                        send()
-                    if bar is not None and not n & 1023:
-                        bar.update(1024)
+            # One source (the usual case) is read directly, its order checked inline.
+            single = len(self.sources) == 1
+            stream = self.sources[0] if single else merge_sources(*self.sources)
+            last = -1 << 62
+            for event in stream:
+                if single:
+                    if event.recv_ts < last:
+                        raise unsorted(0, event, last)
+                    last = event.recv_ts
+                n += 1
+                # Almost always the event itself comes straight back: nothing was due.
+                x: Event | None = feed(event)
+                while x is not event:
+                    deliver(x)  # type: ignore[arg-type]
+                    x = next_delivery()
+                mark(event)
+                handle(event)
+                if outbox:
+                    orders.extend(outbox)
+                    submit(outbox)
+                    outbox.clear()
+                if bar is not None and not n & 1023:
+                    bar.update(1024)
+            engine.end()
+            while (y := next_delivery()) is not None:
+                deliver(y)
             if bar is not None:
                 bar.update(n - bar.n)
         finally:  # a bad line in a lazy source raises mid-run: leave a tidy progress bar
@@ -285,18 +285,31 @@ def recorded_benchmark_table(path: str | Path = RECORDED_BENCHMARK) -> str:
     cpu = r.get("cpu", {})
     if not cpu.get("backtrader_bars_per_s"):
         return "no recorded backtrader run yet: python benchmarks/backtest.py --quick"
-    return "\n".join(
-        [
-            f"{r['bars']:,} synthetic bars, Python {r['python']}, "
-            f"load average {r['load_average']}, same trades: {r['same_trades']}",
-            f"{'':>40}  {'bars/s (CPU)':>12}  {'vs backtrader':>13}",
-            f"{'backtrader':>40}  {cpu['backtrader_bars_per_s']:>12,}",
-            f"{'ours, building events from the frame':>40}  "
-            f"{cpu['event_driven_from_frame_bars_per_s']:>12,}  {cpu['ratio_like_for_like']:>12}x",
-            f"{'ours, fed ready-made events':>40}  "
-            f"{cpu['event_driven_events_bars_per_s']:>12,}  {cpu['ratio_engine_only']:>12}x",
-        ]
+    # Newer runs time backtrader with its fastest feed, and others beside it (below).
+    fastest = (
+        "backtrader, fastest feed" if "backtrader_pandasdata_bars_per_s" in cpu else "backtrader"
     )
+    lines = [
+        f"{r['bars']:,} synthetic bars, Python {r['python']}, "
+        f"load average {r['load_average']}, same trades: {r['same_trades']}",
+        f"{'':>40}  {'bars/s (CPU)':>12}  {'vs backtrader':>13}",
+        f"{fastest:>40}  {cpu['backtrader_bars_per_s']:>12,}",
+        f"{'ours, building events from the frame':>40}  "
+        f"{cpu['event_driven_from_frame_bars_per_s']:>12,}  {cpu['ratio_like_for_like']:>12}x",
+        f"{'ours, fed ready-made events':>40}  "
+        f"{cpu['event_driven_events_bars_per_s']:>12,}  {cpu['ratio_engine_only']:>12}x",
+    ]
+    others = {
+        "backtrader_pandasdata": ("backtrader with PandasData", "ratio_like_for_like_pandasdata"),
+        "backtesting": ("backtesting.py", "ratio_vs_backtesting"),
+    }
+    for name, (label, ratio) in others.items():
+        if cpu.get(f"{name}_bars_per_s"):
+            lines.append(
+                f"{label:>40}  {cpu[f'{name}_bars_per_s']:>12,}  "
+                f"(ours from the frame: {cpu[ratio]}x as fast)"
+            )
+    return "\n".join(lines)
 
 
 def fee_runs(
@@ -340,17 +353,20 @@ def plot_equity(
     *,
     title: str = "Equity curve",
     ax: Axes | None = None,
+    quote: str | None = None,
 ) -> Axes:
-    """Plot one or more equity curves (USDT over time); save a PNG if ``path`` is given."""
+    """Plot one or more equity curves (in ``quote``, default USDT, or the result's own quote,
+    over time); save a PNG if ``path`` is given."""
     import matplotlib.pyplot as plt
 
     if isinstance(curves, BacktestResult):
+        quote = quote or curves.portfolio.quote
         curves = {curves.strategy: curves.portfolio.equity_curve()}
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 4))
     for label, curve in curves.items():
         ax.plot(curve.index, curve.to_numpy(), label=label, lw=1.2)
-    ax.set(title=title, xlabel="time (UTC)", ylabel="equity (USDT)")
+    ax.set(title=title, xlabel="time (UTC)", ylabel=f"equity ({quote or 'USDT'})")
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
     figure = cast("Figure", ax.figure)  # a plain Figure: we never draw into subfigures
@@ -419,17 +435,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mqlab.market import SAMPLE_DATA
     from mqlab.strategies import STRATEGIES
 
-    parser.add_argument(
+    data = parser.add_argument_group("data")
+    data.add_argument(
         "--data",
         type=Path,
         default=None,
-        help=f"Binance kline CSV or .zip (default: the bundled {SAMPLE_DATA.name})",
+        help="bars: a Binance kline CSV or .zip, a CSV with a header (Date,Open,High,Low,Close"
+        f",Volume, any case), or .parquet (default: the bundled {SAMPLE_DATA.name})",
+    )
+    data.add_argument("--symbol", default=None, help="symbol of the bars (default: file name)")
+    data.add_argument(
+        "--interval", default=None, help="bar interval, e.g. 1m, 1h, 1d (default: from the data)"
+    )
+    data.add_argument(
+        "--quote",
+        default=None,
+        help="quote currency, e.g. USD (default: from a symbol like BTCUSDT, else USD)",
     )
     parser.add_argument(
         "--strategy",
         default="sma_cross",
-        choices=sorted(STRATEGIES),
-        help="strategy to run (default: sma_cross)",
+        metavar="NAME|FILE.py:CLASS|MODULE:CLASS",
+        help=f"strategy to run: {', '.join(sorted(STRATEGIES))}, or your own Strategy subclass"
+        " (default: sma_cross)",
     )
     parser.add_argument(
         "--param",
@@ -438,15 +466,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="strategy parameter, e.g. --param fast=5 (repeatable)",
     )
-    parser.add_argument(
-        "--cash", type=_amount, default="10000", help="starting USDT (default: 10000)"
+    venue = parser.add_argument_group("venue")
+    venue.add_argument(
+        "--cash", type=_amount, default="10000", help="starting cash in quote (default: 10000)"
     )
-    parser.add_argument(
+    venue.add_argument(
         "--fee", type=_amount, default="0.001", help="taker fee rate (default: 0.001 = 0.1 %%)"
     )
-    parser.add_argument("--latency-ms", type=int, default=0, help="order latency in ms")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    venue.add_argument(
+        "--latency-ms", type=_latency_ms, default=0, help="order latency in ms (>= 0; default 0)"
+    )
+    venue.add_argument(
+        "--venue",
+        choices=("spot", "margin"),
+        default="spot",
+        help="spot (default: long only) or margin (shorts, --leverage cap, liquidation)",
+    )
+    venue.add_argument(
+        "--leverage", type=_amount, default="1", help="margin venue: gross exposure cap (x equity)"
+    )
+    venue.add_argument(
+        "--maintenance",
+        type=_amount,
+        default="0.05",
+        help="margin venue: liquidate when equity < this x gross exposure (default: 0.05)",
+    )
+    venue.add_argument(
+        "--lot-size",
+        type=_amount,
+        default="0.00001",
+        help="quantity step: 1 trades whole shares only (default: 0.00001)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--plot", type=Path, default=None, help="write the equity curve PNG here")
+    parser.add_argument(
+        "--replay",
+        type=Path,
+        default=None,
+        metavar="SESSION",
+        help="re-run a recorded paper session (python -m mqlab paper) offline and check it "
+        "gives the same fills and PnL (the other options then come from the session)",
+    )
 
 
 def amount(text: str, name: str = "amount") -> Decimal:
@@ -468,61 +528,137 @@ def _amount(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("amount: ")) from None
 
 
-def _params(pairs: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
+def _params(pairs: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep:
+        if not sep or not name:
             raise ValueError(f"--param {pair!r}: write NAME=VALUE, e.g. --param fast=5")
-        params[name] = int(value) if value.lstrip("-").isdigit() else value
+        params[name] = value
     return params
 
 
-def run(args: argparse.Namespace) -> int:
-    from mqlab.market import SAMPLE_DATA, DataError, iter_binance_csv, synthetic_book_events
-    from mqlab.strategies import make_strategy
-
+def _latency_ms(text: str) -> int:
+    """``--latency-ms``: a whole number of milliseconds, not negative (orders cannot go back)."""
     try:
-        strategy = make_strategy(args.strategy, **_params(args.param))
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of milliseconds >= 0 (e.g. 50), got {text!r}"
+        )
+    return value
+
+
+def _save_plot(result: BacktestResult, path: Path, title: str) -> Path:
+    """Write the equity curve PNG; tell the user where it went, and which folders were made."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    missing = [p for p in reversed(path.absolute().parents) if not p.exists()]
+    plot_equity(result, path, title=title)
+    where = path.resolve()
+    made = f" (created the folder {missing[0]})" if missing else ""
+    print(f"equity curve written to {where}{made}", file=sys.stderr)
+    return where
+
+
+def _venue(args: argparse.Namespace, quote: str) -> SimulatedExchange:
+    from mqlab.exchange import MarginExchange
+
+    options: dict[str, Any] = {
+        "taker_fee": args.fee,
+        "latency": Latency(args.latency_ms),
+        "quote": quote,
+    }
+    if args.lot_size <= 0:
+        raise ValueError("--lot-size must be > 0")
+    options["lot_size"] = args.lot_size
+    if args.venue == "margin":
+        return MarginExchange(
+            {quote: args.cash}, leverage=args.leverage, maintenance=args.maintenance, **options
+        )
+    return SimulatedExchange({quote: args.cash}, **options)
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "replay", None) is not None:  # a recorded paper session: mqlab.live.replay
+        from mqlab.live.replay import run_replay
+
+        return run_replay(args.replay, args.json)
+    from mqlab.market import SAMPLE_DATA, DataError, load_bars, synthetic_book_events
+    from mqlab.strategies import strategy_class, typed_params
+
+    bars: Bars | None = None
+    try:
+        cls = strategy_class(args.strategy)
+        strategy = cls(**typed_params(cls, _params(args.param)))
         if args.strategy == "imbalance":
             if args.data is not None:
                 raise DataError(
                     "the imbalance strategy needs order-book data, which kline files lack; "
                     "leave --data out to use synthetic order books"
                 )
-            events: list[MarketEvent] = list(synthetic_book_events(3000))
-            source: Iterable[MarketEvent] = events
-            label, total = "synthetic order books (3000 snapshots)", len(events)
+            source: Sequence[MarketEvent] = synthetic_book_events(3000)
+            label, quote = "synthetic order books (3000 snapshots)", args.quote or "USDT"
         else:
-            path = args.data or SAMPLE_DATA
-            source = iter_binance_csv(path)
-            with path.open("rb") as raw:
-                total = sum(1 for line in raw if not line.startswith(b"#"))
-            label = f"{path.name}" + (" (synthetic)" if "synthetic" in path.name else "")
-        exchange = SimulatedExchange(
-            {"USDT": args.cash}, taker_fee=args.fee, latency=Latency(args.latency_ms)
-        )
+            bars = load_bars(
+                args.data or SAMPLE_DATA,
+                symbol=args.symbol,
+                interval=args.interval,
+                quote=args.quote,
+            )
+            source, label, quote = bars, bars.label, bars.quote
+        exchange = _venue(args, quote)
         result = Backtest(
-            strategy, source, cash=args.cash, exchange=exchange, progress=not args.json, total=total
+            strategy,
+            source,
+            cash=args.cash,
+            quote=quote,
+            exchange=exchange,
+            progress=not args.json,
+            total=len(source),
         ).run()
     except (DataError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    # Ratios are floats: print them to a sensible precision, not to the last binary digit.
-    summary = {
-        k: round(v, 6) if isinstance(v, float) else v
-        for k, v in {"data": label, **result.summary()}.items()
+    report = result.report(interval=bars.interval if bars is not None else None)
+    summary = result.summary()
+    info: dict[str, Any] = {
+        "data": label,
+        "strategy": f"{strategy.name} ({type(strategy).__name__})",
+        "venue": exchange_label(exchange),
+        "events": result.events,
+        "orders_sent": summary["orders_sent"],
+        "rejected": summary["rejected"],
+        "first_rejection": summary["first_rejection"],
     }
     if args.plot is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        plot_equity(result, args.plot, title=f"{strategy.name} on {label}")
-        summary["plot"] = str(args.plot)
+        _save_plot(result, args.plot, title=f"{strategy.name} on {label}")
+        info["plot"] = str(args.plot)
     if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        width = max(map(len, summary))
-        for key, value in summary.items():
-            print(f"{key:<{width}}  {value}")
+        # Ratios are floats: give them to a sensible precision, not to the last binary digit.
+        out = {
+            k: round(v, 6) if isinstance(v, float) else v
+            for k, v in {**info, **report.to_dict()}.items()
+        }
+        out["elapsed_s"] = round(result.elapsed, 4)
+        print(json.dumps(out, indent=2))
+        return 0
+    width = max(map(len, info))
+    for key, value in info.items():
+        print(f"{key:<{width}}  {value}")
+    print()
+    print(report.table())
     return 0
+
+
+def exchange_label(exchange: SimulatedExchange) -> str:
+    """``spot, fee 0.001, lot 0.00001`` or ``margin 2x, maintenance 0.05, ...``: for titles."""
+    from mqlab.exchange import MarginExchange
+
+    rules = f"taker fee {exchange.taker_fee:f}, lot {exchange.lot_size:f}"
+    if isinstance(exchange, MarginExchange):
+        return f"margin {exchange.leverage:f}x, maintenance {exchange.maintenance:f}, {rules}"
+    return f"spot, {rules}"

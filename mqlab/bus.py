@@ -11,7 +11,9 @@ broker restart silently loses events. This bus fixes each of those, one rule at 
 * **persistent messages**, **publisher confirms** and ``mandatory`` publishing: ``publish``
   returns only once the broker has taken responsibility for the message, raises
   :class:`Unroutable` when no queue would receive it, and retries across reconnects;
-* **ack after the handler succeeded**, one message at a time per subscription, in order;
+* **ack after the handler succeeded**, one message at a time per subscription, in order (acks
+  are sent for several messages at once, ``multiple=True``, when the inbox runs dry or every
+  ``ack_every`` messages: nothing is acked before its handler returned);
 * **idempotent handling** keyed by ``message_id`` (the event, order or fill id): a retried
   publish or a redelivery after a crash is acked and skipped, never applied twice;
 * a **dead-letter queue** for malformed or unprocessable messages: the original body, with the
@@ -128,6 +130,8 @@ class Delivery:
 
 #: A handler gets one delivery; returning acks it, raising dead-letters it.
 Handler = Callable[[Delivery], Awaitable[None]]
+#: Called when a subscription's inbox ran dry after a delivery (a service flushes batches).
+IdleHook = Callable[[], Awaitable[None]]
 
 
 class IdStore(Protocol):
@@ -191,14 +195,19 @@ class Subscription:
         channel: AbstractChannel,
         handler: Handler,
         seen: IdStore,
+        on_idle: IdleHook | None = None,
+        ack_every: int = 64,
     ) -> None:
         self.bus = bus
         self.queue = queue
         self.channel = channel
         self.handler = handler
         self.seen = seen
+        self.on_idle = on_idle
+        self.ack_every = ack_every
         self.stats = BusStats()
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._unacked = 0
         self._tag: str | None = None
         self._worker: asyncio.Task[None] | None = None
 
@@ -225,10 +234,23 @@ class Subscription:
         """The task handling deliveries; it ends only by cancellation or a fatal bus error."""
         return self._worker
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waits in the inbox (the broker may still have messages on the way)."""
+        return self._inbox.empty()
+
     async def _work(self) -> None:
         while True:
             message = await self._inbox.get()
             await self._handle(message)
+            self._unacked += 1
+            dry = self._inbox.empty()
+            if dry or self._unacked >= self.ack_every:
+                # Every message up to this one was handled: one ack settles them all.
+                await _settle(message, multiple=True)
+                self._unacked = 0
+            if dry and self.on_idle is not None:
+                await self.on_idle()
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         self.stats.delivered += 1
@@ -236,7 +258,6 @@ class Subscription:
         key = delivery.message_id
         if key and key in self.seen:
             self.stats.duplicates += 1
-            await _settle(message)
             return
         try:
             await self.handler(delivery)
@@ -253,14 +274,13 @@ class Subscription:
             self.stats.handled += 1
         if key:
             self.seen.add(key)
-        await _settle(message)
 
 
-async def _settle(message: AbstractIncomingMessage) -> None:
+async def _settle(message: AbstractIncomingMessage, multiple: bool = False) -> None:
     # After a reconnect the ack has no channel left; the broker redelivers the message and the
     # id store turns that redelivery into a no-op, so losing this ack is harmless.
     with contextlib.suppress(*_TRANSIENT):
-        await message.ack()
+        await message.ack(multiple=multiple)
 
 
 class Bus:
@@ -429,6 +449,7 @@ class Bus:
         *,
         prefetch: int | None = None,
         seen: IdStore | None = None,
+        on_idle: IdleHook | None = None,
     ) -> Subscription:
         """Consume queue ``{prefix}.{suffix}`` (declared and bound here) with ``handler``.
 
@@ -440,9 +461,13 @@ class Bus:
         channel = await self.connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=prefetch or self.prefetch)
         queue = await self.declare_queue(suffix, bindings, channel)
-        subscription = Subscription(self, queue, channel, handler, seen or SeenIds())
+        subscription = Subscription(self, queue, channel, handler, seen or SeenIds(), on_idle)
         self.subscriptions.append(subscription)  # before start: close() must find it
         return await subscription.start()
+
+    def idle(self) -> bool:
+        """No subscription of this bus has a delivery waiting to be handled."""
+        return all(s.idle for s in self.subscriptions)
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Park ``delivery`` in the DLQ with ``reason`` in its headers (confirmed)."""
@@ -535,7 +560,10 @@ async def probe(url: str, timeout: float = 10.0) -> None:
 @contextlib.contextmanager
 def _connect_errors(url: str) -> Iterator[None]:
     """Turn a failed first connect into a :class:`BusError` that names the fix."""
-    from mqlab.connection import mask_url
+    from mqlab.connection import mask_url, url_problem
+
+    if (problem := url_problem(url)) is not None:
+        raise BusError(problem)
 
     try:
         with _quiet_first_connect():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,10 +29,13 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_URL",
     "BrokerUnavailableError",
+    "InvalidURLError",
     "broker_url",
     "connect",
     "embedded_broker",
     "mask_url",
+    "url_problem",
+    "validate_url",
 ]
 
 ENV_URL = "MQLAB_AMQP_URL"
@@ -42,6 +46,54 @@ _embedded: BrokerThread | None = None
 
 class BrokerUnavailableError(ConnectionError):
     """The configured broker could not be reached, or refused the login."""
+
+
+class InvalidURLError(ValueError):
+    """The AMQP URL is malformed (the message says how, in one line)."""
+
+
+_URL_SHAPE = "amqp://user:password@host:port/vhost"
+
+
+def url_problem(url: object) -> str | None:
+    """What is wrong with an AMQP URL, as one line naming the (masked) URL; None if fine.
+
+    Checked before connecting, because aio-pika's own errors for a bad URL ("host and port
+    was not specified and no sock specified") do not say which setting to fix.
+    """
+    if not isinstance(url, str) or not url.strip():
+        return f"the AMQP URL is empty; expected {_URL_SHAPE}"
+    shown = _mask_loosely(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when not a number in 0-65535
+    except ValueError as exc:
+        why = str(exc)
+        if "port" in why.lower():
+            raw = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+            why = f"port {raw!r} is not a number from 1 to 65535"
+        return f"invalid AMQP URL {shown!r}: {why}; expected {_URL_SHAPE}"
+    if parts.scheme not in ("amqp", "amqps"):
+        why = "no scheme" if not parts.scheme else f"scheme {parts.scheme!r}"
+        return f"invalid AMQP URL {shown!r}: {why}, not amqp:// or amqps://; expected {_URL_SHAPE}"
+    if not parts.hostname:
+        return f"invalid AMQP URL {shown!r}: no host; expected {_URL_SHAPE}"
+    if port == 0:
+        return f"invalid AMQP URL {shown!r}: port 0 is not a port to connect to"
+    return None
+
+
+def validate_url(url: str) -> str:
+    """``url`` unchanged if it is a well-formed AMQP URL, else :class:`InvalidURLError`."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise InvalidURLError(problem)
+    return url
+
+
+def _mask_loosely(url: str) -> str:
+    # mask_url needs a URL urlsplit can parse; a malformed one still must not show a password.
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1****@", url)
 
 
 def mask_url(url: str) -> str:
@@ -84,6 +136,8 @@ async def connect(url: str | None = None, **kwargs: Any) -> AbstractRobustConnec
     explicit = url or os.environ.get(ENV_URL)
     target = broker_url(explicit)
     source = "the url argument" if url else f"${ENV_URL}" if explicit else "the embedded broker"
+    if (problem := url_problem(target)) is not None:
+        raise InvalidURLError(f"{problem} (from {source})")
     kwargs.setdefault("timeout", 10)
     try:
         return await aio_pika.connect_robust(target, **kwargs)

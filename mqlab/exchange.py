@@ -29,6 +29,18 @@ Matching rules (the conventions of backtrader and vnpy, plus an order book):
 * Spot balances: a buy locks quote (at the limit price, or the last price for a market order,
   plus the taker fee), a sell locks base; a fill that the balance cannot pay for cancels the
   rest of the order with a reason.
+* Sizing. ``lot_size`` is the venue's quantity step: ``0.00001`` trades fractions of a coin,
+  ``1`` whole shares only. A market order may name an amount of quote (``Order.quote_qty``,
+  Binance's ``quoteOrderQty``) instead of a quantity: the venue buys (or sells) as many lots
+  as that amount pays for *at the price it fills at*, rounded down to the lot. An amount too
+  small for one lot is canceled with a reason.
+* Symbols: ``BTCUSDT`` splits into base ``BTC`` and quote ``USDT`` by the known quote assets
+  (:data:`QUOTE_ASSETS`). A venue created with ``quote="USD"`` takes any other symbol
+  (``AAPL``) as a base asset priced in that quote.
+
+:class:`MarginExchange` is the same venue with a margin (perpetual-style) account instead of
+spot balances: it can go short, is limited by a leverage cap, and liquidates; see its
+docstring for the rules.
 
 Time-order contract for callers: give the exchange each order before any market event that
 happened after the order was sent (``event.ts > order.ts``). The backtest does this by
@@ -42,6 +54,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from mqlab.events import (
     ZERO,
@@ -59,7 +72,7 @@ from mqlab.events import (
     Trade,
 )
 
-__all__ = ["QUOTE_ASSETS", "Latency", "SimulatedExchange", "split_symbol"]
+__all__ = ["QUOTE_ASSETS", "Latency", "MarginExchange", "SimulatedExchange", "split_symbol"]
 
 # Enum members looked up on their class cost ~50 ns each (the enum metaclass hooks
 # attribute access); the per-event paths use these module-level aliases instead.
@@ -125,6 +138,7 @@ class _Working:
         "locked",
         "order",
         "rested",
+        "signed",
     )
 
     def __init__(self, order: Order, arrival: int, locked: Decimal) -> None:
@@ -136,6 +150,7 @@ class _Working:
         self.fills = 0
         self.rested = False
         self.cancel_at: int | None = None
+        self.signed = ZERO  # expected signed quantity (margin accounts' exposure check)
 
 
 class SimulatedExchange:
@@ -151,10 +166,14 @@ class SimulatedExchange:
         tick_size: Decimal | str = "0.01",
         lot_size: Decimal | str = "0.00001",
         platform: str = "binance",
+        quote: str | None = None,
     ) -> None:
         self.balances: dict[str, Decimal] = {
-            k: Decimal(v) for k, v in (balances or {"USDT": 10_000}).items()
+            k: Decimal(v) for k, v in (balances or {quote or "USDT": 10_000}).items()
         }
+        #: The quote asset of symbols that do not end in a known one (``AAPL`` -> AAPL/USD).
+        self.quote = quote
+        self._pairs: dict[str, tuple[str, str]] = {}
         self.maker_fee, self.taker_fee = Decimal(maker_fee), Decimal(taker_fee)
         self.latency = latency or Latency()
         self.tick_size, self.lot_size = Decimal(tick_size), Decimal(lot_size)
@@ -200,31 +219,77 @@ class SimulatedExchange:
         if reason:
             self._closed[order.id] = _REJECTED
             return [self._update(order, _REJECTED, arrival, reason, ZERO, ZERO)]
-        base, quote = split_symbol(order.symbol)
+        why, work = self._reserve(order, arrival)
+        if why:
+            self._closed[order.id] = _REJECTED
+            return [self._update(order, _REJECTED, arrival, why, ZERO, ZERO)]
+        self._working[order.id] = work
+        return [self._update(order, _NEW, arrival, "", ZERO, ZERO)]
+
+    def pair(self, symbol: str) -> tuple[str, str]:
+        """(base, quote) of ``symbol`` on this venue; ValueError if it cannot tell."""
+        try:
+            return self._pairs[symbol]
+        except KeyError:
+            pass
+        quote = self.quote
+        if quote is None:
+            found = split_symbol(symbol)
+        elif symbol.endswith(quote) and len(symbol) > len(quote):
+            found = symbol[: -len(quote)], quote
+        else:
+            found = symbol, quote
+        self._pairs[symbol] = found
+        return found
+
+    def _reserve(self, order: Order, arrival: int) -> tuple[str, _Working]:
+        """Spot: lock what the order may spend; a reason to reject it, or "" and its record."""
+        base, quote = self.pair(order.symbol)
         if order.side is _BUY:
-            asset, need = quote, order.qty * self._reference(order) * (1 + self.taker_fee)
+            if order.quote_qty is not None:
+                need = order.quote_qty * (1 + self.taker_fee)
+            else:
+                need = order.qty * self._reference(order) * (1 + self.taker_fee)
+            asset = quote
+        elif order.quote_qty is not None:
+            asset, need = base, self._lots(order.quote_qty, self._reference(order))
         else:
             asset, need = base, order.qty
         locks = self._locks
         locked = locks.get(asset, ZERO)
         free = self.balances.get(asset, ZERO) - locked
+        work = _Working(order, arrival, need)
         if free < need:
-            self._closed[order.id] = _REJECTED
             why = f"insufficient balance: needs {need.normalize():f} {asset}, "
-            why += f"{free.normalize():f} free"
-            return [self._update(order, _REJECTED, arrival, why, ZERO, ZERO)]
+            return why + f"{free.normalize():f} free", work
         locks[asset] = locked + need
-        self._working[order.id] = _Working(order, arrival, need)
-        return [self._update(order, _NEW, arrival, "", ZERO, ZERO)]
+        return "", work
+
+    def _lots(self, amount: Decimal, price: Decimal) -> Decimal:
+        """The most whole lots that ``amount`` of quote pays for at ``price``."""
+        lot = self.lot_size
+        return (amount / price // lot) * lot
+
+    def _left(self, work: _Working, price: Decimal) -> Decimal:
+        """Quantity still to trade, for a quote amount at ``price``."""
+        order = work.order
+        if order.quote_qty is None:
+            return order.qty - work.filled
+        return self._lots(order.quote_qty - work.cost, price)
 
     def _check(self, order: Order) -> str:
         if order.platform != self.platform:
             return f"unknown platform {order.platform!r}: this exchange is {self.platform!r}"
         try:
-            split_symbol(order.symbol)
+            self.pair(order.symbol)
         except ValueError as exc:
             return str(exc)
-        if order.qty <= 0 or order.qty % self.lot_size:
+        if order.quote_qty is not None:
+            if order.type is not _MARKET:
+                return "bad quote_qty: only a market order can be sized by a quote amount"
+            if not order.quote_qty > 0 or order.qty:
+                return f"bad quote_qty {order.quote_qty}: must be > 0, with qty 0"
+        elif order.qty <= 0 or order.qty % self.lot_size:
             return f"bad quantity {order.qty}: must be a positive multiple of {self.lot_size}"
         if order.type is _MARKET:
             if order.price is not None:
@@ -314,7 +379,7 @@ class SimulatedExchange:
         else:
             work.rested = True
             return
-        self._execute(work, order.qty - work.filled, price, liquidity, when, bar.recv_ts, out)
+        self._execute(work, self._left(work, price), price, liquidity, when, bar.recv_ts, out)
 
     def _match_book(self, work: _Working, book: OrderBook, out: list[Fill | OrderUpdate]) -> None:
         if book.ts < work.arrival:
@@ -325,11 +390,11 @@ class SimulatedExchange:
         for price, size in book.asks if buy else book.bids:
             if limit is not None and (price > limit if buy else price < limit):
                 break
-            left = order.qty - work.filled
             if work.rested and limit is not None:
                 price, liquidity = limit, _MAKER
             else:
                 liquidity = _TAKER
+            left = self._left(work, price)
             if not self._execute(
                 work, min(left, size), price, liquidity, book.ts, book.recv_ts, out
             ):
@@ -347,7 +412,7 @@ class SimulatedExchange:
             if buy
             else (trade.side is _BUY and trade.price >= limit)
         ):
-            left = work.order.qty - work.filled
+            left = self._left(work, limit)
             self._execute(work, min(left, trade.qty), limit, _MAKER, trade.ts, trade.recv_ts, out)
 
     def _execute(
@@ -362,26 +427,16 @@ class SimulatedExchange:
     ) -> bool:
         """Book one fill; False when the order is done (filled, or out of money)."""
         order = work.order
-        base, quote = split_symbol(order.symbol)
+        if qty <= 0:  # a quote amount that buys less than one lot at this price
+            why = f"quote_qty {order.quote_qty} pays for less than one lot ({self.lot_size}) "
+            out.append(self._close(work, _CANCELED, ts, why + f"at {price}"))
+            return False
         value = qty * price
         fee = value * (self.maker_fee if liquidity is _MAKER else self.taker_fee)
-        balances, locks = self.balances, self._locks
-        if order.side is _BUY:
-            spend = value + fee
-            others = locks.get(quote, ZERO) - work.locked
-            if balances.get(quote, ZERO) - others < spend:
-                why = f"insufficient balance at fill: {spend.normalize():f} {quote} needed"
-                out.append(self._close(work, _CANCELED, ts, why))
-                return False
-            balances[quote] = balances.get(quote, ZERO) - spend
-            balances[base] = balances.get(base, ZERO) + qty
-            release, lock_asset = min(work.locked, spend), quote
-        else:
-            balances[base] = balances.get(base, ZERO) - qty
-            balances[quote] = balances.get(quote, ZERO) + value - fee
-            release, lock_asset = min(work.locked, qty), base
-        work.locked -= release
-        locks[lock_asset] -= release
+        why = self._settle(work, qty, price, value, fee)
+        if why:
+            out.append(self._close(work, _CANCELED, ts, why))
+            return False
         work.filled += qty
         work.cost += value
         work.fills += 1
@@ -395,14 +450,18 @@ class SimulatedExchange:
                 qty,
                 price,
                 fee,
-                quote,
+                self.pair(order.symbol)[1],
                 liquidity,
                 work.fills,
                 ts,
                 recv_ts,
             )
         )
-        if work.filled >= order.qty:
+        if (
+            work.filled >= order.qty
+            if order.quote_qty is None
+            else not self._lots(order.quote_qty - work.cost, price)
+        ):
             out.append(self._close(work, _FILLED, ts, "", recv_ts))
             return False
         out.append(
@@ -418,6 +477,31 @@ class SimulatedExchange:
         )
         return True
 
+    def _settle(
+        self, work: _Working, qty: Decimal, price: Decimal, value: Decimal, fee: Decimal
+    ) -> str:
+        """Spot: move the balances for one fill, or say why they cannot pay for it."""
+        order = work.order
+        base, quote = self.pair(order.symbol)
+        balances, locks = self.balances, self._locks
+        if order.side is _BUY:
+            spend = value + fee
+            others = locks.get(quote, ZERO) - work.locked
+            if balances.get(quote, ZERO) - others < spend:
+                return f"insufficient balance at fill: {spend.normalize():f} {quote} needed"
+            balances[quote] = balances.get(quote, ZERO) - spend
+            balances[base] = balances.get(base, ZERO) + qty
+            release, lock_asset = min(work.locked, spend), quote
+        else:
+            if balances.get(base, ZERO) - (locks.get(base, ZERO) - work.locked) < qty:
+                return f"insufficient balance at fill: {qty.normalize():f} {base} needed"
+            balances[base] = balances.get(base, ZERO) - qty
+            balances[quote] = balances.get(quote, ZERO) + value - fee
+            release, lock_asset = min(work.locked, qty), base
+        work.locked -= release
+        locks[lock_asset] -= release
+        return ""
+
     # --- helpers ------------------------------------------------------------------------------
 
     def _close(
@@ -427,7 +511,7 @@ class SimulatedExchange:
         del self._working[order.id]
         self._closed[order.id] = status
         if work.locked:
-            asset = split_symbol(order.symbol)[1 if order.side is _BUY else 0]
+            asset = self.pair(order.symbol)[1 if order.side is _BUY else 0]
             self._locks[asset] -= work.locked
             work.locked = ZERO
         avg = work.cost / work.filled if work.filled else ZERO
@@ -457,3 +541,204 @@ class SimulatedExchange:
             ts,
             ts if recv_ts is None or recv_ts < ts else recv_ts,
         )
+
+
+class MarginExchange(SimulatedExchange):
+    """The simulated venue with a margin (perpetual-style) account: shorts, a leverage cap and
+    liquidation, all in the account's one settlement currency (``quote``, or the one balance).
+
+    The rules, kept simple on purpose:
+
+    * **Cash and positions.** The settlement balance is the account's cash. A fill moves it by
+      ``-signed qty × price - fee``, exactly as :class:`~mqlab.portfolio.Portfolio` books it,
+      so a short sale credits its proceeds. The base asset's balance is the signed position
+      (negative: short). There are no funding payments and no borrowing fees.
+    * **Equity** is cash + Σ position × mark, the mark being the last price seen for that
+      symbol: a kline's close, a book's mid, a trade's price.
+    * **Leverage cap.** Gross exposure, Σ |position| × mark, may not exceed ``leverage`` ×
+      equity. An order is accepted when, once it and every working order have filled at the
+      reference price (the limit, or the last price), the cap still holds, or when it does not
+      raise gross exposure: closing is always allowed. Each fill that grows a position is
+      checked again at its own price; one that breaks the cap cancels the rest of the order.
+      Fees are left out of both checks.
+    * **Liquidation.** After each market event for a held symbol, if equity is below
+      ``maintenance`` × gross exposure, every working order is canceled and every position
+      is closed at its mark with the taker fee. The fills carry order ids
+      ``liquidation-<n>`` and the strategy that last traded the symbol. Only marks are
+      checked (a bar's high cannot liquidate a short, only its close), and a gap can leave
+      equity below zero: there is no insurance fund.
+    """
+
+    def __init__(
+        self,
+        balances: Mapping[str, Decimal | str | int] | None = None,
+        *,
+        leverage: Decimal | str | int = 1,
+        maintenance: Decimal | str = "0.05",
+        quote: str | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(balances, quote=quote, **options)
+        if quote is None and len(self.balances) != 1:
+            raise ValueError("a margin account settles in one currency: give quote='USDT'")
+        self.currency = quote or next(iter(self.balances))
+        self.leverage, self.maintenance = Decimal(leverage), Decimal(maintenance)
+        if not self.leverage > 0:
+            raise ValueError(f"leverage must be > 0, got {leverage}")
+        if not 0 <= self.maintenance < 1:
+            raise ValueError(f"maintenance must be in [0, 1), got {maintenance}")
+        #: Times the account was liquidated.
+        self.liquidations = 0
+        self._positions: dict[str, Decimal] = {}
+        self._owner: dict[str, str] = {}  # symbol -> the strategy that last traded it
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def position(self, symbol: str) -> Decimal:
+        """Signed position in ``symbol`` (negative: short)."""
+        return self._positions.get(symbol, ZERO)
+
+    def mark(self, symbol: str) -> Decimal:
+        """The last price seen for ``symbol``: a kline's close, a book's mid, a trade's price."""
+        last = self._last[symbol]
+        if isinstance(last, Kline):
+            return last.close
+        if isinstance(last, OrderBook):
+            return last.mid
+        return last.price
+
+    def equity(self) -> Decimal:
+        """Cash plus every position at its mark."""
+        cash = self.balances.get(self.currency, ZERO)
+        return cash + sum((q * self.mark(s) for s, q in self._positions.items() if q), ZERO)
+
+    def exposure(self) -> Decimal:
+        """Gross exposure: Σ |position| × mark."""
+        return sum((abs(q) * self.mark(s) for s, q in self._positions.items() if q), ZERO)
+
+    # --- the account's rules ------------------------------------------------------------------
+
+    def _reserve(self, order: Order, arrival: int) -> tuple[str, _Working]:
+        work = _Working(order, arrival, ZERO)
+        quote = self.pair(order.symbol)[1]
+        if quote != self.currency:
+            return f"this margin account settles in {self.currency}, not {quote}", work
+        ref = self._reference(order)
+        qty = order.qty if order.quote_qty is None else order.quote_qty / ref
+        work.signed = qty if order.side is _BUY else -qty
+        pending: dict[str, Decimal] = {}
+        for other in self._working.values():
+            symbol = other.order.symbol
+            pending[symbol] = pending.get(symbol, ZERO) + other.signed
+        prices = {order.symbol: ref}
+        before = self._gross(pending, prices)
+        pending[order.symbol] = pending.get(order.symbol, ZERO) + work.signed
+        after = self._gross(pending, prices)
+        equity = self.equity()
+        if after > before and after > self.leverage * equity:
+            return (
+                f"insufficient margin: gross exposure would be {after:.2f} {quote}, above "
+                f"{self.leverage.normalize():f} x equity {equity:.2f}"
+            ), work
+        self._owner[order.symbol] = order.strategy
+        return "", work
+
+    def _gross(self, pending: dict[str, Decimal], prices: dict[str, Decimal]) -> Decimal:
+        """Gross exposure once the ``pending`` signed quantities have filled."""
+        total = ZERO
+        for symbol in self._positions.keys() | pending.keys():
+            qty = self._positions.get(symbol, ZERO) + pending.get(symbol, ZERO)
+            if qty:
+                price = self.mark(symbol) if symbol in self._last else prices[symbol]
+                total += abs(qty) * price
+        return total
+
+    def _settle(
+        self, work: _Working, qty: Decimal, price: Decimal, value: Decimal, fee: Decimal
+    ) -> str:
+        order = work.order
+        symbol = order.symbol
+        signed = qty if order.side is _BUY else -qty
+        held = self._positions.get(symbol, ZERO)
+        new = held + signed
+        cash = self.balances.get(self.currency, ZERO)
+        if abs(new) > abs(held):  # the fill grows the position: check the cap at this price
+            others = [(q, self.mark(s)) for s, q in self._positions.items() if q and s != symbol]
+            equity = cash - signed * price + new * price + sum((q * p for q, p in others), ZERO)
+            gross = abs(new) * price + sum((abs(q) * p for q, p in others), ZERO)
+            if gross > self.leverage * equity:
+                return (
+                    f"insufficient margin at fill: gross exposure {gross:.2f} {self.currency}"
+                    f" above {self.leverage.normalize():f} x equity {equity:.2f}"
+                )
+        base = self.pair(symbol)[0]
+        self.balances[self.currency] = cash - signed * price - fee
+        self.balances[base] = self.balances.get(base, ZERO) + signed
+        self._positions[symbol] = new
+        work.signed -= signed
+        return ""
+
+    def on_market(self, event: MarketEvent) -> list[Fill | OrderUpdate]:
+        """Match as the spot venue does, then liquidate if equity fell below maintenance."""
+        out = super().on_market(event)
+        if self._positions.get(event.symbol):
+            equity, gross = self.equity(), self.exposure()
+            if equity < self.maintenance * gross:
+                self._liquidate(event, equity, gross, out)
+        return out
+
+    def _liquidate(
+        self, event: MarketEvent, equity: Decimal, gross: Decimal, out: list[Fill | OrderUpdate]
+    ) -> None:
+        why = (
+            f"liquidated: equity {equity:.2f} {self.currency} below {self.maintenance:f} x "
+            f"gross exposure {gross:.2f}"
+        )
+        for work in list(self._working.values()):
+            out.append(self._close(work, _CANCELED, event.ts, why, event.recv_ts))
+        for symbol, held in list(self._positions.items()):
+            if not held:
+                continue
+            self.liquidations += 1
+            order_id = f"liquidation-{self.liquidations}"
+            strategy = self._owner.get(symbol, "liquidation")
+            price, qty = self.mark(symbol), abs(held)
+            fee = qty * price * self.taker_fee
+            base = self.pair(symbol)[0]
+            self.balances[self.currency] += held * price - fee
+            self.balances[base] = self.balances.get(base, ZERO) - held
+            self._positions[symbol] = ZERO
+            side = _SELL if held > 0 else _BUY
+            self._closed[order_id] = _FILLED
+            out.append(
+                Fill(
+                    order_id,
+                    strategy,
+                    self.platform,
+                    symbol,
+                    side,
+                    qty,
+                    price,
+                    fee,
+                    self.currency,
+                    _TAKER,
+                    1,
+                    event.ts,
+                    event.recv_ts,
+                )
+            )
+            out.append(
+                OrderUpdate(
+                    order_id,
+                    strategy,
+                    self.platform,
+                    symbol,
+                    _FILLED,
+                    qty,
+                    price,
+                    why,
+                    1,
+                    event.ts,
+                    event.recv_ts,
+                )
+            )

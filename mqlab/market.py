@@ -17,6 +17,8 @@ Public API:
 * :func:`iter_binance_csv` (lazy: the next bar is read only when asked for) and
   :func:`load_binance_csv`. Both accept ``.csv`` or Binance's ``.zip``, with or without the
   header row, with millisecond or (newer files) microsecond timestamps.
+* :func:`load_bars`: any OHLCV data (Binance CSV, a CSV with a header such as Yahoo's, a
+  DataFrame, Parquet) as :class:`~mqlab.bars.Bars`; see :mod:`mqlab.bars`.
 * :class:`DataError` for corrupt data (it names the file, line and column) and
   :class:`MissingDataError` for a missing file.
 """
@@ -25,22 +27,26 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import functools
 import gc
 import io
 import math
 import re
 import zipfile
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
-from itertools import chain, repeat
+from itertools import chain, islice, repeat
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
 
-from mqlab.events import INTERVAL_MS, ZERO, Kline, OrderBook, Side, Trade
+from mqlab.events import INTERVAL_MS, KLINE_DEFERRED, ZERO, Kline, OrderBook, Side, Trade
+
+if TYPE_CHECKING:
+    from mqlab.bars import Bars
 
 __all__ = [
     "BINANCE_COLUMNS",
@@ -51,6 +57,7 @@ __all__ = [
     "iter_binance_csv",
     "iter_frame_klines",
     "klines_to_frame",
+    "load_bars",
     "load_binance_csv",
     "synthetic_book_events",
     "synthetic_frame",
@@ -186,10 +193,17 @@ class _DecimalColumn:
                 return
 
     def __getitem__(self, rows: slice) -> list[Decimal]:
+        # map() runs these loops in C: no bytecode per value, only the Decimal work itself.
         if self.ticks is None:  # repr is a float's shortest round-tripping decimal, exactly
-            return [Decimal(repr(v)) for v in self.floats[rows].tolist()]
-        unit = self.unit
-        return [Decimal(t) * unit for t in self.ticks[rows].tolist()]
+            return list(map(Decimal, map(repr, self.floats[rows].tolist())))
+        # unit * ticks, e.g. 0.01 * 4200012 = 42000.12: exact, and with the column's exponent
+        return list(map(self.unit.__mul__, map(Decimal, self.ticks[rows].tolist())))
+
+    def at(self, row: int) -> Decimal:
+        """The Decimal of one row, the same as ``self[row : row + 1][0]``."""
+        if self.ticks is None:
+            return Decimal(repr(self.floats.item(row)))
+        return self.unit.__mul__(Decimal(self.ticks.item(row)))
 
 
 def _whole(values: np.ndarray, places: int) -> bool:
@@ -198,22 +212,67 @@ def _whole(values: np.ndarray, places: int) -> bool:
     return bool(np.all(np.abs(scaled - np.rint(scaled)) <= np.abs(scaled) * 1e-14 + 1e-9))
 
 
-def _bulk(cls: type[_T], n: int, columns: dict[str, Iterable[Any]]) -> list[_T]:
-    """``n`` instances of a frozen, slotted dataclass, filled one field at a time.
+def _bulk(
+    cls: type[_T], n: int, columns: dict[str, Iterable[Any]], deferred: Iterable[str] = ()
+) -> list[_T]:
+    """``n`` instances of a frozen, slotted dataclass, built from one column per field.
 
-    The dataclass's own ``__init__`` sets every field of every row through
-    ``object.__setattr__`` in Python, about 0.1 µs a field. Here each field is set on all rows
-    by one C-level ``map`` over the slot's descriptor, about twice as fast, which is what
-    turning a long history into events costs. The objects are ordinary instances, equal to
-    ``cls(...)`` with the same values (tests check it); every field must be given.
+    Frozen events refuse ``self.x = ...``, so their ``__init__`` sets each slot through its
+    descriptor, a C call of about 50 ns a field. Here each row is built as an instance of a
+    mutable *twin* class with exactly the same slots, whose ``__init__`` stores the fields
+    with plain (specialised, ~5 ns) attribute stores and then turns the object into ``cls``
+    by assigning ``__class__``, which CPython allows between classes of identical layout.
+    ``map`` calls it row by row from C. The results are ordinary ``cls`` instances, equal to
+    ``cls(...)`` with the same values and as immutable (tests check both).
+
+    Every field must be given, except those ``deferred``: they are made on first read by the
+    ``_source`` column (Kline only, see :class:`mqlab.events._Deferred`).
     """
-    rows = list(map(object.__new__, repeat(cls, n)))
-    for name in cls.__dataclass_fields__:  # type: ignore[attr-defined]
+    fields = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    left_out = set(deferred)
+    names = tuple(f for f in fields if f not in left_out) + (("_source",) if left_out else ())
+    for name in names:
         values = columns[name]
         if isinstance(values, list) and len(values) != n:
             raise ValueError(f"column {name!r} has {len(values)} values for {n} rows")
-        deque(map(getattr(cls, name).__set__, rows, values), maxlen=0)
-    return rows
+    build: Callable[..., _T] = _twin(cast("Hashable", cls), names)
+    return list(islice(map(build, *(columns[name] for name in names)), n))
+
+
+@functools.cache
+def _twin(cls: Any, names: tuple[str, ...]) -> Callable[..., Any]:
+    """A mutable class laid out like the slotted dataclass ``cls``, whose ``__init__`` sets
+    ``names`` and then makes the object a ``cls`` instance (see :func:`_bulk`)."""
+    slots = getattr(cls, "__slots__", None)
+    if slots != tuple(f.name for f in dataclasses.fields(cls)):
+        raise TypeError(f"{cls.__name__} is not a slotted dataclass")  # pragma: no cover
+    twin = type(f"_{cls.__name__}Twin", cls.__bases__, {"__slots__": slots})
+    body = "".join(f"    self.{name} = {name}\n" for name in names)
+    scope: dict[str, Any] = {"_cls": cls}
+    exec(f"def __init__(self, {', '.join(names)}):\n{body}    self.__class__ = _cls\n", scope)
+    twin.__init__ = scope["__init__"]  # type: ignore[misc]
+    return twin
+
+
+class _Filler:
+    """Makes the fields a lazily built Kline left out, from the frame's columns, on first read
+    (see :class:`mqlab.events._Deferred`): ``fill(kline, row)``. Even each column's tick
+    size is found only then: a run that reads no high never scans the highs."""
+
+    __slots__ = ("columns", "floats")
+
+    def __init__(self, floats: dict[str, np.ndarray]) -> None:
+        self.floats = floats
+        self.columns: list[tuple[Callable[[Kline, Decimal], None], _DecimalColumn]] = []
+
+    def fill(self, kline: Kline, row: int) -> None:
+        if not self.columns:
+            self.columns = [
+                (getattr(Kline, name).__set__, _DecimalColumn(values))
+                for name, values in self.floats.items()
+            ]
+        for set_field, column in self.columns:
+            set_field(kline, column.at(row))
 
 
 def iter_frame_klines(
@@ -243,11 +302,11 @@ def _frame_chunks(
     step = INTERVAL_MS[interval]
     n = len(frame)
     open_time = frame["open_time"].to_numpy(np.int64)
-    decimals = {
-        c: _DecimalColumn(frame[c].to_numpy(float))
-        for c in ("open", "high", "low", "close", "volume", "quote_volume")
-        if c in frame
-    }
+    # Making Decimals is most of what building the events costs, and a backtest mostly reads
+    # closes (opens are mostly shared): the rest is made on first read (events._Deferred).
+    # (copies: what the events hold must not change if the frame is changed afterwards)
+    deferred = {c: frame[c].to_numpy(float, copy=True) for c in KLINE_DEFERRED if c in frame}
+    decimals = {c: _DecimalColumn(frame[c].to_numpy(float)) for c in ("open", "close")}
     counts = frame["count"].to_numpy(np.int64) if "count" in frame else None
     opens, closes = decimals.get("open"), decimals.get("close")
     # Each open is normally the previous bar's close: where it is, share that Decimal.
@@ -260,6 +319,7 @@ def _frame_chunks(
         and opens.places == closes.places
     ):
         reuse = np.concatenate(([False], opens.ticks[1:] == closes.ticks[:-1]))
+    fill = _Filler(deferred).fill
     previous = ZERO  # the close before the chunk; unused at row 0, where reuse is False
     for start in range(0, n, chunk):
         rows = slice(start, min(start + chunk, n))
@@ -273,9 +333,11 @@ def _frame_chunks(
             "open_time": times.tolist(),
             "ts": closed,
             "recv_ts": (times + (step + feed_latency_ms)).tolist() if feed_latency_ms else closed,
-            "quote_volume": repeat(ZERO, size),
             "trades": repeat(0, size) if counts is None else counts[rows].tolist(),
+            "_source": zip(repeat(fill), range(start, start + size)),
         }
+        if "quote_volume" not in deferred:
+            columns["quote_volume"] = repeat(ZERO, size)
         for name, column in decimals.items():
             if name != "open" or reuse is None:
                 columns[name] = column[rows]
@@ -286,7 +348,7 @@ def _frame_chunks(
                 shared[i] = opens[start + i : start + i + 1][0]
             columns["open"], previous = shared, close[-1]
         with _gc_paused():  # events hold no reference cycles: nothing for the collector to find
-            built = _bulk(Kline, size, columns)
+            built = _bulk(Kline, size, columns, deferred)
         yield built
 
 
@@ -608,3 +670,12 @@ def load_binance_csv(path: str | Path, **kw) -> list[Kline]:
     bars = iter_binance_csv(path, **kw)
     with _gc_paused():
         return list(bars)
+
+
+def load_bars(source: str | Path | pd.DataFrame, **options: Any) -> Bars:
+    """Bars from any OHLCV source: Binance kline CSV, a CSV with a header, a DataFrame with a
+    DatetimeIndex, or Parquet; ``symbol=``, ``interval=``, ``quote=`` override what the data
+    says. See :func:`mqlab.bars.load_bars` (imported on first use)."""
+    from mqlab.bars import load_bars as load
+
+    return load(source, **options)

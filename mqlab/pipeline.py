@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mqlab.bus import Bus, Delivery, probe
+from mqlab.services import PARENT_ENV
 from mqlab.services._runtime import Journal, Service
 from mqlab.services.config import RunConfig, add_config_arguments
 from mqlab.services.exchange import ExchangeService
@@ -42,6 +43,8 @@ from mqlab.services.market import MarketService, default_queues
 from mqlab.services.portfolio import PortfolioService
 from mqlab.services.protocol import (
     CHECKED,
+    DEFAULT_WINDOW,
+    EXCHANGE_END,
     EXCHANGE_STEP,
     EXECUTION,
     MARKET,
@@ -66,7 +69,9 @@ __all__ = [
     "PipelineInterrupted",
     "PipelineResult",
     "ProcessPipeline",
+    "ServiceFailed",
     "add_arguments",
+    "embedded_broker",
     "fill_rows",
     "in_process_latency",
     "injected_table",
@@ -135,6 +140,21 @@ class PipelineResult:
     parity: bool | None = None
     #: With ``processes=True``: each service's command line (password masked).
     commands: dict[str, str] = field(default_factory=dict)
+    #: Messages the services published, and the broker delivered to them, in this run.
+    published: int = 0
+    delivered: int = 0
+
+    @property
+    def messages_per_event(self) -> dict[str, float | None]:
+        """Broker messages per market event of this run: published, delivered, and both."""
+        n = self.events if self.events_run is None else self.events_run
+        if not n:
+            return {"published": None, "delivered": None, "total": None}
+        return {
+            "published": round(self.published / n, 3),
+            "delivered": round(self.delivered / n, 3),
+            "total": round((self.published + self.delivered) / n, 3),
+        }
 
     @property
     def broker_label(self) -> str:
@@ -171,6 +191,7 @@ class PipelineResult:
             "latency_ms_p99": None if p99 is None else round(p99, 3),
             "duplicates_dropped": self.duplicates_dropped,
             "dead_lettered": self.dead_lettered,
+            "messages_per_event": self.messages_per_event,
             "same_as_backtest": self.parity,
             "paths": {k: str(v) for k, v in self.paths.items()},
         }
@@ -194,15 +215,22 @@ class Pipeline:
         prefix: str = "mqlab",
         state_dir: Path | None = None,
         out: Path | None = None,
-        window: int = 1,
+        window: int = DEFAULT_WINDOW,
         speed: float = 0.0,
         reconnect_interval: float = 0.5,
         risk: RiskCheck | None = None,
         limit: Decimal | str = "0",
         strategy: Callable[[], Strategy] | None = None,
+        lockstep: bool = False,
+        trace: Callable[[str, int, int, str], None] | None = None,
+        batch: int = 1,
     ) -> None:
         self.config = config
         self.url = url
+        self.batch = batch
+        #: Every step a call, as before lookahead (see ExchangeService); for comparisons.
+        self.lockstep = lockstep
+        self.trace = trace
         self.prefix = prefix
         self.state_dir = state_dir
         self.out = out
@@ -231,11 +259,15 @@ class Pipeline:
             exchange = config.make_exchange()
             orders_from = ORDERS if self.risk is None else CHECKED
             return ExchangeService(
-                bus, exchange, self._journal(name), strategies=[sid], orders_from=orders_from
-            )
+                bus, exchange, self._journal(name), strategies=[sid], orders_from=orders_from,
+                lockstep=self.lockstep,
+            )  # fmt: skip
         if name == "strategy":
             strategy = self.make_strategy()
-            return StrategyHost(bus, strategy, self._journal(name), patterns=config.market_keys)
+            return StrategyHost(
+                bus, strategy, self._journal(name), patterns=config.market_keys,
+                lockstep=self.lockstep,
+            )  # fmt: skip
         if name == "risk" and self.risk is not None:
             return RiskService(bus, self.risk, self.limit, self._journal(name))
         if name == "portfolio":
@@ -248,6 +280,7 @@ class Pipeline:
         if name == "market":
             return MarketService(
                 bus, config.events, self._journal(name), speed=self.speed, window=self.window,
+                batch=self.batch,
                 wait_for=default_queues([sid]) + (["risk.orders"] if self.risk else []),
             )  # fmt: skip
         raise ValueError(f"unknown service {name!r}; choose one of {', '.join(self.names)}")
@@ -257,6 +290,7 @@ class Pipeline:
         bus = Bus(self.url, prefix=self.prefix, reconnect_interval=self.reconnect_interval)
         await bus.start()
         service = self.build(name, bus)
+        service.trace = self.trace
         self.services[name] = service
         self.tasks[name] = asyncio.create_task(self._run(service), name=f"service:{name}")
         return service
@@ -392,6 +426,8 @@ class Pipeline:
             stats={name: svc.stats() for name, svc in self.services.items()},
             duplicates_dropped=sum(s.stats.duplicates for s in subscriptions),
             dead_lettered=sum(s.stats.dead_lettered for s in subscriptions),
+            published=sum(svc.bus.stats.published for svc in everyone),
+            delivered=sum(s.stats.delivered for s in subscriptions),
         )
 
 
@@ -423,14 +459,17 @@ async def live_topology(pipeline: Pipeline, *, dead_letters: bool = True) -> Top
     top.producers = {
         "market service": (f"{name}.{MARKET}", keys),
         "strategy host": (f"{name}.{ORDERS}", (f"order.{sid}.…", f"done.{sid}")),
-        "exchange service": (f"{name}.{EXECUTION}", ("fill.…", "order_update.…", EXCHANGE_STEP)),
+        "exchange service": (
+            f"{name}.{EXECUTION}",
+            ("fill.…", "order_update.…", f"call.{sid}", EXCHANGE_STEP, EXCHANGE_END),
+        ),
     }
     top.consumers = {
         f"{service} ({queue.split('.')[-1]})": f"{name}.{queue}"
         for service, queues in {
             "exchange": ["exchange.market", "exchange.orders"],
             "strategy": [f"strategy.{sid}.market", f"strategy.{sid}.execution"],
-            "portfolio": ["portfolio.market", "portfolio.execution"],
+            "portfolio": ["portfolio.execution"],
             "market": ["market.progress"],
         }.items()
         for queue in queues
@@ -474,12 +513,51 @@ _EMBEDDED_URLS: dict[str, Path] = {}
 
 
 @contextlib.contextmanager
-def _embedded_broker(data_dir: Path) -> Iterator[str]:
-    from mqlab.broker import BrokerThread
+def embedded_broker(data_dir: Path) -> Iterator[str]:
+    """The embedded broker in a process of its own, as RabbitMQ always is: broker and services
+    then use two cores instead of taking turns on one interpreter's lock."""
+    import multiprocessing
 
-    with BrokerThread(host="127.0.0.1", port=0, data_dir=data_dir) as broker:
-        _EMBEDDED_URLS[broker.url] = data_dir.resolve()
-        yield broker.url
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.get_context("spawn").Process(
+        target=_serve_broker, args=(child, str(data_dir), os.getpid()), daemon=True,
+        name="mqlab-broker",
+    )  # fmt: skip
+    process.start()
+    try:
+        if not parent.poll(60):
+            raise RuntimeError("the embedded broker did not start within 60 s")
+        url = parent.recv()
+        if not isinstance(url, str):
+            raise RuntimeError(f"the embedded broker did not start: {url}")
+        _EMBEDDED_URLS[url] = data_dir.resolve()
+        yield url
+    finally:
+        process.terminate()
+        process.join(10)
+
+
+def _serve_broker(conn: Any, data_dir: str, parent: int) -> None:
+    """Run a broker with ``data_dir`` on a free loopback port, send its URL, and stop when
+    told to or when ``parent`` is gone (even killed by SIGKILL)."""
+    from mqlab.broker import Broker
+
+    async def serve() -> None:
+        broker = Broker(host="127.0.0.1", port=0, data_dir=data_dir)
+        try:
+            await broker.start()
+        except OSError as exc:
+            conn.send(repr(exc))
+            return
+        conn.send(broker.url)
+        try:
+            while os.getppid() == parent:
+                await asyncio.sleep(0.2)
+        finally:
+            await broker.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
 
 
 def _broker_name(url: str) -> str:
@@ -578,7 +656,7 @@ async def run_pipeline(
     out: Path | str | None = None,
     state_dir: Path | str | None = None,
     processes: bool = False,
-    window: int = 1,
+    window: int = DEFAULT_WINDOW,
     speed: float = 0.0,
     progress: bool = True,
     fresh: bool = False,
@@ -586,6 +664,7 @@ async def run_pipeline(
     plots: bool = True,
     risk: RiskCheck | str | None = None,
     limit: Decimal | str = "0",
+    batch: int = 1,
 ) -> PipelineResult:
     """Run the whole pipeline once (or resume it) and return its result.
 
@@ -611,13 +690,13 @@ async def run_pipeline(
             raise ValueError("processes=True takes the risk check as 'module:function'")
         pipeline = ProcessPipeline(
             config, url, prefix=prefix, state_dir=state, out=out, window=window, speed=speed,
-            risk=risk, limit=limit,
+            risk=risk, limit=limit, batch=batch,
         )  # fmt: skip
     else:
         check = load_check(risk) if isinstance(risk, str) else risk
         pipeline = Pipeline(
             config, url, prefix=prefix, state_dir=state, out=out, window=window, speed=speed,
-            risk=check, limit=limit,
+            risk=check, limit=limit, batch=batch,
         )  # fmt: skip
     check_parity = check_parity and risk is None
     waiting: asyncio.Future[None] | None = None
@@ -674,6 +753,10 @@ class PipelineInterrupted(Exception):
     """A second Ctrl-C: the pipeline stopped without draining (it still resumes)."""
 
 
+class ServiceFailed(RuntimeError):
+    """A service process died on its own (not killed by us); the run can be resumed."""
+
+
 @contextlib.contextmanager
 def _on_interrupt(loop: asyncio.AbstractEventLoop, callback: Any) -> Iterator[None]:
     """Route Ctrl-C to ``callback`` (a clean pause) instead of KeyboardInterrupt."""
@@ -703,10 +786,11 @@ class ProcessPipeline:
         prefix: str,
         state_dir: Path,
         out: Path,
-        window: int = 1,
+        window: int = DEFAULT_WINDOW,
         speed: float = 0.0,
         risk: str | None = None,
         limit: Decimal | str = "0",
+        batch: int = 1,
     ) -> None:
         self.config = config
         self.url = url
@@ -714,6 +798,7 @@ class ProcessPipeline:
         self.state_dir = state_dir
         self.out = out
         self.window = window
+        self.batch = batch
         self.speed = speed
         #: ``"module:function"`` of a risk check (``python -m mqlab risk --check``), or None.
         self.risk, self.limit = risk, Decimal(limit)
@@ -734,6 +819,7 @@ class ProcessPipeline:
         argv += self.config.to_argv()
         if name == "market":
             argv += ["--window", str(self.window), "--speed", str(self.speed)]
+            argv += ["--batch", str(self.batch)]
         if self.risk is not None and name in ("market", "exchange"):
             argv += ["--risk"]
         if name == "risk":
@@ -759,9 +845,11 @@ class ProcessPipeline:
         logs.mkdir(parents=True, exist_ok=True)
         with (logs / f"{name}.log").open("ab") as log:
             # Own session: Ctrl-C reaches only the pipeline, which pauses the market alone.
+            # MQLAB_PARENT_PID: the service stops when this process dies (even by SIGKILL),
+            # instead of living on as an orphan that would consume a resumed run's messages.
             self.children[name] = await asyncio.create_subprocess_exec(
                 *self.argv(name),
-                env=os.environ | {"PYTHONUNBUFFERED": "1"},
+                env=os.environ | {"PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())},
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 start_new_session=True,
@@ -772,10 +860,12 @@ class ProcessPipeline:
 
         async def on_step(delivery: Delivery) -> None:
             data = parse_control(delivery.body, kind=str)
-            if data["kind"] == "step":
-                self.step = max(self.step, int(data["seq"]))
+            matched = data["seq"] if data["kind"] == "step" else data["after"]
+            self.step = max(self.step, int(matched))
 
-        await self._bus.subscribe("pipeline.progress", [(EXECUTION, EXCHANGE_STEP)], on_step)
+        await self._bus.subscribe(
+            "pipeline.progress", [(EXECUTION, EXCHANGE_STEP), (EXECUTION, EXCHANGE_END)], on_step
+        )
         for name in self.names:
             await self.start(name)
 
@@ -808,10 +898,11 @@ class ProcessPipeline:
                 for name, process in children.items():
                     code = process.returncode
                     if code not in (None, 0) and process.pid not in self._killed:
-                        raise RuntimeError(
-                            f"service {name} exited with code {code}; see "
-                            f"{self.out / 'logs' / (name + '.log')}. Its journal is in "
-                            f"{self.state_dir}: run again to resume"
+                        raise ServiceFailed(
+                            f"service {name} exited with code {code} (its log: "
+                            f"{self.out / 'logs' / (name + '.log')}); the journals in "
+                            f"{self.state_dir} are consistent: run the same command again "
+                            "to resume"
                         )
                 if bar is not None:
                     bar.update(min(self.step, bar.total) - bar.n)
@@ -876,6 +967,8 @@ class ProcessPipeline:
             complete=complete,
             stats=stats,
             duplicates_dropped=sum(s["duplicates"] for s in subs),
+            published=sum(int(st.get("bus", {}).get("published", 0)) for st in stats.values()),
+            delivered=sum(int(s.get("delivered", 0)) for s in subs),
         )
 
 
@@ -988,7 +1081,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "same --out resumes an unfinished run (default: out/pipeline)",
     )
     parser.add_argument(
-        "--window", type=positive_int, default=1, help="market steps in flight (default: 1)"
+        "--window",
+        type=positive_int,
+        default=DEFAULT_WINDOW,
+        help=f"market steps in flight (default: {DEFAULT_WINDOW})",
+    )
+    parser.add_argument(
+        "--batch",
+        type=positive_int,
+        default=1,
+        help="market events per message, at most --window (default: 1, one event per "
+        "message, as aioquant publishes them)",
     )
     parser.add_argument(
         "--speed",
@@ -1022,6 +1125,10 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args)
     if config is None:
         return 2
+    if args.batch > args.window:
+        print(f"error: --batch {args.batch} is more than --window {args.window}: a message "
+              "cannot hold more events than may be in flight; raise --window", file=sys.stderr)
+        return 2
     limit = Decimal(0)
     if args.risk is not None:
         try:
@@ -1041,7 +1148,7 @@ def run(args: argparse.Namespace) -> int:
             key = f"embedded broker with data in {data.resolve()}"
             if args.fresh or not resumable(args.out / "state", config, key):
                 shutil.rmtree(data, ignore_errors=True)
-            url = stack.enter_context(_embedded_broker(data))
+            url = stack.enter_context(embedded_broker(data))
         try:
             result = asyncio.run(
                 run_pipeline(
@@ -1050,6 +1157,7 @@ def run(args: argparse.Namespace) -> int:
                     out=args.out,
                     processes=args.processes,
                     window=args.window,
+                    batch=args.batch,
                     speed=args.speed,
                     progress=not args.json and sys.stderr.isatty(),
                     fresh=args.fresh,
@@ -1060,6 +1168,9 @@ def run(args: argparse.Namespace) -> int:
         except PipelineInterrupted as exc:
             print(exc, file=sys.stderr)
             return 130
+        except ServiceFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         except BusError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -4,7 +4,14 @@ Fills change holdings; market events change prices. :meth:`Portfolio.on_fill` bo
 exactly (Decimal, FIFO lots, so realised PnL involves no division) and ignores a fill whose
 id it has already applied, counting it in ``duplicates``: a fill redelivered by the bus is
 never applied twice. :meth:`Portfolio.on_market` marks positions to the event's price (a
-kline's close, a book's mid, a trade's price) and appends a point to the equity curve.
+kline's close, a book's mid, a trade's price) and adds a point to the equity curve.
+
+The equity curve is exact at every point, but it is not computed point by point. Between two
+fills cash and positions stay put, so each point is ``base + held * price``, where only the
+price moves. ``on_market`` therefore records just the time and the price (two appends), and
+``on_fill`` records the books as they stand after the fill; :meth:`Portfolio.equity_curve` and
+:meth:`Portfolio.stats` then compute every point from those, exactly, in Decimal, and only
+when they are asked for. In a backtest that is once, at the end, instead of once a bar.
 
 The books always balance: ``equity - initial == realised + unrealised - fees``.
 
@@ -20,6 +27,7 @@ import math
 from collections import deque
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -27,7 +35,7 @@ import pandas as pd
 
 from mqlab.events import ZERO, Fill, Kline, MarketEvent, OrderBook, Side
 
-__all__ = ["Portfolio", "Stats", "max_drawdown", "sharpe_ratio"]
+__all__ = ["Portfolio", "PortfolioView", "Stats", "mark_price", "max_drawdown", "sharpe_ratio"]
 
 # Enum members looked up on their class cost ~50 ns each (the enum metaclass hooks
 # attribute access); the per-event paths use these module-level aliases instead.
@@ -72,6 +80,15 @@ def sharpe_ratio(equity: np.ndarray, times_ms: np.ndarray) -> float:
     return float(returns.mean() / std * math.sqrt(_YEAR_MS / step))
 
 
+def mark_price(event: MarketEvent) -> Decimal:
+    """The price a position is marked to: a kline's close, a book's mid, a trade's price."""
+    if type(event) is Kline:
+        return event.close
+    if type(event) is OrderBook:
+        return event.mid
+    return event.price  # type: ignore[union-attr]
+
+
 def max_drawdown(equity: np.ndarray) -> float:
     """Largest fall from a running peak, as a positive fraction of that peak."""
     if len(equity) == 0:
@@ -95,11 +112,14 @@ class Portfolio:
         self._lots: dict[str, deque[list[Decimal]]] = {}  # symbol -> [signed qty, price] FIFO
         self._pos: dict[str, Decimal] = {}
         self._price: dict[str, Decimal] = {}
-        self._equity: Decimal | None = None  # cash + holdings, cached between fills
-        self._base_symbol: str | None = None  # _base is the equity without this position
-        self._base = ZERO
+        # The equity curve, recorded cheaply (see the module docstring): for each point its
+        # time and the price it was marked to; where the marked symbol changes, its index and
+        # name; after each fill, the index of the first point it affects and the books then.
         self._times: list[int] = []
-        self._values: list[Decimal] = []
+        self._marks: list[Decimal] = []
+        self._symbols: list[tuple[int, str]] = []
+        self._books: list[tuple[int, Decimal, dict[str, Decimal], dict[str, Decimal]]] = []
+        self._curve: tuple[int, int, list[Decimal]] = (0, 0, [])  # (points, fills, values)
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -121,7 +141,11 @@ class Portfolio:
         self._book_lots(symbol, signed, price)
         self._price.setdefault(symbol, price)
         self._pos[symbol] = self._pos.get(symbol, ZERO) + signed
-        self._equity = self._base_symbol = None  # cash and positions moved: recompute
+        # The books from the next point of the curve on (a later fill before it replaces this).
+        at = len(self._times)
+        if self._books and self._books[-1][0] == at:
+            self._books.pop()
+        self._books.append((at, self.cash, dict(self._pos), dict(self._price)))
         return True
 
     def _book_lots(self, symbol: str, signed: Decimal, price: Decimal) -> None:
@@ -139,7 +163,7 @@ class Portfolio:
             lots.append([signed, price])
 
     def on_market(self, event: MarketEvent) -> None:
-        """Mark to the event's price and record a point of the equity curve."""
+        """Mark to the event's price and add a point to the equity curve."""
         if type(event) is Kline:
             price = event.close
         elif type(event) is OrderBook:
@@ -148,18 +172,52 @@ class Portfolio:
             price = event.price  # type: ignore[union-attr]
         symbol = event.symbol
         self._price[symbol] = price
-        held = self._pos.get(symbol)
-        if held:
-            # equity = (cash + the other positions' value) + held * price; the part in brackets
-            # only changes with a fill or another held symbol's price, so it is reused.
-            if self._base_symbol != symbol:
-                self._base = self.cash + self._holdings(but=symbol)
-                self._base_symbol = symbol
-            self._equity = self._base + held * price
-        elif self._equity is None:
-            self._equity = self.cash + self._holdings()
+        if not self._symbols or self._symbols[-1][1] != symbol:
+            self._symbols.append((len(self._times), symbol))
         self._times.append(event.ts)
-        self._values.append(self._equity)
+        self._marks.append(price)
+
+    def _values(self) -> list[Decimal]:
+        """The equity at every point of the curve, exactly as if each had been computed when
+        it was marked: cash plus each position at its latest price. Between two boundaries
+        (a fill, or a mark of another symbol) only one price moves, so a run of points costs
+        one Decimal multiply and add each, in C. Cached until the next point or fill."""
+        key = (len(self._times), len(self.fills))
+        if self._curve[:2] == key:
+            return self._curve[2]
+        marks, n = self._marks, len(self._times)
+        books = {i: (cash, pos, prices) for i, cash, pos, prices in self._books}
+        symbols = dict(self._symbols)
+        cash, pos, last = self.initial, dict[str, Decimal](), dict[str, Decimal]()
+        symbol = ""
+        values: list[Decimal] = []
+        cuts = [*sorted(books.keys() | symbols.keys()), n]
+        for start, stop in pairwise(cuts):
+            if start in books:
+                cash, pos, prices = books[start]
+                last.update(prices)  # the same prices, plus a fill's for a symbol not yet marked
+            symbol = symbols.get(start, symbol)
+            if start == stop:
+                continue
+            held = pos.get(symbol)
+            others = ((q, s) for s, q in pos.items() if q and s != symbol)
+            base = cash + sum((q * last[s] for q, s in others), ZERO)
+            if held:
+                values += map(base.__add__, map(held.__mul__, marks[start:stop]))
+            else:
+                values += [base] * (stop - start)
+            last[symbol] = marks[stop - 1]
+        self._curve = (*key, values)
+        return values
+
+    def mark(self, symbol: str, ts: int, price: Decimal) -> None:
+        """Mark ``symbol`` to ``price`` at ``ts`` (ms), as :meth:`on_market` does with an
+        event's price: for a price a venue reports (the bus pipeline's progress markers)."""
+        self._price[symbol] = price
+        if not self._symbols or self._symbols[-1][1] != symbol:
+            self._symbols.append((len(self._times), symbol))
+        self._times.append(ts)
+        self._marks.append(price)
 
     def _holdings(self, but: str | None = None) -> Decimal:
         """Sum of position * last price, leaving out symbol ``but``."""
@@ -186,14 +244,18 @@ class Portfolio:
     def equity(self) -> Decimal:
         return self.cash + self._holdings()
 
+    def view(self) -> PortfolioView:
+        """A read-only view of this portfolio, for a strategy to size its orders by."""
+        return PortfolioView(self)
+
     def equity_curve(self) -> pd.Series:
         """Equity after each market event, as floats indexed by UTC time (for plots/stats)."""
         index = pd.to_datetime(np.asarray(self._times, dtype=np.int64), unit="ms", utc=True)
-        values = np.fromiter(self._values, float, len(self._values))
+        values = np.fromiter(self._values(), float, len(self._times))
         return pd.Series(values, index=index, name="equity")
 
     def stats(self) -> Stats:
-        values = np.fromiter(self._values, float, len(self._values))
+        values = np.fromiter(self._values(), float, len(self._times))
         times = np.asarray(self._times, dtype=np.int64)
         equity = self.equity()
         return Stats(
@@ -210,3 +272,57 @@ class Portfolio:
             unrealised=self.unrealised(),
             duplicates=self.duplicates,
         )
+
+
+class PortfolioView:
+    """What a strategy may read of a :class:`Portfolio`: no setters, no ``on_fill``.
+
+    Figures are live (each read asks the portfolio), in the portfolio's quote asset; a short
+    position is negative and counts against equity at the last price.
+    """
+
+    __slots__ = ("_portfolio",)
+    _portfolio: Portfolio
+
+    def __init__(self, portfolio: Portfolio) -> None:
+        object.__setattr__(self, "_portfolio", portfolio)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"the portfolio is read-only for a strategy: cannot set {name!r}")
+
+    @property
+    def quote(self) -> str:
+        return self._portfolio.quote
+
+    @property
+    def initial(self) -> Decimal:
+        return self._portfolio.initial
+
+    @property
+    def cash(self) -> Decimal:
+        """Quote held: falls with each buy and fee, rises with each sale (short sales too)."""
+        return self._portfolio.cash
+
+    @property
+    def equity(self) -> Decimal:
+        """Cash plus every position at its last price."""
+        return self._portfolio.equity()
+
+    @property
+    def realised(self) -> Decimal:
+        return self._portfolio.realised
+
+    @property
+    def fees(self) -> Decimal:
+        return self._portfolio.fees
+
+    def position(self, symbol: str) -> Decimal:
+        """Signed quantity held (negative: short)."""
+        return self._portfolio.position(symbol)
+
+    @property
+    def positions(self) -> dict[str, Decimal]:
+        return self._portfolio.positions
+
+    def __repr__(self) -> str:
+        return f"<PortfolioView cash={self.cash} equity={self.equity} {self.quote}>"

@@ -18,8 +18,12 @@ Public API:
 
 * hooks to override: ``on_kline``, ``on_orderbook``, ``on_trade``, ``on_order_update``,
   ``on_fill`` (all no-ops here);
-* actions: ``buy(qty, price=None, symbol=None)``, ``sell(...)``, ``cancel(order_id)``;
-* wiring: ``bind(send, clock=None)``, ``handle(event)``;
+* actions: ``buy(qty, price=None, symbol=None)``, ``sell(...)``, ``cancel(order_id)``; a
+  market order can be sized by an amount of quote instead, ``buy(quote_qty=...)`` (Binance's
+  ``quoteOrderQty``): the venue turns it into a quantity at the price it fills at;
+* sizing: ``portfolio`` (a read-only view of cash, equity and positions, given by the
+  backtest through :meth:`Strategy.attach`), ``equity_fraction(f)`` (that much quote);
+* wiring: ``bind(send, clock=None)``, ``attach(portfolio)``, ``handle(event)``;
 * state kept for you from fills and updates: ``position(symbol)``, ``open_orders``, ``now``.
 
 A strategy pickles without its ``send``/``clock`` (bind it again after unpickling), so a
@@ -47,6 +51,7 @@ from mqlab.events import (
     Side,
     Trade,
 )
+from mqlab.portfolio import Portfolio, PortfolioView
 
 __all__ = ["NotBoundError", "Send", "Strategy", "as_decimal"]
 
@@ -107,6 +112,7 @@ class Strategy:
         self._last: Kline | OrderBook | Trade | None = None
         self._send: Send | None = None
         self._clock: Callable[[], int] | None = None
+        self._portfolio: PortfolioView | None = None
         self._wire()
 
     def _wire(self) -> None:
@@ -125,6 +131,28 @@ class Strategy:
         self._send = send
         self._clock = clock
         return self
+
+    def attach(self, portfolio: Portfolio | PortfolioView) -> Self:
+        """Let the strategy read ``portfolio`` (cash, equity, positions), read-only."""
+        self._portfolio = portfolio if isinstance(portfolio, PortfolioView) else portfolio.view()
+        return self
+
+    @property
+    def portfolio(self) -> PortfolioView:
+        """Cash, equity and positions as the portfolio books them, read-only."""
+        if self._portfolio is None:
+            raise NotBoundError(
+                f"strategy {self.name!r} has no portfolio to read: run it in a Backtest, or "
+                "call strategy.attach(portfolio)"
+            )
+        return self._portfolio
+
+    def equity_fraction(self, fraction: Decimal | str | int) -> Decimal:
+        """``fraction`` of the portfolio's equity, in quote: ``buy(quote_qty=...)`` sizes."""
+        share = as_decimal(fraction, "fraction")
+        if not share > 0:
+            raise ValueError(f"fraction must be > 0, got {fraction!r}")
+        return self.portfolio.equity * share
 
     def handle(self, event: Event) -> None:
         """Deliver one event: update positions and open orders, then call the matching hook."""
@@ -185,16 +213,30 @@ class Strategy:
         return self._positions.get(symbol or self._symbol(), ZERO)
 
     def buy(
-        self, qty: Decimal | str | int, price: Decimal | str | int | None = None, **where: str
+        self,
+        qty: Decimal | str | int | None = None,
+        price: Decimal | str | int | None = None,
+        *,
+        quote_qty: Decimal | str | int | None = None,
+        **where: str,
     ) -> Order:
-        """Send a buy: a limit order at ``price``, or a market order when price is None."""
-        return self._order(_BUY, qty, price, **where)
+        """Send a buy: a limit order at ``price``, or a market order when price is None.
+
+        Give ``quote_qty`` instead of ``qty`` to spend that much quote on a market order."""
+        return self._order(_BUY, qty, price, quote_qty, **where)
 
     def sell(
-        self, qty: Decimal | str | int, price: Decimal | str | int | None = None, **where: str
+        self,
+        qty: Decimal | str | int | None = None,
+        price: Decimal | str | int | None = None,
+        *,
+        quote_qty: Decimal | str | int | None = None,
+        **where: str,
     ) -> Order:
-        """Send a sell: a limit order at ``price``, or a market order when price is None."""
-        return self._order(_SELL, qty, price, **where)
+        """Send a sell: a limit order at ``price``, or a market order when price is None.
+
+        Give ``quote_qty`` instead of ``qty`` to sell that much quote's worth (market only)."""
+        return self._order(_SELL, qty, price, quote_qty, **where)
 
     def cancel(self, order_id: str) -> Cancel:
         """Ask the exchange to cancel ``order_id`` (it answers with an OrderUpdate)."""
@@ -205,10 +247,25 @@ class Strategy:
         return request
 
     def _order(
-        self, side: Side, qty: Decimal | str | int, price: Decimal | str | int | None, **where: str
+        self,
+        side: Side,
+        qty: Decimal | str | int | None,
+        price: Decimal | str | int | None,
+        quote_qty: Decimal | str | int | None = None,
+        **where: str,
     ) -> Order:
         platform, symbol = self._where(where)
         limit = None if price is None else as_decimal(price, "price")
+        amount = None
+        if quote_qty is not None:
+            if qty is not None or limit is not None:
+                raise ValueError("quote_qty sizes a market order: give no qty and no price")
+            amount = as_decimal(quote_qty, "quote_qty")
+            if not amount > 0:
+                raise ValueError(f"quote_qty must be > 0, got {quote_qty!r}")
+            qty = ZERO
+        elif qty is None:
+            raise TypeError("give qty (a quantity) or quote_qty (an amount of quote)")
         order = Order(
             self._next_id(),
             self.name,
@@ -220,6 +277,7 @@ class Strategy:
             limit,
             self.now,
             self.now,
+            amount,
         )
         self.open_orders[order.id] = order
         self._emit(order)
@@ -258,7 +316,7 @@ class Strategy:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_send", "_clock", "_dispatch"):
+        for key in ("_send", "_clock", "_dispatch", "_portfolio"):
             state.pop(key, None)
         return state
 
@@ -266,6 +324,7 @@ class Strategy:
         self.__dict__.update(state)
         self._send = None
         self._clock = None
+        self._portfolio = None
         self._wire()
 
     def __repr__(self) -> str:

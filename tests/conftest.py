@@ -57,7 +57,8 @@ def embedded_url() -> Iterator[str]:
     """URL of one embedded broker shared by the session (tests use unique names)."""
     from mqlab.broker import BrokerThread
 
-    with BrokerThread(host="127.0.0.1", port=0) as broker:
+    # A refused login is answered after 0.5 s here, not the default 3 s: tests stay fast.
+    with BrokerThread(host="127.0.0.1", port=0, login_delay=0.5) as broker:
         yield broker.url
 
 

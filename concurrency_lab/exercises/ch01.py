@@ -18,6 +18,12 @@ __all__ = ["SPEEDUP_CASES", "check_run_concurrently", "check_speedups"]
 RunAll = Callable[[Callable[[Any], Any], Sequence[Any]], Sequence[Any]]
 
 
+#: The check's inputs, and how long each job waits: the later a job is submitted, the sooner
+#: it finishes, so the completion order is the reverse of the input order.
+_ARGS = (3, 1, 4, 5, 9)
+_WAIT = {3: 0.10, 1: 0.08, 4: 0.06, 5: 0.04, 9: 0.02}
+
+
 def check_run_concurrently(run_all: RunAll) -> str:
     """``run_all(job, args)`` returns ``[job(a) for a in args]``, running the jobs concurrently."""
     lock = threading.Lock()
@@ -28,12 +34,15 @@ def check_run_concurrently(run_all: RunAll) -> str:
         with lock:
             in_flight += 1
             peak = max(peak, in_flight)
-        time.sleep(0.05)  # an IO wait
+        # An IO wait whose length differs per job, 20 ms apart: run concurrently, the jobs
+        # finish in another order than they were submitted, so results collected as they
+        # complete come out visibly out of order.
+        time.sleep(_WAIT[x])
         with lock:
             in_flight -= 1
         return x * x
 
-    args = [3, 1, 4, 1, 5, 9]
+    args = list(_ARGS)
     try:
         got = run_all(job, args)
     except Exception as exc:
@@ -45,9 +54,18 @@ def check_run_concurrently(run_all: RunAll) -> str:
             ) from exc
         raise
     expect(got is not None, "run_all returned None", "return the list of results")
+    expected = [x * x for x in args]
+    completion = [x * x for x in sorted(args, key=_WAIT.__getitem__)]
     expect(
-        list(got) == [x * x for x in args],
-        f"got {got!r}, expected {[x * x for x in args]!r}",
+        list(got) != completion,
+        f"got {got!r}: the order in which the jobs finished, not the order of args "
+        f"(expected {expected!r})",
+        "keep the results in the order of args: pool.map does, or keep the futures in a list "
+        "and call .result() on each in turn (as_completed gives them as they finish)",
+    )
+    expect(
+        list(got) == expected,
+        f"got {got!r}, expected {expected!r}",
         "keep the results in the order of args (pool.map does; or keep the futures in a list)",
     )
     expect(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pamqp import commands as spec
 
 from mqlab.broker.errors import ChannelException, ConnectionException
+from mqlab.broker.frames import unchecked
 from mqlab.broker.queue import Consumer, Message, Queue, QueuedMessage, parse_expiration
 
 if TYPE_CHECKING:
@@ -75,6 +76,16 @@ class Channel:
     def on_header(self, header: ContentHeader, payload: bytes) -> None:
         if self._publish is None or self._header is not None:
             raise ConnectionException(505, "expected method frame, got non method frame instead")
+        limit = self.conn.broker.max_message_size
+        if header.body_size > limit:
+            # RabbitMQ's words; it says them once the body is in, we as soon as the size is
+            # announced, so an oversized body is never held in memory (the rest is dropped
+            # while the channel closes).
+            self._publish = None
+            raise ChannelException(
+                406,
+                f"message size {header.body_size} is larger than configured max size {limit}",
+            )
         self._header = header
         self._payload = payload
         self._remaining = header.body_size
@@ -127,7 +138,7 @@ class Channel:
         if not routed and mandatory:
             self.conn.send_content(
                 self.number,
-                spec.Basic.Return(312, "NO_ROUTE", ex.name, message.routing_key),
+                unchecked(spec.Basic.Return, 312, "NO_ROUTE", ex.name, message.routing_key),
                 message,
             )
         if self.confirm:
@@ -162,26 +173,42 @@ class Channel:
         )
 
     def deliver(self, consumer: Consumer, qm: QueuedMessage) -> None:
-        self.delivery_tag += 1
-        tag = self.delivery_tag
+        tag = self.delivery_tag + 1
         queue = consumer.queue
+        msg = qm.message
+        # Frames first, bookkeeping after: if a frame could not be built, the message must
+        # still be in the broker's hands, not forgotten (no_ack) or counted as delivered.
+        try:
+            self.conn.send_content(
+                self.number,
+                unchecked(
+                    spec.Basic.Deliver,
+                    consumer.tag,
+                    tag,
+                    qm.redelivered,
+                    msg.exchange,
+                    msg.routing_key,
+                ),
+                msg,
+            )
+        except Exception:
+            queue.requeue([qm])
+            raise
+        self.delivery_tag = tag
         if consumer.no_ack:
             self.vhost.forget(qm)
         else:
             self.unacked[tag] = (queue, qm, consumer)
             consumer.unacked += 1
             queue.unacked += 1
-        msg = qm.message
-        self.conn.send_content(
-            self.number,
-            spec.Basic.Deliver(consumer.tag, tag, qm.redelivered, msg.exchange, msg.routing_key),
-            msg,
-        )
+            queue.unacked_bytes += msg.size
+        if qm.store_id is not None:
+            self.vhost.delivered(qm)
 
     def cancel_from_broker(self, consumer: Consumer) -> None:
         """The queue was deleted: tell the client its consumer is gone."""
         if self.consumers.pop(consumer.tag, None) is not None and not self.closed:
-            self.conn.send(self.number, spec.Basic.Cancel(consumer.tag, nowait=True))
+            self.conn.send(self.number, unchecked(spec.Basic.Cancel, consumer.tag, nowait=True))
 
     def _settle(self, tag: int, multiple: bool) -> list[tuple[int, Unacked]]:
         """Take delivery tags out of the unacked set (406 for an unknown tag)."""
@@ -201,8 +228,9 @@ class Channel:
             if entry is None:
                 raise ChannelException(406, f"unknown delivery tag {tag}")
             items = [(tag, entry)]
-        for _, (queue, _, consumer) in items:
+        for _, (queue, qm, consumer) in items:
             queue.unacked -= 1
+            queue.unacked_bytes -= qm.message.size
             if consumer is not None:
                 consumer.unacked -= 1
         return items
@@ -248,8 +276,9 @@ class Channel:
         self.closed = True
         held = [item for _, _, items in self.tx_settled for item in items]  # uncommitted acks
         self.tx, self.tx_settled = None, []
-        for queue, _, consumer in self.unacked.values():
+        for queue, qm, consumer in self.unacked.values():
             queue.unacked -= 1
+            queue.unacked_bytes -= qm.message.size
             if consumer is not None:
                 consumer.unacked -= 1
         ordered = sorted([*self.unacked.items(), *held], key=lambda item: item[0])
@@ -339,7 +368,8 @@ class Channel:
         self.last_queue = q.name
         if not m.nowait:
             self.conn.send(
-                self.number, spec.Queue.DeclareOk(q.name, len(q.messages), len(q.consumers))
+                self.number,
+                unchecked(spec.Queue.DeclareOk, q.name, len(q.messages), len(q.consumers)),
             )
 
     def queue_bind(self, m: spec.Queue.Bind) -> None:
@@ -370,7 +400,7 @@ class Channel:
 
     def basic_qos(self, m: spec.Basic.Qos) -> None:
         if m.prefetch_size:
-            raise ConnectionException(540, f"prefetch_size!={m.prefetch_size}")
+            raise ConnectionException(540, f"prefetch_size!=0 ({m.prefetch_size})")
         if m.global_:
             self.global_prefetch = m.prefetch_count
         else:
@@ -388,7 +418,7 @@ class Channel:
         consumer = Consumer(tag, self, queue, m.no_ack, m.exclusive, self.prefetch)
         self.consumers[tag] = consumer
         if not m.nowait:
-            self.conn.send(self.number, spec.Basic.ConsumeOk(tag))
+            self.conn.send(self.number, unchecked(spec.Basic.ConsumeOk, tag))
         queue.add_consumer(consumer)
 
     def basic_cancel(self, m: spec.Basic.Cancel) -> None:
@@ -396,12 +426,17 @@ class Channel:
         if consumer is not None:
             consumer.queue.remove_consumer(consumer)
         if not m.nowait:
-            self.conn.send(self.number, spec.Basic.CancelOk(m.consumer_tag))
+            self.conn.send(self.number, unchecked(spec.Basic.CancelOk, m.consumer_tag))
 
     def basic_publish(self, m: spec.Basic.Publish) -> None:
         if m.immediate:
             raise ConnectionException(540, "immediate=true")
         ex = self.vhost.exchange(m.exchange)
+        conn = self.conn
+        if not conn.published:
+            conn.published = True
+            if conn.broker.alarm:  # a new publisher during a memory alarm
+                conn.block()
         if ex.internal:
             raise ChannelException(
                 403, f"cannot publish to internal exchange '{ex.name}' in vhost '/'"
@@ -415,21 +450,33 @@ class Channel:
         if qm is None:
             self.conn.send(self.number, spec.Basic.GetEmpty())
             return
-        self.delivery_tag += 1
-        tag = self.delivery_tag
+        tag = self.delivery_tag + 1
+        msg = qm.message
+        try:
+            self.conn.send_content(
+                self.number,
+                unchecked(
+                    spec.Basic.GetOk,
+                    tag,
+                    qm.redelivered,
+                    msg.exchange,
+                    msg.routing_key,
+                    len(queue.messages),
+                ),
+                msg,
+            )
+        except Exception:
+            queue.requeue([qm])  # never lose a message to a reply that cannot be built
+            raise
+        self.delivery_tag = tag
         if m.no_ack:
             self.vhost.forget(qm)
         else:
             self.unacked[tag] = (queue, qm, None)
             queue.unacked += 1
-        msg = qm.message
-        self.conn.send_content(
-            self.number,
-            spec.Basic.GetOk(
-                tag, qm.redelivered, msg.exchange, msg.routing_key, len(queue.messages)
-            ),
-            msg,
-        )
+            queue.unacked_bytes += msg.size
+        if qm.store_id is not None:
+            self.vhost.delivered(qm)
 
     def basic_ack(self, m: spec.Basic.Ack) -> None:
         self._settle_and_apply("ack", m.delivery_tag or 0, m.multiple, False)
@@ -484,8 +531,9 @@ class Channel:
             raise ChannelException(406, "channel is not transactional")
         restored = [item for _, _, entries in self.tx_settled for item in entries]
         self.tx, self.tx_settled = [], []
-        for _, (queue, _, consumer) in restored:
+        for _, (queue, qm, consumer) in restored:
             queue.unacked += 1
+            queue.unacked_bytes += qm.message.size
             if consumer is not None:
                 consumer.unacked += 1
         self.unacked = OrderedDict(sorted([*self.unacked.items(), *restored]))

@@ -8,6 +8,8 @@ sees the same message from both brokers.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "REPLY_NAMES",
     "AMQPError",
@@ -43,8 +45,15 @@ class AMQPError(Exception):
 
     def __init__(self, code: int, detail: str) -> None:
         self.code = code
-        self.text = f"{REPLY_NAMES.get(code, 'ERROR')} - {detail}"[:255]
+        self.text = _short(f"{REPLY_NAMES.get(code, 'ERROR')} - {detail}")
+        self.method: Any = None  # the method being handled, named in the Close (class/method id)
         super().__init__(self.text)
+
+
+def _short(text: str) -> str:
+    """At most 255 bytes of UTF-8 (a reply-text is a short string), cut on a character."""
+    raw = text.encode()
+    return text if len(raw) <= 255 else raw[:255].decode(errors="ignore")
 
 
 class ChannelException(AMQPError):

@@ -39,6 +39,12 @@ class Exchange:
     bindings: dict[tuple, Binding] = field(default_factory=dict)
 
     @property
+    def alternate(self) -> str | None:
+        """Where unroutable messages go instead (the ``alternate-exchange`` argument)."""
+        value = self.arguments.get("alternate-exchange")
+        return value if isinstance(value, str) else None
+
+    @property
     def is_default(self) -> bool:
         return self.name == ""
 

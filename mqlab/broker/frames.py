@@ -7,16 +7,41 @@ properties for every consumer (it is the same bytes either way).
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from pamqp import body as _body
 from pamqp import constants
 from pamqp import frame as _frame
 from pamqp import header as _header
 from pamqp.base import Frame
 
-__all__ = ["PROTOCOL_HEADER", "content_frames", "header_payload", "method_frame"]
+__all__ = ["PROTOCOL_HEADER", "content_frames", "header_payload", "method_frame", "unchecked"]
 
 PROTOCOL_HEADER = _header.ProtocolHeader().marshal()
 _marshal_raw = getattr(_frame, "_marshal", None)
+F = TypeVar("F", bound=Frame)
+_UNCHECKED: dict[type[Frame], type[Frame]] = {}
+
+
+def unchecked(cls: type[F], *args: Any, **kwargs: Any) -> F:
+    """``cls(*args, **kwargs)`` without pamqp's client-side name check.
+
+    pamqp refuses, when it builds a method, queue and exchange names outside
+    ``[a-zA-Z0-9-_.:@#,/+ ]`` or longer than 127 characters. That is a client library's
+    caution, not the protocol: AMQP 0-9-1 names are short strings of up to 255 bytes, and
+    RabbitMQ accepts any UTF-8 (``orders!``, ``订单``). A broker must echo back whatever
+    name it accepted, so every reply that carries a name is built through here. The
+    255-byte limit still holds: the encoder checks it.
+    """
+    sub = _UNCHECKED.get(cls)
+    if sub is None:
+        # No __slots__ here: marshal() walks the parent's, so the wire format is unchanged.
+        sub = _UNCHECKED[cls] = type(cls.__name__, (cls,), {"validate": _no_check})
+    return sub(*args, **kwargs)  # type: ignore[return-value]
+
+
+def _no_check(self: Frame) -> None:
+    return None
 
 
 def method_frame(method: Frame, channel: int) -> bytes:

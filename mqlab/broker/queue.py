@@ -2,13 +2,17 @@
 
 What happens to a message in a queue, in the order RabbitMQ does it:
 
-* it is appended at the tail; ``x-max-length`` / ``x-max-length-bytes`` then drop (or
+* it is appended at the tail (of its priority's line in an ``x-max-priority`` queue, where
+  higher priorities are served first); ``x-max-length`` / ``x-max-length-bytes`` then drop (or
   dead-letter) from the head, or refuse the new message when ``x-overflow=reject-publish``;
 * it is delivered from the head to the next consumer whose prefetch window has room
   (consumers take turns: round-robin);
 * once delivered it waits, *unacked*, on the consumer's channel; an ack removes it, a
-  nack/reject with ``requeue=True`` (or a dead channel) puts it back at the head with
+  nack/reject with ``requeue=True`` (or a dead channel, or ``basic.recover``) puts it back
+  in its original position, ahead of everything that arrived after it, with
   ``redelivered=True``; without requeue it is dead-lettered or dropped;
+* with ``x-single-active-consumer`` only the oldest consumer receives; the next one takes
+  over when it goes;
 * a message whose TTL (``x-message-ttl`` or the ``expiration`` property, the smaller wins)
   ran out while waiting is expired when it reaches the head, and dead-lettered if the queue
   names an ``x-dead-letter-exchange``.
@@ -17,7 +21,7 @@ What happens to a message in a queue, in the order RabbitMQ does it:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,7 +37,9 @@ if TYPE_CHECKING:
 __all__ = [
     "QUEUE_ARGUMENTS",
     "Consumer",
+    "FifoReady",
     "Message",
+    "PriorityReady",
     "Queue",
     "QueuedMessage",
     "parse_arguments",
@@ -61,7 +67,16 @@ class Message:
     halves the memory a queued message costs.
     """
 
-    __slots__ = ("body", "exchange", "header", "persistent", "routing_key", "ttl")
+    __slots__ = (
+        "body",
+        "exchange",
+        "header",
+        "persistent",
+        "priority",
+        "routing_key",
+        "size",
+        "ttl",
+    )
 
     def __init__(
         self,
@@ -76,8 +91,26 @@ class Message:
         self.routing_key = routing_key
         self.header = header
         self.body = body
+        self.size = len(body)  # stays right when the body is paged out to the store
         self.ttl = ttl  # per-message TTL in ms, from the ``expiration`` property
         self.persistent = properties.delivery_mode == 2
+        self.priority = properties.priority or 0
+
+    def without_body(self) -> Message:
+        """A copy without the body, for a queue entry whose body waits in the store."""
+        stub = Message.__new__(Message)
+        for name in Message.__slots__:
+            setattr(stub, name, getattr(self, name))
+        stub.body = b""
+        return stub
+
+    def with_body(self, body: bytes) -> Message:
+        """A copy with ``body`` (read back from the store) in place."""
+        full = Message.__new__(Message)
+        for name in Message.__slots__:
+            setattr(full, name, getattr(self, name))
+        full.body = body
+        return full
 
     @property
     def properties(self) -> Basic.Properties:
@@ -88,15 +121,98 @@ class Message:
 
 
 class QueuedMessage:
-    """A message's copy in one queue: its redelivered flag, expiry time and store row."""
+    """A message's copy in one queue: its place in line, redelivered flag, expiry, store row.
 
-    __slots__ = ("expires_at", "message", "redelivered", "store_id")
+    ``seq`` is the order of arrival in the queue: a requeued message goes back in front of
+    every message with a larger one, so the queue reads in publish order again.
+    """
 
-    def __init__(self, message: Message, expires_at: float | None = None) -> None:
+    __slots__ = ("expires_at", "level", "message", "paged", "redelivered", "seq", "store_id")
+
+    def __init__(
+        self, message: Message, expires_at: float | None = None, seq: int = 0, level: int = 0
+    ) -> None:
         self.message = message
         self.redelivered = False
         self.expires_at = expires_at
+        self.seq = seq
+        self.level = level  # priority, capped at the queue's x-max-priority
         self.store_id: int | None = None
+        self.paged = False  # body only in the store (message is a body-less copy)
+
+
+class FifoReady(deque[QueuedMessage]):
+    """The ready messages of a plain queue: one line, in order of arrival."""
+
+    def restore(self, qm: QueuedMessage) -> None:
+        """Put a requeued message back where it was (by ``seq``)."""
+        _restore(self, qm)
+
+
+def _restore(line: deque[QueuedMessage], qm: QueuedMessage) -> None:
+    # The usual case, a requeue of the oldest messages, costs one appendleft: callers restore
+    # a batch newest first, so each one goes in front of the one restored before it.
+    if not line or qm.seq < line[0].seq:
+        line.appendleft(qm)
+        return
+    for i, other in enumerate(line):
+        if other.seq > qm.seq:
+            line.insert(i, qm)
+            return
+    line.append(qm)
+
+
+class PriorityReady:
+    """The ready messages of an ``x-max-priority`` queue: one line per priority, highest first.
+
+    It offers the part of the deque interface that :class:`Queue` uses.
+    """
+
+    def __init__(self, max_priority: int) -> None:
+        self.lines = [deque[QueuedMessage]() for _ in range(max_priority + 1)]
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def __iter__(self) -> Iterator[QueuedMessage]:
+        for line in reversed(self.lines):
+            yield from line
+
+    def __getitem__(self, index: int) -> QueuedMessage:
+        if index != 0:
+            raise IndexError("only the head of a priority queue can be looked at")
+        for line in reversed(self.lines):
+            if line:
+                return line[0]
+        raise IndexError("empty queue")
+
+    def append(self, qm: QueuedMessage) -> None:
+        self.lines[qm.level].append(qm)
+        self.count += 1
+
+    def __reversed__(self) -> Iterator[QueuedMessage]:
+        for line in self.lines:
+            yield from reversed(line)
+
+    def popleft(self) -> QueuedMessage:
+        for line in reversed(self.lines):
+            if line:
+                self.count -= 1
+                return line.popleft()
+        raise IndexError("pop from an empty queue")
+
+    def restore(self, qm: QueuedMessage) -> None:
+        _restore(self.lines[qm.level], qm)
+        self.count += 1
+
+    def clear(self) -> None:
+        for line in self.lines:
+            line.clear()
+        self.count = 0
 
 
 class ConsumerChannel(Protocol):
@@ -114,6 +230,8 @@ class QueueHost(Protocol):
 
     def persist(self, queue: Queue, qm: QueuedMessage) -> None: ...
     def forget(self, qm: QueuedMessage) -> None: ...
+    def can_page(self, qm: QueuedMessage) -> bool: ...
+    def read_body(self, qm: QueuedMessage) -> bytes: ...
     def dead_letter(self, queue: Queue, qm: QueuedMessage, reason: str) -> None: ...
     def auto_delete(self, queue: Queue) -> None: ...
 
@@ -147,7 +265,10 @@ QUEUE_ARGUMENTS: dict[str, Any] = {
     "x-max-length-bytes": None,
     "x-overflow": None,
     "x-queue-type": "classic",
+    "x-max-priority": None,
+    "x-single-active-consumer": None,
 }
+QUEUE_TYPES = ("classic", "quorum")
 _OVERFLOW = ("drop-head", "reject-publish", "reject-publish-dlx")
 
 
@@ -180,12 +301,73 @@ def parse_arguments(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
     if overflow not in _OVERFLOW:
         raise bad("x-overflow", f"{{unacceptable_value,{overflow!r}}}")
     out["x-overflow"] = overflow
-    if "x-max-priority" in args:  # refuse loudly rather than silently deliver in FIFO order
-        raise bad("x-max-priority", "priority queues are not implemented by the embedded broker")
     kind = args.get("x-queue-type", "classic")
-    if kind != "classic":
-        raise bad("x-queue-type", f"the embedded broker has only classic queues, not {kind!r}")
+    if isinstance(kind, bytes):
+        kind = kind.decode(errors="replace")
+    if kind == "stream":  # RabbitMQ has them; their offset-based consuming is another protocol
+        raise bad("x-queue-type", '"stream queues are not supported by the embedded broker"')
+    if kind not in QUEUE_TYPES:
+        raise bad("x-queue-type", f"\"unsupported queue type '{kind}'\"")
+    out["x-queue-type"] = kind
+    if "x-max-priority" in args:
+        value = args["x-max-priority"]
+        if kind == "quorum":
+            raise ChannelException(
+                406,
+                f"invalid arg 'x-max-priority' for queue '{name}' in vhost '/' of queue type "
+                "rabbit_quorum_queue",
+            )
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("x-max-priority", f'"expected integer, got {_amqp_type(value)}"')
+        if value < 0:
+            raise bad("x-max-priority", f"{{value_negative,{value}}}")
+        if value > 255:
+            raise bad("x-max-priority", f"{{max_value_exceeded,{value}}}")
+        out["x-max-priority"] = value
+    if "x-single-active-consumer" in args:
+        value = args["x-single-active-consumer"]
+        if not isinstance(value, bool):
+            raise bad("x-single-active-consumer", f"{{unacceptable_type,{_amqp_type(value)}}}")
+        out["x-single-active-consumer"] = value
     return out
+
+
+def _amqp_type(value: Any) -> str:
+    """RabbitMQ's name for the field-table type pamqp encodes ``value`` as."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        for bits, name in ((8, "byte"), (16, "short"), (32, "signedint")):
+            if -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+                return name
+        return "long"
+    names = {str: "longstr", bytes: "longstr", float: "float", dict: "table", list: "array"}
+    return names.get(type(value), type(value).__name__)
+
+
+def inequivalent(kind: str, name: str, arg: str, new: Any, old: Any) -> ChannelException:
+    """406 for a redeclare whose ``arg`` differs, worded as RabbitMQ words it.
+
+    ``new``/``old`` are None when the argument is absent; RabbitMQ then shows the other side
+    with its type: "received none but current is the value 'quorum' of type 'longstr'".
+    """
+
+    def show(value: Any) -> str:
+        return "true" if value is True else "false" if value is False else str(value)
+
+    sides: tuple[str, ...]
+    if new is not None and old is not None:
+        sides = f"'{show(new)}'", f"'{show(old)}'"
+    else:
+        sides = tuple(
+            "none" if v is None else f"the value '{show(v)}' of type '{_amqp_type(v)}'"
+            for v in (new, old)
+        )
+    return ChannelException(
+        406,
+        f"inequivalent arg '{arg}' for {kind} '{name}' in vhost '/': "
+        f"received {sides[0]} but current is {sides[1]}",
+    )
 
 
 class Queue:
@@ -215,10 +397,18 @@ class Queue:
         self.max_bytes: int | None = known.get("x-max-length-bytes")
         self.overflow: str = known["x-overflow"]
         self.expires: int | None = known.get("x-expires")  # ms unused before auto-delete
-        self.messages: deque[QueuedMessage] = deque()
+        self.type: str = known["x-queue-type"]
+        self.max_priority: int | None = known.get("x-max-priority")
+        self.single_active: bool = known.get("x-single-active-consumer", False)
+        self.messages: FifoReady | PriorityReady = (
+            FifoReady() if self.max_priority is None else PriorityReady(self.max_priority)
+        )
+        self.seq = 0  # arrival counter, see QueuedMessage.seq
         self.consumers: deque[Consumer] = deque()
         self.unacked = 0
-        self.bytes = 0
+        self.bytes = 0  # bodies of the ready messages
+        self.paged_bytes = 0  # of which only in the store (see page_out)
+        self.unacked_bytes = 0  # bodies delivered and not yet settled
         self.deleted = False
         self._had_consumer = False
         self._dispatching = False
@@ -246,15 +436,15 @@ class Queue:
 
     def put(self, message: Message) -> bool:
         """Append a message; False when ``x-overflow=reject-publish`` refuses it."""
-        if self.overflow != "drop-head" and self._full(len(message.body)):
+        if self.overflow != "drop-head" and self._full(message.size):
             if self.overflow == "reject-publish-dlx":
                 self.host.dead_letter(self, QueuedMessage(message), "rejected")
             return False
-        qm = QueuedMessage(message, self.expiry_for(message))
+        qm = self.entry(message)
         if self.durable and message.persistent:
             self.host.persist(self, qm)
         self.messages.append(qm)
-        self.bytes += len(message.body)
+        self.bytes += message.size
         if self.overflow == "drop-head":
             while self._over():
                 self._drop_head("maxlen")
@@ -262,6 +452,14 @@ class Queue:
         if qm.expires_at is not None:
             self.expire()
         return True
+
+    def entry(self, message: Message) -> QueuedMessage:
+        """A new place in line for ``message``: next in order, at its (capped) priority."""
+        self.seq += 1
+        level = 0
+        if self.max_priority is not None:
+            level = min(message.priority, self.max_priority)
+        return QueuedMessage(message, self.expiry_for(message), self.seq, level)
 
     def _full(self, size: int) -> bool:
         return (self.max_length is not None and len(self.messages) >= self.max_length) or (
@@ -276,7 +474,9 @@ class Queue:
 
     def _drop_head(self, reason: str) -> None:
         qm = self.messages.popleft()
-        self.bytes -= len(qm.message.body)
+        self.bytes -= qm.message.size
+        if qm.paged:
+            self.page_in(qm)
         self.host.dead_letter(self, qm, reason)
 
     # -- departure -------------------------------------------------------------------------
@@ -289,6 +489,15 @@ class Queue:
         try:
             messages, consumers = self.messages, self.consumers
             while messages and consumers:
+                if self.single_active:  # only the oldest consumer receives
+                    consumer = consumers[0]
+                    if not consumer.ready():
+                        return
+                    qm = self.take()
+                    if qm is None:
+                        return
+                    consumer.channel.deliver(consumer, qm)
+                    continue
                 for _ in range(len(consumers)):
                     consumer = consumers[0]
                     consumers.rotate(-1)
@@ -309,7 +518,9 @@ class Queue:
         now = None
         while messages:
             qm = messages.popleft()
-            self.bytes -= len(qm.message.body)
+            self.bytes -= qm.message.size
+            if qm.paged:  # it leaves the queue: delivered or dead-lettered, both need the body
+                self.page_in(qm)
             if qm.expires_at is not None:
                 now = now or self.host.loop.time()
                 if qm.expires_at <= now:
@@ -337,16 +548,16 @@ class Queue:
         self.expire()
 
     def requeue(self, qms: Iterable[QueuedMessage]) -> None:
-        """Put unacked messages back at the head, in their original order, as redelivered."""
+        """Put unacked messages back in their original positions, marked redelivered."""
         if self.deleted:
             for qm in qms:
                 self.host.forget(qm)
             return
-        back = list(qms)
-        for qm in reversed(back):
+        restore = self.messages.restore
+        for qm in sorted(qms, key=_by_seq, reverse=True):  # newest first: see _restore
             qm.redelivered = True
-            self.messages.appendleft(qm)
-            self.bytes += len(qm.message.body)
+            restore(qm)
+            self.bytes += qm.message.size
         self.dispatch()
         if self.messages and self.messages[0].expires_at is not None:
             self.expire()
@@ -357,8 +568,35 @@ class Queue:
         for qm in self.messages:
             self.host.forget(qm)
         self.messages.clear()
-        self.bytes = 0
+        self.bytes = self.paged_bytes = 0
         return count
+
+    # -- paging: bodies that wait in the store instead of RAM --------------------------------
+
+    def page_out(self, budget: int) -> int:
+        """Drop the bodies of up to ``budget`` bytes of stored messages, newest first.
+
+        Their rows are already committed, so the bodies are read back when the messages
+        reach the head. The walk stops at the first message already paged: the head of the
+        queue, the next to go out, stays in RAM. Returns the bytes freed.
+        """
+        freed = 0
+        for qm in reversed(self.messages):
+            if freed >= budget or qm.paged:
+                break
+            if not self.host.can_page(qm):
+                continue
+            qm.message = qm.message.without_body()
+            qm.paged = True
+            freed += qm.message.size
+        self.paged_bytes += freed
+        return freed
+
+    def page_in(self, qm: QueuedMessage) -> None:
+        """Read a paged message's body back from the store."""
+        qm.message = qm.message.with_body(self.host.read_body(qm))
+        qm.paged = False
+        self.paged_bytes -= qm.message.size
 
     # -- x-expires: a queue nobody uses deletes itself -------------------------------------
 
@@ -385,8 +623,11 @@ class Queue:
     # -- consumers -------------------------------------------------------------------------
 
     def check_consumer(self, exclusive: bool) -> None:
-        """403 when an exclusive consumer is involved, as in RabbitMQ."""
-        if (exclusive and self.consumers) or any(c.exclusive for c in self.consumers):
+        """403 when an exclusive consumer is involved, as in RabbitMQ (which also refuses an
+        exclusive consumer on a single-active-consumer queue)."""
+        if (exclusive and (self.consumers or self.single_active)) or any(
+            c.exclusive for c in self.consumers
+        ):
             raise ChannelException(403, f"queue '{self.name}' in vhost '/' in exclusive use")
 
     def add_consumer(self, consumer: Consumer) -> None:
@@ -414,3 +655,7 @@ class Queue:
                 timer.cancel()
         self._timer = self._unused_timer = None
         self.purge()
+
+
+def _by_seq(qm: QueuedMessage) -> int:
+    return qm.seq

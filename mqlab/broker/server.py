@@ -20,10 +20,11 @@ Handshake (AMQP 0-9-1, as RabbitMQ does it)::
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import logging
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,16 @@ log = logging.getLogger("mqlab.broker")
 #: ``trace(connection_id, direction, channel, frame)``; direction is "in" or "out".
 TraceHook = Callable[[int, str, int, Any], None]
 
+#: Default memory high watermark: bytes of messages held before publishers are blocked.
+DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024
+#: Estimated bytes a queued message costs beyond its body (objects, header, deque slot).
+MESSAGE_OVERHEAD = 400
+MEMORY_CHECK_INTERVAL = 0.05  # s
+#: With a data dir, bodies of stored messages are paged out past this share of the limit...
+PAGE_OUT_AT = 0.5
+#: ... down to this share.
+PAGE_OUT_TO = 0.4
+
 _FRAME_HEAD = struct.Struct(">BHI")
 _PUBLISH = spec.Basic.Publish
 _HEARTBEAT = pamqp_heartbeat.Heartbeat().marshal()
@@ -65,7 +76,7 @@ SERVER_PROPERTIES: dict[str, Any] = {
         "exchange_exchange_bindings": True,
         "basic.nack": True,
         "consumer_cancel_notify": True,
-        "connection.blocked": False,
+        "connection.blocked": True,
         "consumer_priorities": False,
         "authentication_failure_close": True,
         "per_consumer_qos": True,
@@ -97,6 +108,8 @@ class Connection(asyncio.Protocol):
         self.heartbeat = 0
         self.paused = False
         self.throttled = False
+        self.published = False  # has sent basic.publish: blocked under a memory alarm
+        self.blocked = False  # reading paused by the memory alarm
         self.out: list[bytes] = []
         self.dirty = False
         self.confirming: set[Channel] = set()
@@ -140,13 +153,13 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_recv = self.loop.time()
-        if self.state in ("closing", "closed", "dead"):
+        if self.state in ("closing", "closed", "dead", "refused"):
             return
         buf = self._buf + data if self._buf else data
         try:
             pos = self._parse(buf)
         except ConnectionException as exc:
-            self.fail(exc)
+            self.fail(exc, exc.method)
             return
         except Exception:
             log.exception("internal error on %r", self)
@@ -215,10 +228,16 @@ class Connection(asyncio.Protocol):
             if trace is not None:
                 trace(self.id, "in", channel, value)
             if kind == 1:
-                if channel == 0:
-                    self._on_connection_method(value)
-                else:
-                    self._on_channel_method(channel, value)
+                try:
+                    if channel == 0:
+                        self._on_connection_method(value)
+                    else:
+                        self._on_channel_method(channel, value)
+                except AMQPError as exc:
+                    # Connection.Close names the method that failed, as RabbitMQ's does.
+                    if exc.method is None:
+                        exc.method = value
+                    raise
             elif kind == 3:
                 ch = self.channels.get(channel)
                 if ch is None:
@@ -363,15 +382,79 @@ class Connection(asyncio.Protocol):
                 user, password = str(table.get("LOGIN")), str(table.get("PASSWORD"))
             except Exception:
                 user = None
+        refusal = None
         if user is None or self.broker.users.get(user) != password:
-            log.info("login refused for user %r from %s", user, self.peer)
-            raise ConnectionException(403, _AUTH_REFUSED.replace("PLAIN", self._mechanism))
+            refusal = "invalid credentials"
+        elif user in self.broker.loopback_users and not self._from_loopback():
+            refusal = "can only connect via localhost"  # RabbitMQ's loopback_users
+        if user is None or refusal is not None:
+            log.info("login refused for user %r from %s: %s", user, self.peer, refusal)
+            self._refuse_login()
+            return
         self.user = user
         self.state = "tune_ok"
         self.send(
             0,
             spec.Connection.Tune(self.channel_max, self.frame_max, self.broker.heartbeat),
         )
+
+    def _from_loopback(self) -> bool:
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        if not peer:
+            return False
+        try:
+            return ipaddress.ip_address(peer[0]).is_loopback
+        except ValueError:  # a Unix socket or something stranger: not loopback
+            return False
+
+    def _refuse_login(self) -> None:
+        """403 for a refused login, held back for ``broker.login_delay`` seconds.
+
+        RabbitMQ keeps the socket of a refused login open 3 s; we also hold the answer, so a
+        client waiting for it cannot try more than one password per delay and connection.
+        Input is ignored meanwhile (state "refused").
+        """
+        self.state = "refused"
+        if self.transport is not None:
+            self.transport.pause_reading()
+        if self._timer is not None:
+            self._timer.cancel()
+        text = _AUTH_REFUSED.replace("PLAIN", self._mechanism)
+        self._timer = self.loop.call_later(self.broker.login_delay, self._send_refusal, text)
+
+    def _send_refusal(self, text: str) -> None:
+        self._timer = None
+        if self.transport is None:
+            return
+        exc = ConnectionException(403, text)
+        self.send(0, spec.Connection.Close(exc.code, exc.text, 0, 0))
+        self.state = "closing"
+        self._flush_and_close()
+
+    # -- memory alarm (RabbitMQ's connection.blocked) ---------------------------------------
+
+    def block(self) -> None:
+        """Stop reading from a publisher while the broker is over its memory limit."""
+        if self.blocked or not self.published or self.state != "opened":
+            return
+        self.blocked = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+        if self._capable("connection.blocked"):
+            self.send(0, spec.Connection.Blocked("low on memory"))
+
+    def unblock(self) -> None:
+        if not self.blocked:
+            return
+        self.blocked = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+        if self._capable("connection.blocked") and self.state == "opened":
+            self.send(0, spec.Connection.Unblocked())
+
+    def _capable(self, name: str) -> bool:
+        capabilities = self.client_properties.get("capabilities")
+        return isinstance(capabilities, dict) and capabilities.get(name) is True
 
     # -- frames out ------------------------------------------------------------------------
 
@@ -400,9 +483,12 @@ class Connection(asyncio.Protocol):
                 from pamqp.body import ContentBody
 
                 trace(self.id, "out", channel, ContentBody(message.body))
+        # Build every frame before queueing any: a failure leaves nothing half-sent.
+        first = method_frame(method, channel)
+        rest = content_frames(channel, message.header, message.body, self.frame_max)
         out = self.out
-        out.append(method_frame(method, channel))
-        out.extend(content_frames(channel, message.header, message.body, self.frame_max))
+        out.append(first)
+        out.extend(rest)
         if not self.dirty:
             self.dirty = True
             self.broker.schedule_flush(self)
@@ -476,6 +562,8 @@ class Connection(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         now = self.loop.time()
+        if self.blocked:  # we stopped reading: its heartbeats are waiting unread
+            self.last_recv = now
         if now - self.last_recv > 2 * self.heartbeat:
             log.info("missed heartbeats from %r, closing", self)
             self.transport.abort()
@@ -518,6 +606,10 @@ class Broker:
         frame_max: int = 131072,
         channel_max: int = 2047,
         handshake_timeout: float = 10.0,
+        max_message_size: int = 128 * 1024 * 1024,
+        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+        login_delay: float = 3.0,
+        loopback_users: Collection[str] = ("guest",),
     ) -> None:
         self.host = host
         self.port = port
@@ -528,6 +620,12 @@ class Broker:
         self.frame_max = frame_max
         self.channel_max = channel_max
         self.handshake_timeout = handshake_timeout
+        self.max_message_size = max_message_size  # RabbitMQ 3.10's default: 128 MiB
+        self.memory_limit = memory_limit  # bytes of messages held; None: no limit
+        self.login_delay = login_delay  # s before a refused login is answered
+        self.loopback_users = frozenset(loopback_users)  # may log in from loopback only
+        self.alarm = False  # over memory_limit: publishers are blocked
+        self._memory_timer: asyncio.TimerHandle | None = None
         self.connections: set[Connection] = set()
         self.connection_ids = itertools.count(1)
         self.decoded: dict[bytes, Any] = {}  # raw frame -> pamqp object (see Connection._parse)
@@ -542,6 +640,14 @@ class Broker:
     def url(self) -> str:
         """``amqp://user:password@host:port/`` of the first configured user."""
         user, password = next(iter(self.users.items()))
+        return f"amqp://{user}:{password}@{self.host}:{self.port}/"
+
+    @property
+    def display_url(self) -> str:
+        """:attr:`url` with the password masked (but guest's, which everyone knows): for logs."""
+        user, password = next(iter(self.users.items()))
+        if (user, password) != ("guest", "guest"):
+            password = "****"
         return f"amqp://{user}:{password}@{self.host}:{self.port}/"
 
     @property
@@ -560,7 +666,9 @@ class Broker:
             lambda: Connection(self), self.host, self.port, reuse_address=True
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("mqlab broker listening on %s", self.url)
+        log.info("mqlab broker listening on %s", self.display_url)
+        if self.memory_limit is not None:
+            self._memory_timer = self.loop.call_later(MEMORY_CHECK_INTERVAL, self._check_memory)
         return self
 
     async def stop(self) -> None:
@@ -568,6 +676,9 @@ class Broker:
         if server is None:
             return
         server.close()
+        if self._memory_timer is not None:
+            self._memory_timer.cancel()
+            self._memory_timer = None
         for conn in list(self.connections):
             conn.close()
         self._flush_all()
@@ -589,6 +700,49 @@ class Broker:
     def topology(self) -> Topology:
         """Exchanges, queues (ready/unacked/consumers) and bindings right now."""
         return self.vhost.topology()
+
+    # -- memory high watermark -------------------------------------------------------------
+
+    def memory_used(self) -> int:
+        """Bytes the broker holds for messages: an estimate, see :data:`MESSAGE_OVERHEAD`.
+
+        Ready and unacked bodies, a fixed overhead per message, and replies not yet written
+        to slow sockets. It counts what the broker holds, not the process RSS, because the
+        broker often shares its process (a Jupyter kernel, a test run) with much else.
+        """
+        used = 0
+        for q in self.vhost.queues.values():
+            held = q.bytes - q.paged_bytes + q.unacked_bytes
+            used += held + MESSAGE_OVERHEAD * (len(q.messages) + q.unacked)
+        for conn in self.connections:
+            if conn.transport is not None:
+                used += conn.transport.get_write_buffer_size()
+        return used
+
+    def _check_memory(self) -> None:
+        """Raise or clear the memory alarm (RabbitMQ's vm_memory_high_watermark)."""
+        self._memory_timer = None
+        if self._server is None or self.memory_limit is None:
+            return
+        used = self.memory_used()
+        if self.store is not None and used > self.memory_limit * PAGE_OUT_AT:
+            # With a data dir, stored bodies leave RAM before publishers are blocked.
+            used -= self.vhost.page_out(int(used - self.memory_limit * PAGE_OUT_TO))
+        if not self.alarm and used > self.memory_limit:
+            self.alarm = True
+            log.warning(
+                "memory alarm: %d MiB held > limit %d MiB; blocking publishers",
+                used >> 20,
+                self.memory_limit >> 20,
+            )
+            for conn in list(self.connections):
+                conn.block()
+        elif self.alarm and used <= self.memory_limit:
+            self.alarm = False
+            log.warning("memory alarm cleared: %d MiB held; unblocking publishers", used >> 20)
+            for conn in list(self.connections):
+                conn.unblock()
+        self._memory_timer = self.loop.call_later(MEMORY_CHECK_INTERVAL, self._check_memory)
 
     # -- output batching -------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from pamqp import decode, encode, header
 
 from mqlab.broker.errors import ChannelException
 from mqlab.broker.exchange import Exchange
-from mqlab.broker.queue import Message, Queue, QueuedMessage, parse_expiration
+from mqlab.broker.queue import Message, Queue, parse_expiration
 from mqlab.broker.routing import Binding
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS bindings (
     PRIMARY KEY (source, destination, routing_key, to_exchange, arguments));
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY, queue TEXT, exchange TEXT, routing_key TEXT,
-    header BLOB, body BLOB);
+    header BLOB, body BLOB, delivered INT DEFAULT 0);
 CREATE INDEX IF NOT EXISTS messages_queue ON messages (queue, id);
 """
 
@@ -62,10 +62,14 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(messages)")}
+        if "delivered" not in columns:  # a data dir written before the column existed
+            self.db.execute("ALTER TABLE messages ADD COLUMN delivered INT DEFAULT 0")
         row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()
         self._next_id = int(row[0]) + 1
-        self._adds: dict[int, tuple[int, str, str, str, bytes, bytes]] = {}
+        self._adds: dict[int, tuple[int, str, str, str, bytes, bytes, int]] = {}
         self._removes: list[int] = []
+        self._delivered: list[int] = []
         self.commits = 0
         self.on_dirty: Callable[[], None] | None = None  # the broker schedules a commit
 
@@ -118,7 +122,7 @@ class Store:
         """Queue a row for the next commit; returns its id."""
         row_id = self._next_id
         self._next_id += 1
-        if self.on_dirty is not None and not (self._adds or self._removes):
+        if self.on_dirty is not None and not self.dirty:
             self.on_dirty()
         self._adds[row_id] = (
             row_id,
@@ -127,29 +131,61 @@ class Store:
             message.routing_key,
             message.header,
             message.body,
+            0,
         )
         return row_id
 
+    def mark_delivered(self, row_id: int) -> None:
+        """Remember that a message went out once: after a restart it is redelivered=True."""
+        pending = self._adds.get(row_id)
+        if pending is not None:
+            self._adds[row_id] = (*pending[:6], 1)
+            return
+        if self.on_dirty is not None and not self.dirty:
+            self.on_dirty()
+        self._delivered.append(row_id)
+
     def remove_message(self, row_id: int) -> None:
         if self._adds.pop(row_id, None) is None:
-            if self.on_dirty is not None and not (self._adds or self._removes):
+            if self.on_dirty is not None and not self.dirty:
                 self.on_dirty()
             self._removes.append(row_id)
 
+    def committed(self, row_id: int) -> bool:
+        """Is the row on disk (not waiting for the next commit)?"""
+        return row_id not in self._adds
+
+    def read_body(self, row_id: int) -> bytes:
+        """A message body, from the pending writes or from the file."""
+        pending = self._adds.get(row_id)
+        if pending is not None:
+            return pending[5]
+        row = self.db.execute("SELECT body FROM messages WHERE id = ?", (row_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"message {row_id} is not in the store")
+        return bytes(row[0])
+
     @property
     def dirty(self) -> bool:
-        return bool(self._adds or self._removes)
+        return bool(self._adds or self._removes or self._delivered)
 
     def commit(self) -> None:
         """Write pending message changes and fsync (one transaction)."""
-        if not (self._adds or self._removes):
+        if not self.dirty:
             return
         adds, removes = list(self._adds.values()), [(i,) for i in self._removes]
-        self._adds, self._removes = {}, []
+        delivered = [(i,) for i in self._delivered]
+        self._adds, self._removes, self._delivered = {}, [], []
         with self.db:
             self.db.execute("BEGIN")
             if adds:
-                self.db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)", adds)
+                self.db.executemany(
+                    "INSERT INTO messages (id, queue, exchange, routing_key, header, body, "
+                    "delivered) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    adds,
+                )
+            if delivered:
+                self.db.executemany("UPDATE messages SET delivered = 1 WHERE id = ?", delivered)
             if removes:
                 self.db.executemany("DELETE FROM messages WHERE id = ?", removes)
         self.commits += 1
@@ -175,10 +211,12 @@ class Store:
             ex = vhost.exchanges.get(source)
             if ex is not None:
                 ex.bind(Binding(source, dest, key, _untable(args), bool(to_exchange)))
+        # Bodies stay on disk: each message comes back paged, read when it reaches the head.
         rows = db.execute(
-            "SELECT id, queue, exchange, routing_key, header, body FROM messages ORDER BY id"
+            "SELECT id, queue, exchange, routing_key, header, length(body), delivered "
+            "FROM messages ORDER BY id"
         )
-        for row_id, queue, exchange, routing_key, payload, body in rows:
+        for row_id, queue, exchange, routing_key, payload, size, delivered in rows:
             q = vhost.queues.get(queue)
             if q is None:
                 continue
@@ -189,8 +227,13 @@ class Store:
                 ttl = parse_expiration(props.expiration)
             except ChannelException:
                 ttl = None
-            message = Message(exchange, routing_key, props, payload, body, ttl)
-            qm = QueuedMessage(message, q.expiry_for(message))
+            message = Message(exchange, routing_key, props, payload, b"", ttl)
+            message.size = size or 0
+            qm = q.entry(message)
             qm.store_id = row_id
+            qm.paged = True
+            q.paged_bytes += message.size
+            # Delivered before the restart but never acked: RabbitMQ says redelivered.
+            qm.redelivered = bool(delivered)
             q.messages.append(qm)
-            q.bytes += len(body)
+            q.bytes += message.size

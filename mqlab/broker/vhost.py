@@ -18,7 +18,7 @@ from pamqp import commands, header
 from mqlab.broker.errors import ChannelException, ConnectionException
 from mqlab.broker.exchange import PREDECLARED, Exchange
 from mqlab.broker.frames import header_payload
-from mqlab.broker.queue import QUEUE_ARGUMENTS, Message, Queue, QueuedMessage
+from mqlab.broker.queue import QUEUE_ARGUMENTS, Message, Queue, QueuedMessage, inequivalent
 from mqlab.broker.routing import EXCHANGE_TYPES, Binding
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ class QueueInfo:
     exclusive: bool
     auto_delete: bool
     arguments: dict[str, Any]
+    type: str = "classic"  # x-queue-type: "classic" or "quorum"
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class VirtualHost:
                 raise ChannelException(404, f"no exchange '{name}' in vhost '/'")
             return ex
         if kind not in EXCHANGE_TYPES:
-            raise ConnectionException(503, f"invalid exchange type '{kind}'")
+            raise ConnectionException(503, f"unknown exchange type '{kind}'")
         if ex is not None:
             for arg, new, old in (
                 ("type", kind, ex.type),
@@ -147,9 +148,21 @@ class VirtualHost:
                         f"inequivalent arg '{arg}' for exchange '{name}' in vhost '/': "
                         f"received '{new}' but current is '{old}'",
                     )
+            # RabbitMQ compares one exchange argument on a redeclare: the alternate exchange.
+            new_ae = (arguments or {}).get("alternate-exchange")
+            old_ae = ex.arguments.get("alternate-exchange")
+            if new_ae != old_ae:
+                raise inequivalent("exchange", name, "alternate-exchange", new_ae, old_ae)
             return ex
         if name.startswith("amq."):
             raise ChannelException(403, f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        ae = (arguments or {}).get("alternate-exchange")
+        if ae is not None and not isinstance(ae, str):
+            raise ChannelException(
+                406,
+                f"invalid arg 'alternate-exchange' for exchange '{name}' in vhost '/': "
+                f"{{unacceptable_type,{type(ae).__name__}}}",
+            )
         ex = Exchange(name, kind, durable, auto_delete, internal, dict(arguments or {}))
         self.exchanges[name] = ex
         if durable and self.store is not None:
@@ -219,6 +232,17 @@ class VirtualHost:
             name = _server_name("amq.gen-")
         elif name.startswith("amq."):
             raise ChannelException(403, f"queue name '{name}' contains reserved prefix 'amq.*'")
+        if arguments.get("x-queue-type") == "quorum":
+            # Quorum queues are replicated logs: RabbitMQ refuses the properties they cannot have.
+            for prop, refused in (
+                ("non-durable", not durable),
+                ("exclusive-owner", exclusive),
+                ("auto-delete", auto_delete),
+            ):
+                if refused:
+                    raise ChannelException(
+                        406, f"invalid property '{prop}' for queue '{name}' in vhost '/'"
+                    )
         q = self.queues.get(name)
         if q is not None:
             if (q.exclusive_owner is not None and q.exclusive_owner is not owner) or (
@@ -256,14 +280,9 @@ class VirtualHost:
                     f"received '{_bool(new)}' but current is '{_bool(old)}'",
                 )
         for arg, default in QUEUE_ARGUMENTS.items():
-            new, old = arguments.get(arg, default), q.arguments.get(arg, default)
-            if new != old:
-                shown = "none" if old is None else f"'{old}'"
-                raise ChannelException(
-                    406,
-                    f"inequivalent arg '{arg}' for queue '{q.name}' in vhost '/': "
-                    f"received '{new}' but current is {shown}",
-                )
+            given, current = arguments.get(arg), q.arguments.get(arg)
+            if (default if given is None else given) != (default if current is None else current):
+                raise inequivalent("queue", q.name, arg, given, current)
 
     def delete_queue(
         self, name: str, owner: object, *, if_unused: bool = False, if_empty: bool = False
@@ -348,11 +367,13 @@ class VirtualHost:
     ) -> None:
         if source == "" or (to_exchange and destination == ""):
             raise ChannelException(403, "operation not permitted on the default exchange")
-        if to_exchange:
-            self.exchange(destination)
-        else:
-            self.queue(destination, owner)
-        ex = self.exchange(source)
+        # Unbinding is idempotent in RabbitMQ: a binding whose queue or exchange is already
+        # gone (an auto-delete exchange that left with its last queue...) answers Unbind-Ok.
+        if not to_exchange and destination in self.queues:
+            self.queue(destination, owner)  # 405 if another connection owns it
+        ex = self.exchanges.get(source)
+        if ex is None:
+            return
         binding = Binding(source, destination, routing_key, dict(arguments or {}), to_exchange)
         found = ex.bindings.get(binding.key)
         if found is not None:
@@ -378,7 +399,15 @@ class VirtualHost:
         seen = {ex.name}
         pending = [ex]
         while pending:
-            for b in pending.pop().route(routing_key, headers):
+            current = pending.pop()
+            matched = current.route(routing_key, headers)
+            if not matched and current.alternate is not None:
+                # Nothing matched: RabbitMQ hands the message to the alternate exchange.
+                alt = self.exchanges.get(current.alternate)
+                if alt is not None and alt.name not in seen:
+                    seen.add(alt.name)
+                    pending.append(alt)
+            for b in matched:
                 if b.to_exchange:
                     nxt = self.exchanges.get(b.destination)
                     if nxt is not None and nxt.name not in seen:
@@ -407,6 +436,32 @@ class VirtualHost:
     def persist(self, queue: Queue, qm: QueuedMessage) -> None:
         if self.store is not None:
             qm.store_id = self.store.add_message(queue.name, qm.message)
+
+    def delivered(self, qm: QueuedMessage) -> None:
+        """A stored message went out for the first time (see Store.mark_delivered)."""
+        if qm.store_id is not None and not qm.redelivered and self.store is not None:
+            self.store.mark_delivered(qm.store_id)
+
+    def can_page(self, qm: QueuedMessage) -> bool:
+        """Is the message's row committed, so its body may leave RAM?"""
+        return (
+            qm.store_id is not None and self.store is not None and self.store.committed(qm.store_id)
+        )
+
+    def read_body(self, qm: QueuedMessage) -> bytes:
+        assert self.store is not None and qm.store_id is not None
+        return self.store.read_body(qm.store_id)
+
+    def page_out(self, budget: int) -> int:
+        """Page out up to ``budget`` bytes of bodies, the fullest durable queues first."""
+        freed = 0
+        queues = sorted(self.queues.values(), key=lambda q: q.bytes - q.paged_bytes, reverse=True)
+        for q in queues:
+            if freed >= budget:
+                break
+            if q.durable and q.bytes > q.paged_bytes:
+                freed += q.page_out(budget - freed)
+        return freed
 
     def forget(self, qm: QueuedMessage) -> None:
         if qm.store_id is not None and self.store is not None:
@@ -484,6 +539,7 @@ class VirtualHost:
                     q.exclusive,
                     q.auto_delete,
                     dict(q.arguments),
+                    q.type,
                 )
                 for q in self.queues.values()
             ],

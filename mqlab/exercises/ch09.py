@@ -24,7 +24,7 @@ import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractRobustConnection
 
 from mqlab.connection import broker_url
-from mqlab.exercises import ExerciseError, expect, passed
+from mqlab.exercises import ExerciseError, expect, one_line, passed, refused
 from mqlab.patterns import dead_letter, topics, unique
 from mqlab.patterns.rpc import RpcClient, RpcServer, RpcTimeout
 from mqlab.topology import TopologyRecorder
@@ -68,6 +68,9 @@ async def _connect(url: str | None) -> AbstractRobustConnection:
     return await mqlab.connect(url)
 
 
+_BINDING_HINT = "'*' matches exactly one word, '#' zero or more; count the words in each key"
+
+
 def _unanswered() -> ExerciseError:
     return ExerciseError("not answered yet: replace `raise NotImplementedError`")
 
@@ -78,16 +81,22 @@ async def check_topic_binding(task: str, binding_key: str, url: str | None = Non
     expect(isinstance(binding_key, str), f"a binding key is a str, got {binding_key!r}")
     if not binding_key:
         raise ExerciseError(f"not answered yet: write a binding key for {task!r}")
+    expect(
+        len(binding_key.encode()) <= 255,
+        f"a binding key of {len(binding_key.encode())} bytes: AMQP allows at most 255",
+        _BINDING_HINT,
+    )
     connection = await _connect(url)
     async with connection:
-        table = await topics.match_table(connection, [binding_key], ROUTING_KEYS)
+        with refused(_BINDING_HINT):
+            table = await topics.match_table(connection, [binding_key], ROUTING_KEYS)
     got = {key for key, hit in table.loc[binding_key].items() if hit}
     wanted = TASKS[task]
     missed, extra = sorted(wanted - got), sorted(got - wanted)
     expect(
         not missed and not extra,
         f"{binding_key!r} for {task!r}: missed {missed}, also got {extra}",
-        "'*' matches exactly one word, '#' zero or more; count the words in each key",
+        _BINDING_HINT,
     )
     return passed("check_topic_binding", f"{task}: {binding_key!r}")
 
@@ -97,13 +106,41 @@ class WorkerCrashed(Exception):
 
 
 async def check_worker(handle: Handle, url: str | None = None, timeout: float = 5.0) -> str:
-    """Two workers run ``handle``; one dies during task-1, and task-3 always fails."""
+    """Two workers run ``handle``; one dies during task-1, and task-3 always fails.
+
+    The crash is simulated by closing a worker's channel mid-task, and aiormq and aio-pika
+    log what follows (a dropped connection, an ack on a closed channel) with tracebacks. They
+    are silenced while the check runs: a wrong answer gets one line saying what went wrong,
+    what the handler itself raised if anything, and the hint.
+    """
+    with _quiet(logging.getLogger("aiormq")), _quiet(logging.getLogger("aio_pika")):
+        try:
+            return await _check_worker(handle, url, timeout)
+        except _HandlerFailed as failed:
+            reason, sep, hint = str(failed.error).partition("\nHint: ")
+            raise ExerciseError(
+                f"{reason}; your handler raised {failed.detail}{sep}{hint}"
+            ) from None
+
+
+class _HandlerFailed(Exception):
+    """A failed check, plus the first exception the learner's handler raised."""
+
+    def __init__(self, error: ExerciseError, raised: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.detail = one_line(raised)
+
+
+async def _check_worker(handle: Handle, url: str | None, timeout: float) -> str:
     tasks = [f"task-{i}" for i in range(5)]
     poison, doomed = "task-3", "task-1"
     done: list[str] = []
     deliveries: Counter[str] = Counter()
     crashed = asyncio.Event()
     unanswered = False
+    from_work: list[BaseException] = []  # what work raised on purpose (handlers may re-raise)
+    handler_errors: list[BaseException] = []  # anything else the handler raised
     connection = await _connect(url)
     async with connection, TopologyRecorder(connection) as rec:
         queue, _, dead = await dead_letter.declare_with_dead_letters(rec, unique("ex09.tasks"))
@@ -120,9 +157,11 @@ async def check_worker(handle: Handle, url: str | None = None, timeout: float = 
                 if name == doomed and not crashed.is_set():
                     crashed.set()
                     await channel.close()  # the worker process is gone: no ack can follow
-                    raise WorkerCrashed(f"the worker died while doing {name}")
+                    from_work.append(WorkerCrashed(f"the worker died while doing {name}"))
+                    raise from_work[-1]
                 if name == poison:
-                    raise ValueError(f"{name} carries malformed data")
+                    from_work.append(ValueError(f"{name} carries malformed data"))
+                    raise from_work[-1]
                 await asyncio.sleep(0.01)
                 done.append(name)
 
@@ -133,8 +172,11 @@ async def check_worker(handle: Handle, url: str | None = None, timeout: float = 
                     await handle(message, work)
                 except NotImplementedError:
                     unanswered = True
-                except Exception:  # a handler may let the failure propagate
-                    pass
+                except Exception as exc:  # a handler may let the work's failure propagate
+                    # What a handler raises on the channel the check killed is the simulated
+                    # crash's doing (a dead process raises nothing), not the answer's.
+                    if not any(exc is e for e in from_work) and not channel.is_closed:
+                        handler_errors.append(exc)
 
             consume_on = await channel.get_queue(queue.name, ensure=False)
             await consume_on.consume(on_message)
@@ -164,40 +206,47 @@ async def check_worker(handle: Handle, url: str | None = None, timeout: float = 
         left = (await rec.verify()).queues[queue.name]
     if unanswered:
         raise _unanswered()
-    stuck = left[0] if left else 0
-    expect(
-        deliveries[poison] <= 3,
-        f"{poison} was delivered {deliveries[poison]} times: it fails every time, so "
-        "requeueing it loops forever",
-        "reject a failed task without requeue: await message.reject(requeue=False)",
-    )
-    expect(
-        stuck == 0,
-        f"{stuck} task(s) were never acked: they went back to the queue when the workers stopped",
-        "call `await message.ack()` once the work is done",
-    )
-    for name in tasks:
-        if name == poison:
-            continue
+    try:
+        stuck = left[0] if left else 0
         expect(
-            name in done,
-            f"{name} was never completed"
-            + (
-                " (a worker died while doing it, and the broker never got it back)"
-                if name == doomed
-                else ""
-            ),
-            "ack only AFTER `await work(message.body)` returns: a task acked first is lost when "
-            "the worker dies"
-            if name == doomed
-            else "call `await work(message.body)` for every message",
+            deliveries[poison] <= 3,
+            f"{poison} was delivered {deliveries[poison]} times: it fails every time, so "
+            "requeueing it loops forever",
+            "reject a failed task without requeue: await message.reject(requeue=False)",
         )
-    expect(
-        parked == [poison],
-        f"dead-letter queue holds {parked}; expected [{poison!r}], whose work raised ValueError",
-        "a task whose work raised must not be acked: reject it with requeue=False so the "
-        "queue's dead-letter exchange keeps it",
-    )
+        expect(
+            stuck == 0,
+            f"{stuck} task(s) were never acked: they went back to the queue when the workers "
+            "stopped",
+            "call `await message.ack()` once the work is done",
+        )
+        for name in tasks:
+            if name == poison:
+                continue
+            expect(
+                name in done,
+                f"{name} was never completed"
+                + (
+                    " (a worker died while doing it, and the broker never got it back)"
+                    if name == doomed
+                    else ""
+                ),
+                "ack only AFTER `await work(message.body)` returns: a task acked first is lost "
+                "when the worker dies"
+                if name == doomed
+                else "call `await work(message.body)` for every message",
+            )
+        expect(
+            parked == [poison],
+            f"dead-letter queue holds {parked}; expected [{poison!r}], whose work raised "
+            "ValueError",
+            "a task whose work raised must not be acked: reject it with requeue=False so the "
+            "queue's dead-letter exchange keeps it",
+        )
+    except ExerciseError as error:
+        if handler_errors:
+            raise _HandlerFailed(error, handler_errors[0]) from None
+        raise
     return passed("check_worker", f"all done once acked, {doomed} redelivered, {poison} parked")
 
 

@@ -33,7 +33,20 @@ from mqlab.services._runtime import Journal, Outgoing, Service
 if TYPE_CHECKING:
     from mqlab.services.config import RunConfig
 
-__all__ = ["Journal", "Outgoing", "Service", "load_config", "serve", "write_stats"]
+__all__ = ["PARENT_ENV", "Journal", "Outgoing", "Service", "load_config", "serve", "write_stats"]
+
+#: Set by a pipeline for the services it starts: the pid whose death must end them too.
+PARENT_ENV = "MQLAB_PARENT_PID"
+
+
+async def _watch_parent(parent: int, name: str) -> None:
+    """End this process soon after ``parent`` died (an orphan is re-parented): its journal
+    is consistent at any instant, so stopping at once loses nothing."""
+    while os.getppid() == parent:
+        await asyncio.sleep(0.2)
+    print(f"{name}: the pipeline that started it (pid {parent}) is gone; stopping",
+          file=sys.stderr)  # fmt: skip
+    os._exit(3)
 
 
 def write_stats(out: Path | None, service: Service, extra: dict[str, Any] | None = None) -> None:
@@ -100,6 +113,10 @@ def serve(args: argparse.Namespace, build: Callable[[Bus], Service]) -> int:
                 file=sys.stderr,
             )
             loop = asyncio.get_running_loop()
+            parent = os.environ.get(PARENT_ENV)
+            if parent and parent.isdigit():
+                watchdog = loop.create_task(_watch_parent(int(parent), service.name))
+                service.tasks.add(watchdog)  # a reference, so it is not collected
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, service.request_stop)

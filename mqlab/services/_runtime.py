@@ -6,15 +6,25 @@ one lock, so records are applied strictly one after another:
 
 1. ``outputs = apply(record)``: pure and deterministic; changes the state, does no IO;
 2. the record is appended to the service's journal (flushed to the OS);
-3. each output is published and confirmed by the broker, then a ``confirmed`` line is
-   appended to the journal.
+3. each output is handed to the broker, in order; once the broker confirmed all of them, a
+   ``confirmed`` line is appended to the journal.
 
-Only then does the bus ack the input. A crash at any point is therefore safe: on restart,
+The bus acks the input once the record is journaled: confirms are awaited in the background,
+so one service keeps many messages in flight instead of waiting a round trip for each (the
+order of the outputs is kept: they are written to one channel in commit order). A crash at
+any point is therefore safe: on restart,
 :meth:`Service.recover` replays the journal through a fresh state machine (which rebuilds the
 exact state, since ``apply`` is deterministic) and republishes the outputs of every record
 without its ``confirmed`` line, in case the crash hit while they were being published; their
 ids are deterministic, so the consumers drop whatever had already arrived. An input that was
 not journaled is still unacked, so the broker delivers it again.
+
+**Batches.** A strategy's ``done`` and the exchange's progress markers are sent for several
+steps at once (half the market's window). So that a slow feed does not leave them waiting,
+when every queue of a service has stayed dry for ``IDLE_FLUSH_S``, :meth:`Service.on_idle`
+commits a ``flush`` record if :meth:`Service.pending` says something is batched. Being a
+journaled record, a flush is replayed exactly like any other input: batching stays
+deterministic.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from typing import Any, ClassVar, TextIO
 from mqlab.bus import Bus
 
 __all__ = [
+    "IDLE_FLUSH_S",
     "EngineService",
     "Journal",
     "Outgoing",
@@ -39,6 +50,10 @@ __all__ = [
     "add_common_arguments",
     "journal_for",
 ]
+
+
+#: How long a service's queues must stay dry before it flushes a batch early (seconds).
+IDLE_FLUSH_S = 0.005
 
 
 class Journal:
@@ -130,10 +145,37 @@ class Service:
         self.live = False
         #: Wall-clock times (ns) of this incarnation's first and last live commit.
         self.first_ns = self.last_ns = 0
+        self.flushes = 0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._parsed: dict[str, Any] = {}
+        #: ``trace(label, start_ns, end_ns, lane)`` is called for every record applied, e.g.
+        #: :meth:`concurrency_lab.timeline.Timeline.record` (chapter 10 draws who did what).
+        self.trace: Callable[[str, int, int, str], None] | None = None
+        #: Background tasks the service owns (e.g. a parent watchdog).
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._failed: BaseException | None = None
 
     def apply(self, record: dict[str, Any]) -> list[Outgoing]:
         raise NotImplementedError
+
+    def remember(self, record_id: Any, event: Any) -> None:
+        """Keep the event a handler already decoded, for :meth:`event_of` (not journaled)."""
+        self._parsed[record_id] = event
+
+    def forget(self, record: dict[str, Any]) -> None:
+        """The record's event will not be needed (e.g. a market event nobody subscribed to)."""
+        self._parsed.pop(record["id"], None)
+
+    def event_of(self, record: dict[str, Any]) -> Any:
+        """The event in ``record["body"]``: as the handler decoded it, or decoded again (when
+        the record comes from the journal)."""
+        from mqlab.events import decode
+
+        event = self._parsed.pop(record["id"], None)
+        return event if event is not None else decode(record["body"])
 
     async def run(self) -> int:
         raise NotImplementedError
@@ -160,8 +202,22 @@ class Service:
         for worker in workers:
             if worker.done() and not worker.cancelled() and worker.exception():
                 raise worker.exception()  # type: ignore[misc]
+        # No more early flushes: the service is over (one already committing finishes first).
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        for task in list(self._flushing):
+            if not self._lock.locked():
+                task.cancel()
         await self._lock.acquire()  # released by nobody: the service is over
+        await self.drain()
         return self.finished.is_set()
+
+    async def drain(self) -> None:
+        """Wait until the broker confirmed everything published; raise what a publish raised."""
+        while self._inflight:
+            await asyncio.wait(set(self._inflight))
+        if self._failed is not None:
+            raise self._failed
 
     async def recover(self) -> int:
         """Rebuild the state from the journal; return how many records were replayed.
@@ -189,22 +245,74 @@ class Service:
 
     async def commit(self, record: dict[str, Any]) -> bool:
         """Apply, journal and publish one record; False when it had been applied already."""
+        if self._failed is not None:
+            raise self._failed
         async with self._lock:
             if record["id"] in self.applied:
                 return False
+            started = time.perf_counter_ns()
             outputs = self.apply(record)
             self.journal.append(record)
+            if self.trace is not None:
+                shift = time.time_ns() - time.perf_counter_ns()
+                label = record.get("kind", "record")
+                self.trace(label, started + shift, time.perf_counter_ns() + shift, self.name)
             self.applied.add(record["id"])
             self.records += 1
-            for out in outputs:
-                await self._publish(out)
             if outputs:
-                self.journal.append({"confirmed": record["id"]})
+                # One task per output, started in order: each writes its frames at once under
+                # the channel's lock, so the broker receives them in commit order.
+                sends = [asyncio.create_task(self._publish(out)) for out in outputs]
+                task = asyncio.ensure_future(self._confirmed(record["id"], sends))
+                self._inflight.add(task)
+                task.add_done_callback(self._settled)
             self.last_ns = time.time_ns()
             self.first_ns = self.first_ns or self.last_ns
         async with self.changed:
             self.changed.notify_all()
         return True
+
+    async def _confirmed(self, record_id: str, sends: list[asyncio.Task[None]]) -> None:
+        try:
+            await asyncio.gather(*sends)
+        except BaseException:
+            for send in sends:
+                send.cancel()
+            raise
+        self.journal.append({"confirmed": record_id})
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._failed is None:
+            self._failed = task.exception()
+            self.stopping.set()  # until_done() returns and drain() raises it
+
+    def pending(self) -> bool:
+        """Whether a ``flush`` record would publish something (subclasses with batches)."""
+        return False
+
+    async def on_idle(self) -> None:
+        """A queue ran dry: in ``IDLE_FLUSH_S``, if all still are, flush what is batched."""
+        if self._idle_timer is None and self.pending():
+            loop = asyncio.get_running_loop()
+            self._idle_timer = loop.call_later(IDLE_FLUSH_S, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        if self.live and self.bus.idle() and self.pending() and not self.finished.is_set():
+            task = asyncio.ensure_future(self._flush())
+            self._flushing.add(task)
+            task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._failed is None:
+            self._failed = task.exception()
+            self.stopping.set()
+
+    async def _flush(self) -> None:
+        self.flushes += 1
+        await self.commit({"id": f"flush.{self.records}", "kind": "flush"})
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Block until ``predicate()`` holds; it is rechecked after every commit."""

@@ -42,7 +42,7 @@ class RunConfig:
     def from_args(cls, args: argparse.Namespace) -> RunConfig:
         return cls(
             strategy=args.strategy,
-            params=parse_params(args.param),
+            params=parse_params(args.param, args.strategy),
             data=args.data,
             limit=args.limit,
             cash=args.cash,
@@ -168,15 +168,12 @@ def positive_int(text: str) -> int:
     return value
 
 
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``["fast=5", "qty=0.2"]`` → ``{"fast": 5, "qty": "0.2"}``, as the backtest CLI reads them."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--param {pair!r}: write NAME=VALUE, e.g. --param fast=5")
-        params[name] = int(value) if value.lstrip("-").isdigit() else value
-    return params
+def parse_params(pairs: list[str], strategy: str | None = None) -> dict[str, Any]:
+    """``["fast=5", "qty=0.2"]`` → ``{"fast": 5, "qty": "0.2"}``, as the backtest CLI reads
+    them (typed like the strategy's defaults: :func:`mqlab.strategies.parse_params`)."""
+    from mqlab.strategies import parse_params as typed
+
+    return typed(pairs, strategy)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,16 +1,14 @@
 """Simulated exchange service (撮合服务): orders in, order updates and fills out.
 
-It wraps :class:`mqlab.exchange.SimulatedExchange` unchanged and runs, in :meth:`engine`,
-the same loop as :class:`mqlab.backtest.Backtest`:
-
-* before market event N, deliver the answers (order updates) due by its ``recv_ts``;
-* ``on_market(N)``: deliver each fill and update it causes;
-* publish the step marker for N (the portfolio marks to market; the strategy handles N);
-
-where "deliver" means *call the strategy*: publish the answer with a call number, wait for
-the strategy host's ``done`` for that call, then pass the orders it listed to ``on_order`` and
-queue their answers by ``recv_ts``, exactly as the backtest's ``send()`` does. So the exchange
-sees the same calls in the same order as in the backtest, whatever the broker's timing.
+It is a driver of :class:`mqlab.engine.Engine`, the very object the backtest drives, so the
+order of events is the backtest's by construction. For each market event it delivers what the
+engine returns next; "deliver" means *call the strategy*: publish the answer with a call
+number, wait for the strategy host's ``done`` for that call, and give the orders it listed
+to the engine. The market event itself needs no call when the strategy is *quiet* (nothing
+of it at the exchange): its host handled the event straight from the market queue and says
+so in a batched ``done``; the exchange only waits for that before matching the next event.
+When the strategy is *engaged*, the step is a call too (``call.<strategy>``). See
+:mod:`mqlab.services.protocol` for the rule both sides share.
 
 Requests from a strategy the service was not told about, and malformed messages, go to the
 dead-letter queue with the reason; the service carries on.
@@ -19,7 +17,6 @@ dead-letter queue with the reason; the service carries on.
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 from collections.abc import Generator, Iterable, Sequence
 from pathlib import Path
@@ -28,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from mqlab.bus import Bus, Delivery, Reject
+from mqlab.engine import Answer, Engine
 from mqlab.events import (
     ZERO,
     Cancel,
@@ -43,25 +41,31 @@ from mqlab.events import (
     routing_key,
 )
 from mqlab.exchange import SimulatedExchange
+from mqlab.portfolio import mark_price
 from mqlab.services._runtime import EngineService, Journal, Outgoing, add_common_arguments
 from mqlab.services.protocol import (
     CHECKED,
+    EXCHANGE_END,
     EXCHANGE_STEP,
     EXECUTION,
     HEADER_CALL,
+    HEADER_OPEN,
     HEADER_SENT,
     HEADER_SEQ,
+    HEADER_WINDOW,
     MARKET,
     ORDERS,
+    batch_size,
+    call_key,
     control,
     header_int,
+    market_events,
     parse_control,
+    parse_done,
 )
 from mqlab.services.risk import HEADER_RISK_REASON
 
 __all__ = ["ExchangeService", "add_arguments", "explain_journal", "run"]
-
-Answer = Fill | OrderUpdate
 
 
 class ExchangeService(EngineService):
@@ -77,10 +81,12 @@ class ExchangeService(EngineService):
         *,
         strategies: Sequence[str] = ("sma_cross",),
         orders_from: str = ORDERS,
+        lockstep: bool = False,
     ) -> None:
         if not strategies:
             raise ValueError("the exchange service needs at least one strategy id")
         self.exchange = exchange
+        self.core = Engine(exchange)
         self.orders_from = orders_from
         self.strategies = sorted(set(strategies))
         self.step = 0  # last step fully handled
@@ -89,16 +95,31 @@ class ExchangeService(EngineService):
         self.requests: dict[str, Order | Cancel] = {}  # received, waiting for their done
         self.refused: dict[str, str] = {}  # order id -> reason, from a risk service
         self.done: dict[tuple[str, int], list[str]] = {}  # (strategy, call) -> request ids
+        #: Quiet steps a strategy reported handled (all steps up to this one), and the
+        #: requests it sent at some of them: (strategy, step) -> request ids.
+        self.through = dict.fromkeys(self.strategies, 0)
+        self.step_orders: dict[tuple[str, int], list[str]] = {}
+        self._covered: dict[str, dict[int, int]] = {s: {} for s in self.strategies}
         self.calls = dict.fromkeys(self.strategies, 0)  # last call number, per strategy
-        self.heap: list[tuple[int, int, Answer]] = []  # answers due later, as in the backtest
+        #: The lookahead rule (see mqlab.services.protocol): engaged strategies get calls.
+        #: ``lockstep``: always engaged, every step a call (the protocol before lookahead,
+        #: kept to measure the difference; the strategy host must be told the same).
+        self.lockstep = lockstep
+        self.engaged = dict.fromkeys(self.strategies, lockstep)
         self.latencies_ns: list[int] = []
         #: Event → decision latency: from a step's publish to the strategy's ``done`` for it.
         self.decisions_ns: list[int] = []
-        #: Ids of the requests passed to ``on_order``, in order (the fault tests compare them).
+        #: Ids of the requests passed to the engine, in order (the fault tests compare them).
         self.submitted: list[str] = []
         self.counts = dict.fromkeys(("events", "orders", "cancels", "updates", "fills"), 0)
-        self._answers = 0
+        self.counts |= {"calls": 0, "markers": 0}
         self.events_replayed = 0
+        self.marked = 0  # step of the last progress marker
+        self._fills: list[list[Any]] = []  # [fill id, step] since the last marker
+        #: [step, routing key, symbol, ts, price] of each step since the last marker: the
+        #: prices the portfolio marks to, as a venue reports them (no market queue of its own)
+        self._marks: list[list[Any]] = []
+        self._sent_ns: dict[int, int] = {}  # step -> when the market published it
         super().__init__(bus, journal)
 
     # --- inputs are stored as they arrive ------------------------------------------------------
@@ -107,10 +128,11 @@ class ExchangeService(EngineService):
         kind = record["kind"]
         if kind in ("market", "end"):
             self.market[record["seq"]] = record
+            self._sent_ns[record["seq"]] = record["sent_ns"]
         elif kind == "pause":
             self.pauses[record["after"]] = record["id"]
         elif kind == "request":
-            request = decode(record["body"])
+            request = self.event_of(record)
             assert isinstance(request, Order | Cancel)
             self.requests[request.id] = request
             if record.get("risk_reason"):
@@ -119,77 +141,110 @@ class ExchangeService(EngineService):
             if record["sent_ns"]:
                 self.latencies_ns.append(record["received_ns"] - record["sent_ns"])
         elif kind == "done":
-            self.done[(record["strategy"], record["call"])] = record["orders"]
-            if record.get("sent_ns"):
-                self.decisions_ns.append(record["received_ns"] - record["sent_ns"])
+            sid = record["strategy"]
+            for entry_kind, number, ids in record["entries"]:
+                if entry_kind == "call":
+                    self.done[(sid, number)] = ids
+                else:
+                    self.step_orders[(sid, number)] = ids
+            # Event → decision: from a step's publish to the exchange knowing what the strategy
+            # did with it (a batched done answers many steps at once, a call one).
+            # A done may overtake an earlier one (a publish retried after a reconnect): steps
+            # count as decided only up to where every done so far covers them without a hole.
+            before = self.through[sid]
+            self._covered[sid][record["since"]] = record["through"]
+            while (through := self._covered[sid].pop(self.through[sid] + 1, None)) is not None:
+                self.through[sid] = max(self.through[sid], through)
+            steps = [*range(before + 1, self.through[sid] + 1), *record.get("decided", ())]
+            for step in dict.fromkeys(steps):
+                sent = self._sent_ns.get(step)
+                if sent:
+                    self.decisions_ns.append(record["received_ns"] - sent)
+        # kind "flush": nothing to store; apply() publishes the progress marker
+
+    def pending(self) -> bool:
+        return self.step > self.marked
+
+    def apply(self, record: dict[str, Any]) -> list[Outgoing]:
+        outputs = super().apply(record)
+        if record["kind"] == "flush" and self.step > self.marked:
+            outputs.append(self._marker())
+        return outputs
+
+    def _marker(self) -> Outgoing:
+        """"Matched steps ``since`` to N", with the fills delivered and the prices seen since
+        the last marker (``since`` lets a consumer notice a marker still on its way)."""
+        since, self.marked = self.marked + 1, self.step
+        self.counts["markers"] += 1
+        fills, self._fills = self._fills, []
+        marks, self._marks = self._marks, []
+        return control(
+            EXECUTION, EXCHANGE_STEP, f"step.exchange.{self.step}", "step",
+            seq=self.step, since=since, fills=fills, marks=marks,
+        )  # fmt: skip
 
     # --- ... and consumed in the backtest's order ----------------------------------------------
 
     def engine(self) -> Generator[None, None, None]:
         yield
+        core = self.core
         seq = 1
         while True:
             while (item := self.market.pop(seq, None)) is None:
                 if (pause := self.pauses.pop(seq - 1, None)) is not None:
-                    self.emit(
-                        control(
-                            EXECUTION,
-                            EXCHANGE_STEP,
-                            f"step.exchange.{pause}",
-                            "pause",
-                            after=seq - 1,
-                            calls=dict(self.calls),
-                        )
-                    )
+                    self.emit(self._stop_marker("pause", pause, seq - 1))
                     self.on_pause()
                 yield
             if item["kind"] == "end":
-                while self.heap:
-                    yield from self._deliver(heapq.heappop(self.heap)[2])
+                core.end()
+                while (answer := core.next()) is not None:
+                    yield from self._deliver(answer, seq)  # type: ignore[arg-type]
                 self.step = seq
-                self.emit(
-                    control(
-                        EXECUTION,
-                        EXCHANGE_STEP,
-                        "step.exchange.end",
-                        "end",
-                        seq=seq,
-                        after=seq - 1,
-                        calls=dict(self.calls),
-                    )
-                )
+                self.emit(self._stop_marker("end", "end", seq - 1))
                 return
-            event = decode(item["body"])
+            event = self.event_of(item)
             assert isinstance(event, Kline | OrderBook | Trade)
-            while self.heap and self.heap[0][0] <= event.recv_ts:
-                yield from self._deliver(heapq.heappop(self.heap)[2])
-            answers = self.exchange.on_market(event)
+            x: Any = core.feed(event)
+            while x is not event:
+                yield from self._deliver(x, seq)  # type: ignore[arg-type]
+                x = core.next()
             self.counts["events"] += 1
-            for answer in answers:
-                yield from self._deliver(answer)
-            calls = {s: self._next_call(s) for s in self.strategies}
-            fills = [a.id for a in answers if isinstance(a, Fill)]
-            self.emit(
-                control(
-                    EXECUTION,
-                    EXCHANGE_STEP,
-                    f"step.exchange.{seq}",
-                    "step",
-                    seq=seq,
-                    key=item["key"],
-                    sent_ns=item["sent_ns"],
-                    calls=calls,
-                    fills=fills,
-                )
+            self._marks.append(
+                [seq, item["key"], event.symbol, event.ts, format(mark_price(event), "f")]
             )
-            # Every strategy handles the event; their orders go in by strategy name.
+            # The step: a call for each engaged strategy; a quiet one handled it already.
+            calls = {}
+            for sid in self.strategies:
+                if self.engaged[sid]:
+                    calls[sid] = call = self._next_call(sid)
+                    self.emit(
+                        control(
+                            EXECUTION, call_key(sid), f"call.{sid}.{call}", "step", seq=seq,
+                            call=call, key=item["key"], sent_ns=item["sent_ns"],
+                        )
+                    )
             batches: list[list[Order | Cancel]] = []
-            for strategy in self.strategies:
-                batches.append((yield from self._wait_done(strategy, calls[strategy])))
-            for batch in batches:
-                self._submit(batch)
+            for sid in self.strategies:
+                if sid in calls:
+                    batches.append((yield from self._wait_call(sid, calls[sid])))
+                else:
+                    batches.append((yield from self._wait_step(sid, seq)))
+            for sid, batch in zip(self.strategies, batches, strict=True):
+                self._submit(sid, batch)
+            self._sent_ns.pop(seq, None)
             self.step = seq
+            if seq - self.marked >= batch_size(item.get("window", 1)):
+                self.emit(self._marker())
             seq += 1
+
+    def _stop_marker(self, kind: str, marker_id: str, after: int) -> Outgoing:
+        since, self.marked = self.marked + 1, max(self.marked, after)
+        fills, self._fills = self._fills, []
+        marks, self._marks = self._marks, []
+        return control(
+            EXECUTION, EXCHANGE_END, f"{EXCHANGE_END}.{marker_id}", kind, seq=after + 1,
+            after=after, since=since, calls=dict(self.calls), fills=fills, marks=marks,
+        )  # fmt: skip
 
     async def recover(self) -> int:
         replayed = await super().recover()
@@ -198,22 +253,37 @@ class ExchangeService(EngineService):
 
     def _next_call(self, strategy: str) -> int:
         self.calls[strategy] += 1
+        self.counts["calls"] += 1
         return self.calls[strategy]
 
-    def _deliver(self, answer: Answer) -> Generator[None, None, None]:
-        """The backtest's ``deliver``: the strategy handles the answer; its orders go in."""
-        call = self._next_call(answer.strategy)
+    def _deliver(self, answer: Answer, seq: int) -> Generator[None, None, None]:
+        """A call: the strategy handles the answer; its orders go in."""
+        sid = answer.strategy
+        call = self._next_call(sid)
         kind = "fill" if isinstance(answer, Fill) else "order_update"
         self.counts["fills" if kind == "fill" else "updates"] += 1
-        headers = {HEADER_CALL: call, HEADER_SEQ: self.step}
+        if kind == "fill":
+            self._fills.append([answer.id, seq])
+        open_ = self.core.busy(sid)
+        if not open_ and not self.lockstep:
+            self.engaged[sid] = False
+        headers = {HEADER_CALL: call, HEADER_SEQ: seq, HEADER_OPEN: open_}
         self.emit(
             Outgoing(EXECUTION, routing_key(answer), encode(answer), answer.id, headers, kind)
         )
-        self._submit((yield from self._wait_done(answer.strategy, call)))
+        self._submit(sid, (yield from self._wait_call(sid, call)))
 
-    def _wait_done(self, strategy: str, call: int) -> Generator[None, None, list[Order | Cancel]]:
+    def _wait_call(self, strategy: str, call: int) -> Generator[None, None, list[Order | Cancel]]:
         while (ids := self.done.pop((strategy, call), None)) is None:
             yield
+        return (yield from self._requests(ids))
+
+    def _wait_step(self, strategy: str, seq: int) -> Generator[None, None, list[Order | Cancel]]:
+        while self.through[strategy] < seq:
+            yield
+        return (yield from self._requests(self.step_orders.pop((strategy, seq), [])))
+
+    def _requests(self, ids: list[str]) -> Generator[None, None, list[Order | Cancel]]:
         requests: list[Order | Cancel] = []
         for request_id in ids:
             while (request := self.requests.pop(request_id, None)) is None:
@@ -221,59 +291,54 @@ class ExchangeService(EngineService):
             requests.append(request)
         return requests
 
-    def _submit(self, requests: list[Order | Cancel]) -> None:
-        """The backtest's ``send``: each request to ``on_order``, its answers queued by time."""
+    def _submit(self, strategy: str, requests: list[Order | Cancel]) -> None:
+        """The strategy's requests to the engine (a risk service's refusals answered here)."""
+        if not requests:
+            return
+        self.engaged[strategy] = True
         for request in requests:
             self.submitted.append(request.id)
             reason = self.refused.pop(request.id, None)
             if reason is not None and isinstance(request, Order):
-                answers: list[OrderUpdate] = [_refusal(request, reason, self.exchange)]
+                self.core.queue(_refusal(request, reason, self.exchange))
             else:
-                answers = self.exchange.on_order(request)
-            for answer in answers:
-                self._answers += 1
-                heapq.heappush(self.heap, (answer.recv_ts, self._answers, answer))
+                self.core.submit((request,))
 
     # --- handlers: validate, turn into a record, commit ----------------------------------------
 
     async def on_market(self, delivery: Delivery) -> None:
         sent_ns = int(delivery.headers.get(HEADER_SENT) or 0)
-        record: dict[str, Any] = {"id": delivery.message_id}
-        if delivery.type == "pause":
-            after = parse_control(delivery.body, after=int)["after"]
-            await self.commit(record | {"kind": "pause", "after": after})
+        window = int(delivery.headers.get(HEADER_WINDOW) or 1)
+        if delivery.type in ("pause", "end"):
+            record: dict[str, Any] = {"id": delivery.message_id, "kind": delivery.type}
+            if delivery.type == "pause":
+                record["after"] = parse_control(delivery.body, after=int)["after"]
+            else:
+                record |= {"seq": header_int(delivery, HEADER_SEQ), "sent_ns": sent_ns}
+            await self.commit(record)
             return
-        if delivery.type == "end":
-            record["kind"] = "end"
-        else:  # validate before anything else, so a bad message always reaches the DLQ
-            event = decode(delivery.body)  # the body first: its error says most
-            if not isinstance(event, Kline | OrderBook | Trade):
-                raise Reject(f"not market data: a {type(event).__name__} on {MARKET}")
-            record |= {"kind": "market", "key": delivery.routing_key}
-            record |= {"body": delivery.body.decode(), "id": delivery.message_id or event.id}
-        seq = header_int(delivery, HEADER_SEQ)
-        record |= {"seq": seq, "sent_ns": sent_ns}
-        if seq <= self.step:
-            return  # handled before a restart: the broker is redelivering it
-        other = self.market.get(seq)
-        if other is not None and other["id"] != record["id"]:
-            raise Reject(f"a second, different message for step {seq}: {record['id']}")
-        await self.commit(record)
+        # Validate the whole message first, so a bad one always reaches the DLQ whole.
+        events = market_events(delivery)
+        single = len(events) == 1
+        for seq, event, body in events:
+            if seq <= self.step:
+                continue  # handled before a restart: the broker is redelivering it
+            record = {"id": (single and delivery.message_id) or event.id, "kind": "market"}
+            record |= {"key": delivery.routing_key, "body": body, "seq": seq}
+            record |= {"sent_ns": sent_ns, "window": window}
+            other = self.market.get(seq)
+            if other is not None and other["id"] != record["id"]:
+                raise Reject(f"a second, different message for step {seq}: {record['id']}")
+            self.remember(record["id"], event)
+            await self.commit(record)
 
     async def on_orders(self, delivery: Delivery) -> None:
         if delivery.type == "done":
-            done = parse_control(delivery.body, strategy=str, call=int, orders=list)
+            done = parse_done(delivery.body)
             self._check_strategy(done["strategy"])
             await self.commit(
-                {
-                    "id": delivery.message_id,
-                    "kind": "done",
-                    "strategy": done["strategy"],
-                    "call": done["call"],
-                    "orders": [str(i) for i in done["orders"]],
-                    "received_ns": delivery.received_ns,
-                    "sent_ns": int(delivery.headers.get(HEADER_SENT) or 0),
-                }
+                {"id": delivery.message_id, "kind": "done", "received_ns": delivery.received_ns}
+                | done
             )
             return
         request = decode(delivery.body)
@@ -289,6 +354,7 @@ class ExchangeService(EngineService):
         }
         if delivery.type == "risk_reject":
             record["risk_reason"] = str(delivery.headers.get(HEADER_RISK_REASON) or "risk")
+        self.remember(record["id"], request)
         await self.commit(record)
 
     def _check_strategy(self, strategy: str) -> None:
@@ -300,11 +366,13 @@ class ExchangeService(EngineService):
 
     async def subscribe(self) -> None:
         await self.bus.subscribe(
-            "exchange.orders", [(self.orders_from, "#")], self.on_orders, seen=self.applied
-        )
+            "exchange.orders", [(self.orders_from, "#")], self.on_orders, seen=self.applied,
+            on_idle=self.on_idle,
+        )  # fmt: skip
         await self.bus.subscribe(
-            "exchange.market", [(MARKET, "#")], self.on_market, seen=self.applied
-        )
+            "exchange.market", [(MARKET, "#")], self.on_market, seen=self.applied,
+            on_idle=self.on_idle,
+        )  # fmt: skip
 
     def summary(self) -> str:
         c = self.counts
@@ -356,9 +424,10 @@ def explain_journal(
         did += [f"matched bar {n}" for n in range(events + 1, service.counts["events"] + 1)]
         for out in outputs:
             body = json.loads(out.body)
-            if out.type == "step":
-                calls = ", ".join(str(k) for k in body["calls"].values())
-                did.append(f"published step marker {body['seq']} (call {calls})")
+            if out.type == "step" and "call" in body:
+                did.append(f"published step {body['seq']} as call {body['call']} (engaged)")
+            elif out.type == "step":
+                did.append(f"published progress marker: matched through {body['seq']}")
             elif out.type in ("end", "pause"):
                 did.append(f"published the {out.type} marker")
             else:
@@ -367,13 +436,15 @@ def explain_journal(
                 )
         kind, step = record.get("kind", "?"), record.get("seq", "")
         if not did:
-            calls = " and ".join(f"done {k} of {sid}" for sid, k in service.calls.items())
-            did = [
-                f"filed it only: the engine waits for {calls}" if kind == "market" else "filed it"
-            ]
+            did = ["filed it only: the engine waits for the strategy's done"]
+            did = did if kind == "market" else ["filed it"]
         if kind == "done":
-            orders = ", ".join(record["orders"]) or "no orders"
-            did.insert(0, f"call {record['call']} done ({orders})")
+            covered = f"steps up to {record['through']} handled"
+            entries = [
+                f"{what} {number}: {', '.join(ids) or 'no orders'}"
+                for what, number, ids in record["entries"]
+            ]
+            did.insert(0, "done: " + "; ".join([covered, *entries]))
         rows.append({"record": kind, "id": record.get("id"), "step": step, "what": "; ".join(did)})
     return rows
 

@@ -1,11 +1,14 @@
 """Portfolio / reporter service (组合服务): fills and prices in; equity curve, report, plot out.
 
-It consumes the exchange's fills and step markers and the market prices it subscribes to,
-and feeds a :class:`mqlab.portfolio.Portfolio` in the backtest's order: step N's fills (the
-marker lists them, in order), then the mark to market at event N. ``Portfolio.on_fill`` is
-idempotent on fill ids and the bus drops redelivered ids before that, so a fill is never
-booked twice. At the end of the data it writes ``report.json``, ``fills.csv`` and
-``equity.png`` to ``--out``.
+It consumes the exchange's fills and progress markers, and feeds a
+:class:`mqlab.portfolio.Portfolio` in the backtest's order: step N's fills, then the mark to
+market at event N. A progress marker says "matched through step N", lists the fills since the
+previous one with their steps, and the price of each step's event, as a venue's account
+stream reports mark prices; the portfolio books and marks every step up to N, marking only the
+keys it subscribes to. It needs no market queue of its own: one delivery less per event.
+``Portfolio.on_fill`` is idempotent on fill ids and the bus drops redelivered ids before that,
+so a fill is never booked twice. At the end of the data it writes ``report.json``,
+``fills.csv`` and ``equity.png`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -13,20 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Generator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from mqlab.broker.routing import topic_match
 from mqlab.bus import Bus, Delivery, Reject
-from mqlab.events import Fill, Kline, OrderBook, Trade, decode
+from mqlab.events import Fill, decode
 from mqlab.portfolio import Portfolio
 from mqlab.services._runtime import EngineService, Journal, add_common_arguments
 from mqlab.services.protocol import (
+    EXCHANGE_END,
     EXCHANGE_STEP,
     EXECUTION,
-    HEADER_SEQ,
-    MARKET,
-    header_int,
     parse_control,
 )
 
@@ -53,93 +55,105 @@ class PortfolioService(EngineService):
         self.out = out
         self.title = title
         self.step = 0
-        self.markers: dict[int, dict[str, Any]] = {}
+        self.through = 0  # the exchange matched every step up to here
+        self.covered: dict[int, int] = {}  # markers not yet joined on: first step -> last
+        self.fills_at: dict[int, list[str]] = {}  # step -> fill ids, in delivery order
         self.fills: dict[str, Fill] = {}
-        self.market: dict[int, dict[str, Any]] = {}
-        self.stop_after: int | None = None
+        #: step -> (routing key, symbol, ts, price) from the exchange's progress markers
+        self.marks: dict[int, list[Any]] = {}
+        self.stop: dict[str, Any] | None = None
         self.ended = False
-        self._stop_kind = ""
+        self._keys: dict[str, bool] = {}
         super().__init__(bus, journal)
 
     def subscribed(self, key: str) -> bool:
-        return any(topic_match(pattern, key) for pattern in self.patterns)
+        known = self._keys.get(key)
+        if known is None:
+            known = self._keys[key] = any(topic_match(p, key) for p in self.patterns)
+        return known
 
     def store(self, record: dict[str, Any]) -> None:
         kind = record["kind"]
-        if kind == "market":
-            self.market[record["seq"]] = record
-        elif kind == "fill":
-            fill = decode(record["body"])
+        if kind == "fill":
+            fill = self.event_of(record)
             assert isinstance(fill, Fill)
             self.fills[fill.id] = fill
-        elif kind == "step":
-            self.markers[record["seq"]] = record
-        else:
-            self.stop_after, self._stop_kind = record["after"], kind
+        else:  # a progress, end or pause marker
+            for fill_id, step in record["fills"]:
+                self.fills_at.setdefault(step, []).append(fill_id)
+            for step, *mark in record["marks"]:
+                self.marks[step] = mark
+            # Markers may arrive out of order (a publish retried after a reconnect): move on
+            # only over steps that every marker so far covers without a hole.
+            self.covered[record["since"]] = record["through"]
+            while (through := self.covered.pop(self.through + 1, None)) is not None:
+                self.through = max(self.through, through)
+            if kind != "step":
+                self.stop = record
 
     def engine(self) -> Generator[None, None, None]:
         yield
         seq = 1
         while True:
-            while (marker := self.markers.pop(seq, None)) is None:
-                if self.stop_after is not None and seq > self.stop_after:
-                    self.stop_after = None
-                    if self._stop_kind == "end":
+            while self.through < seq:
+                stop = self.stop
+                if stop is not None and seq > stop["through"]:
+                    self.stop = None
+                    if stop["kind"] == "end":
+                        yield from self._book(seq)  # answers drained after the last event
                         self.ended = True
                         return
                     self.on_pause()
                 yield
-            for fill_id in marker["fills"]:
-                while (fill := self.fills.pop(fill_id, None)) is None:
-                    yield
-                self.portfolio.on_fill(fill)
-            if self.subscribed(marker["key"]):
-                while (market := self.market.pop(seq, None)) is None:
-                    yield
-                event = decode(market["body"])
-                assert isinstance(event, Kline | OrderBook | Trade)
-                self.portfolio.on_market(event)
+            yield from self._book(seq)
+            key, symbol, ts, price = self.marks.pop(seq)
+            if self.subscribed(key):
+                self.portfolio.mark(symbol, ts, Decimal(price))
             self.step = seq
             seq += 1
 
-    async def on_market(self, delivery: Delivery) -> None:
-        event = decode(delivery.body)  # the body first: its error says most about a bad message
-        if not isinstance(event, Kline | OrderBook | Trade):
-            raise Reject(f"not market data: a {type(event).__name__} on {MARKET}")
-        seq = header_int(delivery, HEADER_SEQ)
-        record = {"id": delivery.message_id or event.id, "kind": "market", "seq": seq}
-        await self.commit(record | {"body": delivery.body.decode()})
+    def _book(self, seq: int) -> Generator[None, None, None]:
+        for fill_id in self.fills_at.pop(seq, ()):
+            while (fill := self.fills.pop(fill_id, None)) is None:
+                yield
+            self.portfolio.on_fill(fill)
 
     async def on_execution(self, delivery: Delivery) -> None:
         if delivery.type in ("step", "end", "pause"):
-            data = parse_control(delivery.body, kind=str)
+            data = parse_control(delivery.body, kind=str, fills=list)
             record: dict[str, Any] = {"id": delivery.message_id, "kind": data["kind"]}
-            if data["kind"] == "step":
-                parse_control(delivery.body, seq=int, key=str, fills=list)
-                record |= {"seq": data["seq"], "key": data["key"]}
-                record["fills"] = [str(f) for f in data["fills"]]
-            else:
-                record["after"] = parse_control(delivery.body, after=int)["after"]
+            through = data["seq"] if data["kind"] == "step" else data.get("after")
+            marks = data.get("marks", [])
+            if (
+                not isinstance(through, int)
+                or not all(
+                    isinstance(f, list) and len(f) == 2 and isinstance(f[1], int)
+                    for f in data["fills"]
+                )
+                or not isinstance(marks, list)
+                or not all(_mark_ok(m) for m in marks)
+            ):
+                raise Reject(f"malformed {data['kind']} marker: {delivery.body[:200]!r}")
+            since = data.get("since")
+            if not isinstance(since, int) or isinstance(since, bool):
+                raise Reject(f"{data['kind']} marker without an integer 'since'")
+            record |= {"through": through, "since": since}
+            record["fills"] = [[str(i), s] for i, s in data["fills"]]
+            record["marks"] = marks
             await self.commit(record)
             return
         fill = decode(delivery.body)
         if not isinstance(fill, Fill):
             raise Reject(f"not a fill: a {type(fill).__name__}")
-        await self.commit(
-            {"id": delivery.message_id or fill.id, "kind": "fill", "body": delivery.body.decode()}
-        )
+        record = {"id": delivery.message_id or fill.id, "kind": "fill"}
+        self.remember(record["id"], fill)
+        await self.commit(record | {"body": delivery.body.decode()})
 
     async def subscribe(self) -> None:
         await self.bus.subscribe(
             "portfolio.execution",
-            [(EXECUTION, EXCHANGE_STEP), (EXECUTION, "fill.#")],
+            [(EXECUTION, EXCHANGE_STEP), (EXECUTION, EXCHANGE_END), (EXECUTION, "fill.#")],
             self.on_execution,
-            seen=self.applied,
-        )
-        await self.bus.subscribe(
-            "portfolio.market",
-            [(MARKET, p) for p in self.patterns],
-            self.on_market,
             seen=self.applied,
         )
 
@@ -165,6 +179,18 @@ class PortfolioService(EngineService):
             "equity": format(p.equity(), "f"),
             "pnl": format(p.equity() - p.initial, "f"),
         }
+
+
+def _mark_ok(mark: Any) -> bool:
+    """``[step, routing key, symbol, ts, price]`` with the right types and a decimal price."""
+    if not (isinstance(mark, list) and len(mark) == 5 and isinstance(mark[0], int)):
+        return False
+    if not (isinstance(mark[1], str) and isinstance(mark[2], str) and isinstance(mark[3], int)):
+        return False
+    try:
+        return isinstance(mark[4], str) and Decimal(mark[4]).is_finite()
+    except ArithmeticError:
+        return False
 
 
 def write_report(

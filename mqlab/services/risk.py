@@ -36,7 +36,14 @@ from mqlab.services._runtime import (
     add_common_arguments,
     journal_for,
 )
-from mqlab.services.protocol import CHECKED, EXCHANGE_STEP, EXECUTION, ORDERS, parse_control
+from mqlab.services.protocol import (
+    CHECKED,
+    EXCHANGE_END,
+    EXECUTION,
+    ORDERS,
+    parse_control,
+    parse_done,
+)
 
 __all__ = [
     "HEADER_RISK_REASON",
@@ -104,7 +111,7 @@ class RiskService(Service):
             "headers": dict(delivery.headers),
         }
         if delivery.type == "done":
-            parse_control(delivery.body, strategy=str, call=int, orders=list)
+            parse_done(delivery.body)
             await self.commit(record | {"kind": "done"})
             return
         request = decode(delivery.body)
@@ -120,7 +127,7 @@ class RiskService(Service):
     async def run(self) -> int:
         await self.recover()
         await self.bus.subscribe("risk.orders", [(ORDERS, "#")], self.on_orders, seen=self.applied)
-        await self.bus.subscribe("risk.control", [(EXECUTION, EXCHANGE_STEP)], self.on_control)
+        await self.bus.subscribe("risk.control", [(EXECUTION, EXCHANGE_END)], self.on_control)
         await self.until_done()
         return 0
 

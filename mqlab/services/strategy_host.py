@@ -1,20 +1,21 @@
 """Strategy host (策略服务): runs any :class:`~mqlab.strategy.Strategy` on bus events.
 
-The host subscribes to market data by routing-key pattern, as aioquant's strategies do
-(``kline.binance.BTCUSDT.1m``, or ``kline.*.*.1m``, or ``#``), and to the exchange's answers
-for its strategy. It calls the very same :meth:`Strategy.handle` the backtest calls, binds the
-strategy's ``send`` to a publish on the ``orders`` exchange, and answers each *call* of the
-exchange service with ``done`` (see :mod:`mqlab.services.protocol`).
+The host calls the very same :meth:`Strategy.handle` the backtest calls and binds the
+strategy's ``send`` to a publish on the ``orders`` exchange. Market events are handled by
+routing-key pattern, as aioquant's strategies subscribe (``kline.binance.BTCUSDT.1m``, or
+``kline.*.*.1m``, or ``#``); events the patterns do not match are skipped.
 
-A step whose market event does not match the host's patterns is answered at once without a
-``handle``: the strategy did not subscribe to it.
+While the strategy is *quiet* (nothing of it at the exchange), the host handles market events
+as they arrive and reports them in one batched ``done``; while it is *engaged*, it handles the
+exchange's numbered calls in order and answers each at once (see
+:mod:`mqlab.services.protocol`). It reads every market event, matched or not, because it must
+see every step number to know that none is still on its way.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Generator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,27 +24,28 @@ from mqlab.bus import Bus, Delivery, Reject
 from mqlab.events import (
     Cancel,
     Fill,
-    Kline,
     Order,
-    OrderBook,
     OrderUpdate,
-    Trade,
     decode,
     encode,
     routing_key,
 )
 from mqlab.services._runtime import EngineService, Journal, Outgoing, add_common_arguments
 from mqlab.services.protocol import (
-    EXCHANGE_STEP,
+    EXCHANGE_END,
     EXECUTION,
     HEADER_CALL,
+    HEADER_OPEN,
     HEADER_SENT,
     HEADER_SEQ,
+    HEADER_WINDOW,
     MARKET,
     ORDERS,
-    control,
-    done_key,
+    batch_size,
+    call_key,
+    done_message,
     header_int,
+    market_events,
     parse_control,
 )
 from mqlab.strategy import Strategy
@@ -63,17 +65,28 @@ class StrategyHost(EngineService):
         journal: Journal | None = None,
         *,
         patterns: Sequence[str] = ("#",),
+        lockstep: bool = False,
     ) -> None:
         self.strategy = strategy
         self.sid = strategy.name
         self.patterns = list(patterns)
         self.calls: dict[int, dict[str, Any]] = {}  # call number -> answer or step record
         self.market: dict[int, dict[str, Any]] = {}  # step -> market event record
-        self.last_call: int | None = None  # set by an end or pause marker
-        self._stop_kind = ""
-        self.handled = 0  # calls handled
+        self.stop: dict[str, Any] | None = None  # the exchange's end or pause marker
+        self.last = 0  # the last step before the market's end or pause
+        #: ``lockstep``: always engaged (see ExchangeService); both must be told the same.
+        self.lockstep = lockstep
+        self.engaged = lockstep
+        self.step = 0  # last step handled
+        self.handled = 0  # events and answers handed to the strategy
         self.sent: list[Order | Cancel] = []
+        self.counts = {"quiet_steps": 0, "calls": 0, "dones": 0}
+        self._entries: list[list[Any]] = []  # done entries not yet published
+        self._decided: list[int] = []
+        self._through = 0  # quiet steps handled, reported or not
+        self._reported = 0  # ... and reported
         self._outbox: list[Order | Cancel] = []
+        self._keys: dict[str, bool] = {}
         strategy.bind(self._outbox.append)
         super().__init__(bus, journal)
 
@@ -82,7 +95,10 @@ class StrategyHost(EngineService):
         return f"strategy.{self.sid}"
 
     def subscribed(self, key: str) -> bool:
-        return any(topic_match(pattern, key) for pattern in self.patterns)
+        known = self._keys.get(key)
+        if known is None:
+            known = self._keys[key] = any(topic_match(p, key) for p in self.patterns)
+        return known
 
     # --- inputs are stored as they arrive ------------------------------------------------------
 
@@ -92,109 +108,194 @@ class StrategyHost(EngineService):
             self.market[record["seq"]] = record
         elif kind in ("answer", "step"):
             self.calls[record["call"]] = record
-        else:  # end or pause: after the calls issued so far, there is nothing more (for now)
-            self.last_call = record["last_call"]
-            self._stop_kind = kind
+        elif kind in ("end", "pause"):
+            self.stop = record
+        elif kind == "last":
+            self.last = record["seq"]
+        # kind "flush": apply() publishes the batched done
 
-    # --- ... and handled in call order ---------------------------------------------------------
+    def pending(self) -> bool:
+        return self._through > self._reported
+
+    def apply(self, record: dict[str, Any]) -> list[Outgoing]:
+        outputs = super().apply(record)
+        if record["kind"] == "flush" and self.pending():
+            outputs.append(self._done())
+        return outputs
+
+    # --- ... and handled in the backtest's order ------------------------------------------------
 
     def engine(self) -> Generator[None, None, None]:
         yield
         call = 1
         while True:
-            while (record := self.calls.pop(call, None)) is None:
-                if self.last_call is not None and call > self.last_call:
-                    self.last_call = None
-                    if self._stop_kind == "end":
+            if self.engaged:
+                while (record := self.calls.pop(call, None)) is None:
+                    if self._stopped(call):
                         return
-                    self.on_pause()
-                yield
-            sent_ns = 0
-            if record["kind"] == "answer":
-                self.strategy.handle(decode(record["body"]))
-            elif self.subscribed(record["key"]):
-                while (market := self.market.pop(record["seq"], None)) is None:
                     yield
-                self.strategy.handle(decode(market["body"]))
-                sent_ns = record["sent_ns"]
-            self._done(call, record.get("seq", 0), sent_ns)
-            call += 1
+                self.counts["calls"] += 1
+                if record["kind"] == "answer":
+                    self._handle(self.event_of(record))
+                    if record["open"] == 0 and not self.lockstep:
+                        self.engaged = False
+                    requests = self._send(record)
+                    self._entries.append(["call", call, [r.id for r in requests]])
+                else:  # a market step, as a call
+                    seq = record["seq"]
+                    yield from self._market_step(seq)
+                    del self.market[seq]
+                    requests = self._send(record)
+                    self._entries.append(["call", call, [r.id for r in requests]])
+                    if requests:
+                        self._decided.append(seq)
+                    self.step = seq
+                self.emit(self._done())  # the exchange waits for every call's answer
+                call += 1
+            else:
+                seq = self.step + 1
+                while seq not in self.market:
+                    if self._stopped(call):
+                        return
+                    if self.step == self.last and self.pending():
+                        self.emit(self._done())  # nothing more comes before the end or pause
+                    yield
+                yield from self._market_step(seq)
+                self.counts["quiet_steps"] += 1
+                requests = self._send({"seq": seq, "sent_ns": self.market[seq]["sent_ns"]})
+                self._through = self.step = seq
+                window = self.market.pop(seq)["window"]
+                if requests:  # orders go out at once, and the exchange must know now
+                    self._entries.append(["step", seq, [r.id for r in requests]])
+                    self._decided.append(seq)
+                    self.emit(self._done())
+                elif seq - self._reported >= batch_size(window) or seq == self.last:
+                    self.emit(self._done())
 
-    def _done(self, call: int, seq: int, sent_ns: int) -> None:
-        """Publish the orders this call caused, then ``done`` listing them."""
+    def _market_step(self, seq: int) -> Generator[None, None, None]:
+        while (market := self.market.get(seq)) is None:
+            yield
+        if self.subscribed(market["key"]):
+            self._handle(self.event_of(market))
+        else:
+            self.forget(market)
+
+    def _stopped(self, call: int) -> bool:
+        """The end or a pause was reached: every step and call before it is handled."""
+        stop = self.stop
+        if stop is None or self.step < stop["after"] or call <= stop["last_call"]:
+            return False
+        if self.pending():
+            self.emit(self._done())
+        self.stop = None
+        if stop["kind"] == "end":
+            return True
+        self.on_pause()
+        return False
+
+    def _handle(self, event: Any) -> None:
+        self.handled += 1
+        self.strategy.handle(event)
+
+    def _send(self, cause: dict[str, Any]) -> list[Order | Cancel]:
+        """Publish the orders the last handle caused; they make the strategy engaged."""
         requests, self._outbox[:] = list(self._outbox), []
-        headers = {HEADER_CALL: call, HEADER_SEQ: seq, HEADER_SENT: sent_ns}
+        if not requests:
+            return requests
+        self.engaged = True
+        headers = {HEADER_SEQ: cause.get("seq", 0), HEADER_SENT: cause.get("sent_ns", 0)}
         for request in requests:
             kind = "order" if isinstance(request, Order) else "cancel"
             self.emit(
                 Outgoing(ORDERS, routing_key(request), encode(request), request.id, headers, kind)
             )
         self.sent += requests
-        self.handled += 1
-        done = control(
-            ORDERS, done_key(self.sid), f"done.{self.sid}.{call}", "done",
-            strategy=self.sid, call=call, orders=[r.id for r in requests],
-        )  # fmt: skip
-        # The step's publish time rides along, so the exchange can time event → decision.
-        self.emit(replace(done, headers={HEADER_SENT: sent_ns}) if sent_ns else done)
+        return requests
+
+    def _done(self) -> Outgoing:
+        self.counts["dones"] += 1
+        entries, self._entries = self._entries, []
+        decided, self._decided = self._decided, []
+        since, self._reported = self._reported + 1, max(self._reported, self._through)
+        return done_message(
+            self.sid, self.counts["dones"], since, self._through, entries, decided
+        )
 
     # --- handlers ------------------------------------------------------------------------------
 
     async def on_market(self, delivery: Delivery) -> None:
-        event = decode(delivery.body)  # the body first: its error says most about a bad message
-        if not isinstance(event, Kline | OrderBook | Trade):
-            raise Reject(f"not market data: a {type(event).__name__} on {MARKET}")
-        seq = header_int(delivery, HEADER_SEQ)
-        record = {"id": delivery.message_id or event.id, "kind": "market", "seq": seq}
-        await self.commit(record | {"body": delivery.body.decode()})
+        if delivery.type in ("end", "pause"):
+            # The last step before it: report what is batched once it is handled.
+            last = header_int(delivery, HEADER_SEQ) - (delivery.type == "end")
+            await self.commit({"id": delivery.message_id, "kind": "last", "seq": last})
+            return
+        sent_ns = int(delivery.headers.get(HEADER_SENT) or 0)
+        window = int(delivery.headers.get(HEADER_WINDOW) or 1)
+        events = market_events(delivery)
+        single = len(events) == 1
+        for seq, event, body in events:
+            if seq <= self.step:
+                continue  # handled before a restart: the broker is redelivering it
+            record = {"id": (single and delivery.message_id) or event.id, "kind": "market"}
+            record |= {"seq": seq, "key": delivery.routing_key, "sent_ns": sent_ns}
+            record |= {"window": window, "body": body}
+            self.remember(record["id"], event)
+            await self.commit(record)
 
     async def on_execution(self, delivery: Delivery) -> None:
-        if delivery.type in ("step", "end", "pause"):
-            data = parse_control(delivery.body, kind=str, calls=dict)
+        if delivery.type in ("end", "pause"):
+            data = parse_control(delivery.body, kind=str, after=int, calls=dict)
             mine = data["calls"].get(self.sid)
             if not isinstance(mine, int):
-                raise Reject(f"step marker without a call number for {self.sid!r}")
-            record: dict[str, Any] = {"id": delivery.message_id, "kind": data["kind"]}
-            if data["kind"] == "step":
-                parse_control(delivery.body, seq=int, key=str, sent_ns=int)
-                record |= {"call": mine, "seq": data["seq"], "key": data["key"]}
-                record["sent_ns"] = data["sent_ns"]
-            else:
-                record["last_call"] = mine
-            await self.commit(record)
+                raise Reject(f"{data['kind']} marker without a call number for {self.sid!r}")
+            await self.commit(
+                {"id": delivery.message_id, "kind": data["kind"], "after": data["after"],
+                 "last_call": mine}
+            )  # fmt: skip
+            return
+        if delivery.type == "step":
+            data = parse_control(delivery.body, seq=int, call=int, sent_ns=int)
+            record = {"id": delivery.message_id, "kind": "step", "call": data["call"]}
+            await self.commit(record | {"seq": data["seq"], "sent_ns": data["sent_ns"]})
             return
         answer = decode(delivery.body)
         if not isinstance(answer, Fill | OrderUpdate) or answer.strategy != self.sid:
             raise Reject(f"not an answer for strategy {self.sid!r}: {type(answer).__name__}")
         record = {"id": delivery.message_id or answer.id, "kind": "answer"}
         record |= {"call": header_int(delivery, HEADER_CALL), "body": delivery.body.decode()}
-        await self.commit(record)
+        self.remember(record["id"], answer)
+        await self.commit(record | {"open": header_int(delivery, HEADER_OPEN)})
 
     async def subscribe(self) -> None:
-        bindings = [(EXECUTION, EXCHANGE_STEP)]
+        bindings = [(EXECUTION, EXCHANGE_END), (EXECUTION, call_key(self.sid))]
         bindings += [
             (EXECUTION, f"fill.{self.sid}.#"),
             (EXECUTION, f"order_update.{self.sid}.#"),
         ]
         await self.bus.subscribe(
-            f"{self.queue}.execution", bindings, self.on_execution, seen=self.applied
-        )
+            f"{self.queue}.execution", bindings, self.on_execution, seen=self.applied,
+            on_idle=self.on_idle,
+        )  # fmt: skip
+        # Every market event (see the module docstring); the patterns pick what is handled.
         await self.bus.subscribe(
-            f"{self.queue}.market",
-            [(MARKET, p) for p in self.patterns],
-            self.on_market,
-            seen=self.applied,
-        )
+            f"{self.queue}.market", [(MARKET, "#")], self.on_market, seen=self.applied,
+            on_idle=self.on_idle,
+        )  # fmt: skip
 
     def summary(self) -> str:
         orders = sum(isinstance(r, Order) for r in self.sent)
-        return f"{self.sid}: {self.handled} calls handled, {orders} orders sent"
+        c = self.counts
+        return (
+            f"{self.sid}: {self.handled} events and answers handled ({c['quiet_steps']} steps "
+            f"without waiting, {c['calls']} calls), {orders} orders sent, {c['dones']} dones"
+        )
 
     def stats(self) -> dict[str, Any]:
         orders = sum(isinstance(r, Order) for r in self.sent)
         return super().stats() | {
             "strategy": self.sid,
-            "calls": self.handled,
+            "handled": self.handled,
+            **self.counts,
             "orders": orders,
             "cancels": len(self.sent) - orders,
         }

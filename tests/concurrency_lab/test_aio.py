@@ -155,7 +155,8 @@ def test_old_style_report_shows_what_changed() -> None:
 
 
 def test_nest_asyncio_cost_compares_plain_and_patched_interpreters() -> None:
-    plain, patched = aio.nest_asyncio_cost(n=500, repeats=2)
+    plain, patched = aio.nest_asyncio_cost(n=500, repeats=3)
+    assert plain["samples"] == patched["samples"] == 6  # 3 repeats in each of 2 interpreters
     assert plain["patched"] is False and patched["patched"] is True
     assert plain["nested call"].startswith("RuntimeError")
     assert patched["nested call"] == "nested run_until_complete worked"
@@ -163,7 +164,8 @@ def test_nest_asyncio_cost_compares_plain_and_patched_interpreters() -> None:
         assert plain["asyncio.Task is"].startswith("C")
         assert patched["asyncio.Task is"].startswith("pure Python")
     for key in ("sleep(0) switch us", "Future hand-off us", "run_until_complete us"):
-        assert plain[key] > 0 and patched[key] > 0
+        for run in (plain, patched):
+            assert 0 < run[f"{key} p10"] <= run[key] <= run[f"{key} p90"]
     # The caller's own asyncio is untouched: the patch lived in the subprocess only.
     assert not hasattr(asyncio, "_nest_patched")
 
@@ -264,16 +266,30 @@ def test_compare_combinators_shows_how_errors_differ() -> None:
     assert rows["TaskGroup"]["other tasks right after"] == "slow: cancelled, mid: cancelled"
 
 
-def test_nest_cost_table_and_figure() -> None:
+def test_nest_cost_table_verdicts_and_figure() -> None:
     keys = ["sleep(0) switch us", "Future hand-off us", "run_until_complete us"]
-    plain = dict.fromkeys(keys, 2.0)
-    patched = dict(zip(keys, [3.0, 4.0, 1.0], strict=True))
+
+    def run(medians: list[float], spread: float) -> dict[str, float]:
+        row = dict(zip(keys, medians, strict=True))
+        for k, m in zip(keys, medians, strict=True):
+            row[f"{k} p10"], row[f"{k} p90"] = m - spread, m + spread
+        return row
+
+    plain, patched = run([2.0, 2.0, 2.0], 0.1), run([3.0, 2.1, 1.0], 0.1)
     table = aio.nest_cost_table(plain, patched)
     assert list(table.index) == ["sleep(0) switch", "Future hand-off", "run_until_complete"]
-    assert list(table["slowdown"]) == [1.5, 2.0, 0.5]
+    assert list(table["slowdown"].round(2)) == [1.5, 1.05, 0.5]
+    assert table.loc["sleep(0) switch", "slowdown from"] == pytest.approx(2.9 / 2.1)
+    assert table.loc["sleep(0) switch", "slowdown to"] == pytest.approx(3.1 / 1.9)
+    verdicts = aio.nest_cost_verdicts(table)
+    assert verdicts[0].endswith("dearer with nest-asyncio2, beyond the spread")
+    assert verdicts[1].endswith("this run cannot tell them apart")  # 1.05x, ranges overlap
+    assert verdicts[2].endswith("cheaper with nest-asyncio2, beyond the spread")
     ax = aio.plot_nest_cost(table)
     try:
-        assert [c.get_label() for c in ax.containers] == ["plain asyncio", "nest-asyncio2"]
+        labels = [c.get_label() for c in ax.containers if type(c).__name__ == "BarContainer"]
+        assert labels == ["plain asyncio", "nest-asyncio2"]
+        assert "p10–p90" in ax.get_xlabel()
     finally:
         plt.close(ax.figure)
 
@@ -291,3 +307,25 @@ def test_busy_wait_polls_until_the_deadline() -> None:
     result = aio.busy_wait(0.01)
     assert result["wall_s"] >= 0.01
     assert result["iterations"] >= 1 and result["cpu_s"] >= 0
+
+
+def test_format_nest_cost_shows_each_median_with_its_spread() -> None:
+    keys = ["sleep(0) switch us", "Future hand-off us", "run_until_complete us"]
+    plain = (
+        {k: 2.0 for k in keys} | {f"{k} p10": 1.5 for k in keys} | {f"{k} p90": 2.5 for k in keys}
+    )
+    patched = (
+        {k: 3.0 for k in keys} | {f"{k} p10": 2.8 for k in keys} | {f"{k} p90": 3.3 for k in keys}
+    )
+    lines = aio.format_nest_cost(aio.nest_cost_table(plain, patched)).splitlines()
+    assert len(lines) == 4
+    assert "2 (1.5–2.5)" in lines[1] and "3 (2.8–3.3)" in lines[1] and lines[1].endswith("1.50×")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uvloop does not exist on Windows")
+def test_uvloop_is_installed_with_the_course_so_chapter_06_shows_its_rows() -> None:
+    # A dependency in pyproject.toml (not an extra): chapters 03 and 06 promise its rows.
+    assert "uvloop" in aio.LOOPS
+    from concurrency_lab import bench
+
+    assert any("uvloop" in v.name for v in bench.VARIANTS)

@@ -240,3 +240,26 @@ def test_busy_cores_is_within_the_machine() -> None:
     from concurrency_lab.stats import busy_cores
 
     assert 0 <= busy_cores(0.05) <= (os.cpu_count() or 1) + 1e-6
+
+
+def test_like_for_like_conclusion_follows_the_numbers() -> None:
+    # OS switch to a process +0.5 µs, mp.Pipe's work +7.5, the event +7: mp.Pipe is largest.
+    lines = bench.like_for_like_conclusion(_like_for_like_frame(10.5, 15.0), _results())
+    assert lines[0].startswith("section 2, one CPU, the event handed over: process > thread held")
+    assert "+15 µs, made of" in lines[1]
+    assert lines[3].startswith("  mp.Pipe's own work") and "+7.5 µs (50%)" in lines[3]
+    assert (
+        lines[-1] == "largest part in this run: mp.Pipe's own work (pickle, header, system calls)"
+    )
+    # Make the OS switch dominate and the seed's order fail: the words follow.
+    swapped = [
+        bench.SwitchResult(r.mechanism, r.variant, 30.0 if r.mechanism == "thread" else r.median_us,
+                           1, 1, 0, 9, 100) if r.mechanism in {"process", "thread"} else r
+        for r in _results()
+    ]  # fmt: skip
+    swapped[0] = bench.SwitchResult("process", "mp.Pipe", 20.0, 1, 1, 0, 9, 100)
+    lines = bench.like_for_like_conclusion(_like_for_like_frame(17.5, 15.0), swapped)
+    assert "process > thread did not hold" in lines[0]
+    assert lines[-1] == (
+        "largest part in this run: the OS switching to another process instead of a thread"
+    )

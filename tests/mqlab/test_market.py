@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import itertools
+import pickle
 import zipfile
+from dataclasses import FrozenInstanceError
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mqlab.events import Kline, OrderBook, Trade, encode, validate
+from mqlab.events import Kline, OrderBook, Side, Trade, encode, validate
 from mqlab.market import (
     SAMPLE_DATA,
     DataError,
@@ -107,6 +109,50 @@ def test_frame_events_equal_the_plain_construction(chunk: int) -> None:
     bars = frame_to_klines(frame)
     assert bars[4].close is bars[5].open  # the same Decimal where the open is the last close
     assert bars[6].open == bars[5].close + D("0.01")  # moved by the test: built on its own
+
+
+def test_frame_events_make_their_deferred_fields_on_first_read() -> None:
+    frame = synthetic_frame(40, seed=5)
+    frame.loc[[3, 9], "volume"] = 0.1234567891  # off the column's tick: kept exactly as written
+    plain, lazy = _one_by_one(frame), frame_to_klines(frame)
+
+    def made(k: Kline, name: str) -> bool:
+        try:
+            Kline.__dict__[name].slot.__get__(k, Kline)  # the slot itself, bypassing the hook
+        except AttributeError:
+            return False
+        return True
+
+    k = lazy[3]
+    assert (k.open, k.close, k.ts) == (plain[3].open, plain[3].close, plain[3].ts)
+    assert not any(made(k, name) for name in ("high", "low", "volume", "quote_volume"))
+    assert k.low == plain[3].low  # the first read makes them all, as built whole
+    assert all(made(k, name) for name in ("high", "low", "volume", "quote_volume"))
+    assert k.volume == D("0.1234567891") and _wire([k]) == _wire([plain[3]])
+    # Indistinguishable from events built whole: equality, hash, repr, pickle, the codec.
+    assert lazy[4] == plain[4] and hash(lazy[5]) == hash(plain[5])
+    assert repr(lazy[6]) == repr(plain[6]) and pickle.loads(pickle.dumps(lazy[7])) == plain[7]
+    assert validate(lazy[8]) is lazy[8]
+    with pytest.raises(FrozenInstanceError):
+        lazy[9].high = D(1)  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        lazy[10].nope  # type: ignore[attr-defined]  # noqa: B018
+    assert lazy[11].__class__ is Kline and not made(lazy[11], "high")  # nothing read it yet
+    frame.loc[11, "high"] += 1.0  # the events are what the frame was when they were built
+    assert lazy[11].high == plain[11].high
+
+
+def test_bulk_builds_ordinary_frozen_events() -> None:
+    columns = {"platform": ["binance"] * 2, "symbol": ["BTCUSDT"] * 2, "trade_id": [1, 2],
+               "price": [D("1.5"), D("2")], "qty": [D(1), D("0.1")], "side": [Side.BUY, Side.SELL],
+               "ts": [5, 6], "recv_ts": [7, 8]}  # fmt: skip
+    built = _bulk(Trade, 2, columns)
+    assert built == [Trade(*row) for row in zip(*columns.values(), strict=True)]
+    assert type(built[0]) is Trade and hash(built[1]) == hash(
+        Trade(*[c[1] for c in columns.values()])
+    )
+    with pytest.raises(FrozenInstanceError):
+        built[0].price = D(3)  # type: ignore[misc]
 
 
 def test_frame_events_with_odd_columns() -> None:

@@ -138,3 +138,26 @@ def test_books_always_balance(steps: list[tuple[bool, str, D, D]]) -> None:
             marked = p.cash + sum((q * last[s] for s, q in p.positions.items()), D(0))
             assert p.equity_curve().iloc[-1] == float(marked)
         assert balanced(p)
+
+
+@settings(max_examples=80, deadline=None)
+@given(steps=steps)
+def test_every_point_of_the_curve_is_exact(steps: list[tuple[bool, str, D, D]]) -> None:
+    """Points are computed when asked for, from the marks and the books after each fill: each
+    must equal cash plus every position at its latest price when it was marked, exactly."""
+    p = Portfolio(1000)
+    last: dict[str, D] = {}
+    want: list[D] = []
+    for n, (is_fill, symbol, qty, price) in enumerate(steps):
+        if is_fill:
+            side = Side.BUY if n % 3 else Side.SELL
+            p.on_fill(fill(n, side, str(qty), str(price), fee=str(qty / 1000), symbol=symbol))
+            last.setdefault(symbol, price)
+        else:
+            p.on_market(mark(str(price), n, symbol))
+            last[symbol] = price
+            want.append(p.cash + sum((q * last[s] for s, q in p.positions.items()), D(0)))
+        if n % 4 == 0:  # asked for midway too: the cache must not go stale
+            assert p._values() == want
+    assert p._values() == want
+    assert list(p.equity_curve()) == [float(v) for v in want]

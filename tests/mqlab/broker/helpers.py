@@ -33,6 +33,8 @@ from pamqp.exceptions import UnmarshalingException
 from pamqp.header import ContentHeader, ProtocolHeader
 from pamqp.heartbeat import Heartbeat
 
+from mqlab.broker.frames import unchecked
+
 __all__ = [
     "CONNECTION_ERROR_CODES",
     "TIMEOUT",
@@ -262,6 +264,7 @@ class RawConnection:
         channels: Iterable[int] = (1,),
         username: str | None = None,
         password: str | None = None,
+        capabilities: dict[str, bool] | None = None,
     ) -> RawConnection:
         """Handshake up to connection.open-ok, then open the given channels."""
         raw = await cls.connect(url)
@@ -273,7 +276,9 @@ class RawConnection:
         raw.send(
             commands.Connection.StartOk(
                 # Without this capability RabbitMQ drops a failed login silently.
-                client_properties={"capabilities": {"authentication_failure_close": True}},
+                client_properties={
+                    "capabilities": {"authentication_failure_close": True, **(capabilities or {})}
+                },
                 mechanism="PLAIN",
                 response=f"\0{user}\0{secret}",
             )
@@ -319,7 +324,13 @@ class RawConnection:
     ) -> None:
         """One basic.publish: method, content header and (if any) a body frame."""
         frames: list[AnyFrame] = [
-            commands.Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=mandatory),
+            # unchecked: any name RabbitMQ accepts, even those pamqp would refuse to send
+            unchecked(
+                commands.Basic.Publish,
+                exchange=exchange,
+                routing_key=routing_key,
+                mandatory=mandatory,
+            ),
             ContentHeader(
                 body_size=len(body), properties=properties or commands.Basic.Properties()
             ),

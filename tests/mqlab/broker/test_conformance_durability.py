@@ -87,11 +87,14 @@ async def _populate(url: str, names: Names) -> aio_pika.abc.AbstractConnection:
     await messages[0].ack()
     await messages[1].nack(requeue=True)
     await messages[2].nack(requeue=True)
-    # basic.nack has no reply, so RabbitMQ may not have requeued yet when a declare-ok counts.
-    async def two_ready() -> bool:  # and "unacked" still in flight
-        return await message_count(channel, names.durable_queue) == 2
+    # Never delivered before the restart: it must come back with redelivered=False.
+    await durable_x.publish(Message(b"undelivered", delivery_mode=persistent), "tick.btc")
 
-    await wait_until(two_ready)
+    # basic.nack has no reply, so RabbitMQ may not have requeued yet when a declare-ok counts.
+    async def three_ready() -> bool:  # and "unacked" still in flight
+        return await message_count(channel, names.durable_queue) == 3
+
+    await wait_until(three_ready)
     return connection
 
 
@@ -106,10 +109,16 @@ async def _verify(url: str, names: Names) -> None:
         durable_q = await channel.declare_queue(
             names.durable_queue, durable=True, arguments=QUEUE_ARGUMENTS
         )
-        recovered = await get_n(durable_q, 2)
-        assert sorted(m.body for m in recovered) == [b"persistent", b"unacked"], (
+        recovered = await get_n(durable_q, 3)
+        assert sorted(m.body for m in recovered) == [b"persistent", b"unacked", b"undelivered"], (
             "persistent messages (ready or unacked at shutdown) survive; transient and acked don't"
         )
+        # Delivered before the restart (requeued, or in flight) means redelivered after it.
+        assert {m.body: m.redelivered for m in recovered} == {
+            b"persistent": True,
+            b"unacked": True,
+            b"undelivered": False,
+        }
         assert await durable_q.get(fail=False) is None
         # The binding survived: routing through the durable exchange still reaches the queue.
         confirming = await s.new_channel(publisher_confirms=True)

@@ -64,7 +64,7 @@ async def test_unreachable_url_names_the_masked_url_and_the_fix(monkeypatch) -> 
 
 
 async def test_wrong_password_says_so() -> None:
-    with BrokerThread(port=0) as broker:
+    with BrokerThread(port=0, login_delay=0.2) as broker:
         bad = broker.url.replace("guest:guest", "guest:wrong")
         with pytest.raises(connection.BrokerUnavailableError, match="refused the login"):
             await mqlab.connect(bad, timeout=3)
@@ -76,3 +76,50 @@ async def test_unknown_virtual_host_says_so() -> None:
         pytest.raises(connection.BrokerUnavailableError, match="virtual host"),
     ):
         await mqlab.connect(broker.url + "no-such-vhost", timeout=3)
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("not a url", "no scheme"),
+        ("amqp://h:notaport/", "port 'notaport' is not a number"),
+        ("amqp://127.0.0.1:99999/", "port '99999' is not a number"),
+        ("http://h/", "scheme 'http'"),
+        ("amqp:///", "no host"),
+        ("amqp://u:topsecret@[::1/", "Invalid IPv6 URL"),
+    ],
+)
+def test_bad_urls_get_a_one_line_message(url: str, fragment: str) -> None:
+    problem = connection.url_problem(url)
+    assert problem is not None and fragment in problem
+    assert "\n" not in problem and "topsecret" not in problem
+    with pytest.raises(connection.InvalidURLError, match="invalid AMQP URL"):
+        connection.validate_url(url)
+
+
+@pytest.mark.parametrize("url", ["amqp://guest:guest@127.0.0.1:5672/", "amqps://h/vhost"])
+def test_good_urls_pass(url: str) -> None:
+    assert connection.url_problem(url) is None
+    assert connection.validate_url(url) == url
+
+
+async def test_connect_refuses_a_bad_url_before_connecting() -> None:
+    with pytest.raises(connection.InvalidURLError, match="from the url argument"):
+        await mqlab.connect("amqp://h:notaport/", timeout=1)
+
+
+@pytest.mark.parametrize("url", ["not a url", "amqp://h:notaport/"])
+def test_cli_bad_url_is_one_line(url: str) -> None:
+    """The issue's report: a 66-line traceback for these; now one line and exit status 2."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "mqlab", "pipeline", "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "invalid AMQP URL" in lines[0], done.stderr

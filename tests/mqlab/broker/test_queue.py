@@ -107,7 +107,11 @@ def test_requeue_goes_to_the_head_in_order_and_marks_redelivered() -> None:
         ({"x-max-length": "ten"}, "unacceptable_type"),
         ({"x-overflow": "explode"}, "unacceptable_value"),
         ({"x-dead-letter-routing-key": "k"}, "x-dead-letter-exchange is required"),
-        ({"x-queue-type": "quorum"}, "only classic queues"),
+        ({"x-queue-type": "foo"}, "unsupported queue type 'foo'"),
+        ({"x-queue-type": "stream"}, "stream queues are not supported"),
+        ({"x-max-priority": 256}, "max_value_exceeded"),
+        ({"x-max-priority": "5"}, "expected integer, got longstr"),
+        ({"x-single-active-consumer": 1}, "{unacceptable_type,byte}"),
     ],
 )
 def test_bad_arguments_are_406(args: dict[str, Any], fragment: str) -> None:

@@ -26,8 +26,8 @@ from mqlab.services.strategy_host import StrategyHost
 
 
 class _Queue:
-    def __init__(self, name: str, handler: Handler, seen: Any) -> None:
-        self.name, self.handler, self.seen = name, handler, seen
+    def __init__(self, name: str, handler: Handler, seen: Any, on_idle: Any = None) -> None:
+        self.name, self.handler, self.seen, self.on_idle = name, handler, seen, on_idle
         self.messages: deque[Delivery] = deque()
         self.bindings: list[tuple[str, str]] = []
         self.stats = BusStats()
@@ -48,11 +48,16 @@ class FakeBus:
         await asyncio.sleep(0)
 
     async def subscribe(self, suffix: str, bindings: Iterable[tuple[str, str]], handler: Handler,
-                        *, prefetch: int | None = None, seen: Any = None) -> _Queue:  # fmt: skip
-        queue = _Queue(suffix, handler, seen if seen is not None else SeenIds())
+                        *, prefetch: int | None = None, seen: Any = None,
+                        on_idle: Any = None) -> _Queue:  # fmt: skip
+        queue = _Queue(suffix, handler, seen if seen is not None else SeenIds(), on_idle)
         queue.bindings = list(bindings)
         self.router.queues[suffix] = queue
+        self.subscriptions.append(queue)
         return queue
+
+    def idle(self) -> bool:
+        return not any(q.messages for q in self.subscriptions)
 
     async def wait_for_consumers(
         self, queues: Iterable[str], timeout: float = 60, on_wait: object = None
@@ -83,25 +88,31 @@ class Router:
         queue = self.rng.choice(ready)
         delivery = queue.messages.popleft()
         if delivery.message_id in queue.seen:
+            if not queue.messages and queue.on_idle is not None:
+                await queue.on_idle()
             return True
         try:
             await queue.handler(delivery)
         except (Reject, ValueError) as exc:
             self.dead.append((queue.name, str(exc)))
         queue.seen.add(delivery.message_id)  # type: ignore[arg-type]
+        if not queue.messages and queue.on_idle is not None:
+            await queue.on_idle()
         return True
 
 
-async def _run(config: RunConfig, seed: int, duplicates: float = 0.1) -> PortfolioService:
+async def _run(config: RunConfig, seed: int, duplicates: float = 0.1, lockstep: bool = False
+               ) -> PortfolioService:  # fmt: skip
     router = Router(random.Random(seed), duplicates)
     exchange = ExchangeService(FakeBus(router), config.make_exchange(),  # type: ignore[arg-type]
-                               strategies=[config.strategy_id])  # fmt: skip
+                               strategies=[config.strategy_id], lockstep=lockstep)  # fmt: skip
     strategy = StrategyHost(FakeBus(router), config.make_strategy(),  # type: ignore[arg-type]
-                            patterns=config.market_keys)  # fmt: skip
+                            patterns=config.market_keys, lockstep=lockstep)  # fmt: skip
     portfolio = PortfolioService(FakeBus(router), config.make_portfolio(),  # type: ignore[arg-type]
                                  patterns=config.market_keys)  # fmt: skip
+    window = random.Random(seed).choice([1, 2, 5, 16])
     market = MarketService(FakeBus(router), config.events,  # type: ignore[arg-type]
-                           window=random.Random(seed).choice([1, 2, 5]),
+                           window=window, batch=random.Random(seed + 1).randint(1, window),
                            wait_for=default_queues([config.strategy_id]))  # fmt: skip
     for service in (exchange, strategy, portfolio):
         await service.recover()
@@ -132,5 +143,15 @@ async def test_order_books_with_late_answers_any_interleaving(seed: int) -> None
     portfolio = await _run(config, seed, duplicates=0.2)
     reference = config.backtest()
     assert len(reference.fills) > 5
+    assert fill_rows(portfolio.portfolio.fills) == fill_rows(reference.fills)
+    assert portfolio.portfolio.equity() == reference.portfolio.equity()
+
+
+@pytest.mark.parametrize("seed", range(2))
+async def test_lockstep_any_interleaving_gives_the_backtest_fills(seed: int) -> None:
+    # The protocol without lookahead (every step a call), kept for chapter 10's comparison.
+    config = RunConfig(strategy="imbalance", limit=200, latency_ms=1500)
+    portfolio = await _run(config, seed, lockstep=True)
+    reference = config.backtest()
     assert fill_rows(portfolio.portfolio.fills) == fill_rows(reference.fills)
     assert portfolio.portfolio.equity() == reference.portfolio.equity()

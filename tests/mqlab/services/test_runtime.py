@@ -9,12 +9,19 @@ from typing import Any
 
 import pytest
 
-from mqlab.bus import Delivery
+from mqlab.bus import BusError, Delivery
 from mqlab.events import Order, OrderType, Side, encode
 from mqlab.services._runtime import Journal, Outgoing, Service
 from mqlab.services.config import RunConfig, parse_params
 from mqlab.services.market import MarketService
-from mqlab.services.protocol import HEADER_SENT, HEADER_SEQ, control, header_int, parse_control
+from mqlab.services.protocol import (
+    HEADER_SENT,
+    HEADER_SEQ,
+    HEADER_WINDOW,
+    control,
+    header_int,
+    parse_control,
+)
 from mqlab.services.risk import HEADER_RISK_REASON, RiskService
 
 
@@ -89,6 +96,7 @@ async def test_commit_journals_then_confirms_and_skips_what_was_applied(tmp_path
     service = Echo(bus, Journal(tmp_path / "s.jsonl"))
     assert await service.commit({"id": "a", "n": 5})
     assert not await service.commit({"id": "a", "n": 5})  # a redelivery: applied once
+    await service.drain()  # confirms are awaited in the background
     service.journal.close()
     lines = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert lines == [{"id": "a", "n": 5}, {"confirmed": "a"}]
@@ -113,7 +121,7 @@ def test_market_keys_carry_the_interval_and_steps_are_numbered() -> None:
     (out,) = market.apply({"id": "pub.2", "kind": "pub", "seq": 2, "sent_ns": 7})
     assert out.routing_key == "kline.binance.BTCUSDT.1m"
     assert out.message_id == config.events[1].id
-    assert out.headers == {HEADER_SEQ: 2, HEADER_SENT: 7}
+    assert out.headers == {HEADER_SEQ: 2, HEADER_SENT: 7, HEADER_WINDOW: market.window}
     (end,) = market.apply({"id": "pub.4", "kind": "end", "seq": 4, "sent_ns": 8})
     assert end.routing_key == "control.end" and market.ended
 
@@ -149,3 +157,20 @@ def test_params_parse_like_the_backtest_cli() -> None:
     assert parse_params(["fast=5", "qty=0.2"]) == {"fast": 5, "qty": "0.2"}
     with pytest.raises(ValueError, match="NAME=VALUE"):
         parse_params(["fast"])
+
+
+async def test_a_failed_publish_stops_the_service_with_its_error(tmp_path: Path) -> None:
+    class Broken(Published):
+        async def publish(self, *args: Any, **kwargs: Any) -> None:
+            raise BusError("the broker stayed away")
+
+    service = Echo(Broken(), Journal(tmp_path / "s.jsonl"))
+    assert await service.commit({"id": "a", "n": 1})  # journaled: the input may be acked
+    with pytest.raises(BusError, match="stayed away"):
+        await service.drain()
+    assert service.stopping.is_set()
+    with pytest.raises(BusError):  # nothing more is applied after a lost publish
+        await service.commit({"id": "b", "n": 2})
+    service.journal.close()
+    lines = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert lines == [{"id": "a", "n": 1}]  # never confirmed: a restart republishes it

@@ -1,0 +1,188 @@
+"""Paper trading on the local server, its session file, and the replay's exact equality."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from mqlab.__main__ import main
+from mqlab.live.demo import paper_demo
+from mqlab.live.record import SessionError, read_session
+from mqlab.live.replay import replay_session
+
+from .helpers import free_port, mqlab
+
+
+@pytest.fixture(scope="module")
+def demo_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("paper") / "session.jsonl"
+
+
+async def test_replay_of_a_session_with_a_disconnect_gives_the_same_fills_and_pnl(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "session.jsonl"
+    demo = await paper_demo(160, disconnect_at=70, lost_bars=2, malformed_at=40, burst_at=110,
+                            record=path)  # fmt: skip
+    # the session really had its faults
+    assert demo.reconnects == 1
+    assert any("connection closed by the server (code 1001)" in n for n in demo.notices)
+    assert any("2 closed bar(s) missing" in n for n in demo.notices)
+    assert any(n.startswith("malformed frame ignored") for n in demo.notices)
+    assert demo.fills >= 4  # the strategy traded, so equal fills mean something
+    # the replay, from the file alone, against what the live run did
+    replay = replay_session(path)
+    session = read_session(path)
+    assert replay.identical, replay.differences
+    assert session.summary is not None
+    assert replay.summary["fills_sha256"] == session.summary["fills_sha256"]
+    assert replay.summary["equity"] == session.summary["equity"]
+    assert replay.summary["realised"] == session.summary["realised"]
+    assert replay.summary["fees"] == session.summary["fees"]
+    assert [(t, o.id) for t, o in session.orders] == [
+        (o.ts, o.id) for o in replay.result.orders
+    ]  # latency 0: each order reached the venue when it was sent
+    assert demo.live.equals(demo.replay)
+    # the faults changed what the strategy saw: the clean backtest is a different run
+    assert len(demo.backtest) > len(demo.live)
+
+
+async def test_replay_is_exact_with_order_latency_too(tmp_path: Path) -> None:
+    path = tmp_path / "session.jsonl"
+    demo = await paper_demo(160, latency_ms=40_000, jitter_ms=30_000, record=path)
+    session = read_session(path)
+    delays = {t - o.ts for t, o in session.orders}
+    assert len(delays) > 1 and min(delays) >= 40_000  # orders reached the venue later, jittered
+    assert demo.fills >= 4 and demo.identical, demo.differences
+
+
+async def test_replay_notices_a_session_that_does_not_match(tmp_path: Path) -> None:
+    path = tmp_path / "session.jsonl"
+    await paper_demo(120, disconnect_at=None, malformed_at=None, burst_at=None, record=path)
+    lines = path.read_text().splitlines()
+    # Move one bar's close: the strategy's decisions and the marks change.
+    for i, line in enumerate(lines):
+        obj = json.loads(line)
+        if obj["kind"] == "market" and obj["event"]["event"] == "kline" and i > 100:
+            event = obj["event"]
+            event["close"] = event["high"] = str(float(event["high"]) * 1.05)[:12]
+            lines[i] = json.dumps(obj)
+            break
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text("\n".join(lines) + "\n")
+    replay = replay_session(tampered)
+    assert not replay.identical
+    assert any(d.startswith(("equity", "order", "fills", "live sent")) for d in replay.differences)
+
+
+def test_session_file_errors_are_one_line_and_name_the_line(tmp_path: Path) -> None:
+    with pytest.raises(SessionError, match="not found; record one with python -m mqlab paper"):
+        read_session(tmp_path / "missing.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"kind": "market", "t": 1, "event": {}}\n')
+    with pytest.raises(SessionError, match="line 1: not a session file"):
+        read_session(bad)
+    bad.write_text('{"kind": "session", "version": 1, "cash": "1"}\n{"kind": "market"}\n')
+    with pytest.raises(SessionError, match="line 2: incomplete market line"):
+        read_session(bad)
+    bad.write_text('{"kind": "session", "version": 1}\n{"kind": "market", "t": 1, "event": '
+                   '{"event": "kline", "symbol": "X"}}\n')  # fmt: skip
+    with pytest.raises(SessionError, match="line 2: field 'platform': missing"):
+        read_session(bad)
+
+
+def test_a_session_cut_mid_line_still_reads_up_to_it(tmp_path: Path) -> None:
+    path = tmp_path / "cut.jsonl"
+    path.write_text('{"kind": "session", "version": 1}\n{"kind": "notice", "t": 1, "text": "x"}\n'
+                    '{"kind": "market", "t": 2, "ev')  # fmt: skip
+    session = read_session(path)
+    assert session.notices == ["x"] and session.summary is None
+
+
+# --- the command line, end to end -----------------------------------------------------------
+
+
+@pytest.fixture
+def fake_server() -> object:
+    port = free_port()
+    server = mqlab("fake-binance", "--port", str(port), "--bars", "400", "--pace", "0.003",
+                   "--disconnect-at", "60")  # fmt: skip
+    assert server.stdout is not None
+    line = server.stdout.readline()  # printed once it listens
+    assert "serving 400 SYNTHETIC BTCUSDT 1m bars at ws://127.0.0.1:" in line, line
+    yield f"ws://127.0.0.1:{port}"
+    server.send_signal(signal.SIGINT)
+    server.communicate(timeout=10)
+
+
+@pytest.mark.slow
+def test_cli_paper_then_backtest_replay(fake_server: str, tmp_path: Path) -> None:
+    record = tmp_path / "s.jsonl"
+    paper = mqlab("paper", "--endpoint", fake_server, "--bars", "120", "--param", "fast=3",
+                  "--param", "slow=8", "--record", str(record), "--json")  # fmt: skip
+    out, err = paper.communicate(timeout=60)
+    assert paper.returncode == 0, err
+    report = json.loads(out)
+    assert report["bars"] == 120 and report["reconnects"] == 1 and report["fills"] > 0
+    replay = mqlab("backtest", "--replay", str(record), "--json")
+    out, err = replay.communicate(timeout=60)
+    assert replay.returncode == 0, out + err
+    again = json.loads(out)
+    assert again["identical_to_live"] is True
+    for key in ("fills", "equity", "realised", "fees", "orders_sent"):
+        assert again[key] == report[key]
+
+
+@pytest.mark.slow
+def test_cli_paper_ctrl_c_stops_cleanly_with_a_report(fake_server: str, tmp_path: Path) -> None:
+    record = tmp_path / "s.jsonl"
+    paper = mqlab("paper", "--endpoint", fake_server, "--record", str(record))
+    assert paper.stderr is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait for a status line with some bars in it
+        line = paper.stderr.readline()
+        if "bars" in line and " bars 0 " not in line and "bars 1 " not in line:
+            break
+    paper.send_signal(signal.SIGINT)
+    out, err = paper.communicate(timeout=20)
+    assert paper.returncode == 0, err
+    assert "equity" in out and "replay" in out and "Traceback" not in err
+    assert read_session(record).summary is not None  # the end line was written
+    assert replay_session(record).identical
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--symbol", "BTC/USDT"], "error: unknown symbol 'BTC/USDT'"),
+        (["--interval", "7m"], "error: unknown interval '7m'"),
+        (["--endpoint", "http://x"], "error: bad endpoint 'http://x'"),
+        (["--param", "fast"], "error: --param 'fast': write NAME=VALUE"),
+    ],
+)
+def test_cli_paper_bad_input(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["paper", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith(message), err
+
+
+def test_cli_paper_unreachable_endpoint(tmp_path: Path) -> None:
+    port = free_port()
+    paper = mqlab("paper", "--endpoint", f"ws://127.0.0.1:{port}", "--retries", "2",
+                  "--record", str(tmp_path / "s.jsonl"))  # fmt: skip
+    _, err = paper.communicate(timeout=60)
+    assert paper.returncode == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: could not reach ws://127.0.0.1:{port}/stream?streams=")
+    assert "after 2 attempts" in last and "Connect" in last
+
+
+def test_cli_replay_of_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backtest", "--replay", "no/such/session.jsonl"]) == 2
+    assert "error: session file no/such/session.jsonl not found" in capsys.readouterr().err
