@@ -125,5 +125,7 @@ def plot_timelines(runs: list[SyncRun], first_step: int = 100, steps: int = 8) -
             colors=colors,
             ylabel="service",
         )
+    for ax in axes[:-1]:
+        ax.set_xlabel("")  # the axes share one time scale, labelled once below
     axes[-1].set_xlabel("wall time (ms)")
     return figure

@@ -52,14 +52,13 @@ from mqlab.services.protocol import (
     HEADER_OPEN,
     HEADER_SENT,
     HEADER_SEQ,
-    HEADER_WINDOW,
     MARKET,
     ORDERS,
     batch_size,
     call_key,
     control,
     header_int,
-    market_events,
+    market_records,
     parse_control,
     parse_done,
 )
@@ -307,28 +306,20 @@ class ExchangeService(EngineService):
     # --- handlers: validate, turn into a record, commit ----------------------------------------
 
     async def on_market(self, delivery: Delivery) -> None:
-        sent_ns = int(delivery.headers.get(HEADER_SENT) or 0)
-        window = int(delivery.headers.get(HEADER_WINDOW) or 1)
         if delivery.type in ("pause", "end"):
             record: dict[str, Any] = {"id": delivery.message_id, "kind": delivery.type}
             if delivery.type == "pause":
                 record["after"] = parse_control(delivery.body, after=int)["after"]
             else:
+                sent_ns = int(delivery.headers.get(HEADER_SENT) or 0)
                 record |= {"seq": header_int(delivery, HEADER_SEQ), "sent_ns": sent_ns}
             await self.commit(record)
             return
-        # Validate the whole message first, so a bad one always reaches the DLQ whole.
-        events = market_events(delivery)
-        single = len(events) == 1
-        for seq, event, body in events:
-            if seq <= self.step:
-                continue  # handled before a restart: the broker is redelivering it
-            record = {"id": (single and delivery.message_id) or event.id, "kind": "market"}
-            record |= {"key": delivery.routing_key, "body": body, "seq": seq}
-            record |= {"sent_ns": sent_ns, "window": window}
-            other = self.market.get(seq)
+        for record, event in market_records(delivery, self.step):
+            other = self.market.get(record["seq"])
             if other is not None and other["id"] != record["id"]:
-                raise Reject(f"a second, different message for step {seq}: {record['id']}")
+                raise Reject(f"a second, different message for step {record['seq']}: "
+                             f"{record['id']}")  # fmt: skip
             self.remember(record["id"], event)
             await self.commit(record)
 

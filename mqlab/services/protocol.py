@@ -65,6 +65,7 @@ __all__ = [
     "done_message",
     "header_int",
     "market_events",
+    "market_records",
     "parse_control",
     "parse_done",
 ]
@@ -203,3 +204,20 @@ def market_events(delivery: Delivery) -> list[tuple[int, Any, str]]:
             raise Reject(f"not market data: a {type(event).__name__} on {MARKET}")
         out.append((seq + i, event, encode(event).decode()))
     return out
+
+
+def market_records(delivery: Delivery, after: int) -> list[tuple[dict[str, Any], Any]]:
+    """The records (and decoded events) of the market events in ``delivery`` with a step
+    after ``after``: earlier ones were handled before a restart (the broker redelivers them).
+    Every service that reads the market journals the same fields."""
+    sent_ns = int(delivery.headers.get(HEADER_SENT) or 0)
+    window = int(delivery.headers.get(HEADER_WINDOW) or 1)
+    events = market_events(delivery)  # the whole message first: a bad one goes to the DLQ whole
+    single = len(events) == 1
+    shared = {"kind": "market", "key": delivery.routing_key, "sent_ns": sent_ns, "window": window}
+    records = []
+    for seq, event, body in events:
+        if seq > after:
+            record = {"id": (single and delivery.message_id) or event.id, "seq": seq}
+            records.append((record | {"body": body} | shared, event))
+    return records

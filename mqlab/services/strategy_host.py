@@ -38,14 +38,13 @@ from mqlab.services.protocol import (
     HEADER_OPEN,
     HEADER_SENT,
     HEADER_SEQ,
-    HEADER_WINDOW,
     MARKET,
     ORDERS,
     batch_size,
     call_key,
     done_message,
     header_int,
-    market_events,
+    market_records,
     parse_control,
 )
 from mqlab.strategy import Strategy
@@ -229,16 +228,7 @@ class StrategyHost(EngineService):
             last = header_int(delivery, HEADER_SEQ) - (delivery.type == "end")
             await self.commit({"id": delivery.message_id, "kind": "last", "seq": last})
             return
-        sent_ns = int(delivery.headers.get(HEADER_SENT) or 0)
-        window = int(delivery.headers.get(HEADER_WINDOW) or 1)
-        events = market_events(delivery)
-        single = len(events) == 1
-        for seq, event, body in events:
-            if seq <= self.step:
-                continue  # handled before a restart: the broker is redelivering it
-            record = {"id": (single and delivery.message_id) or event.id, "kind": "market"}
-            record |= {"seq": seq, "key": delivery.routing_key, "sent_ns": sent_ns}
-            record |= {"window": window, "body": body}
+        for record, event in market_records(delivery, self.step):
             self.remember(record["id"], event)
             await self.commit(record)
 

@@ -140,17 +140,23 @@ def test_engine_reproduces_the_original_backtest_order(latency: Latency, data: s
     assert {"order", "OrderUpdate", "Fill"} <= kinds
 
 
-def test_answers_due_come_before_the_event_then_fills_then_the_event() -> None:
+def _buy_on_first_bar(latency: Latency, price: str | None = None
+                      ) -> tuple[Engine, list[Kline]]:  # fmt: skip
+    """An engine fed the first of 3 bars, on which a strategy bought 0.01 (market or limit)."""
     klines = list(synthetic_klines(3))
-    venue = SimulatedExchange({"USDT": 10**6}, latency=Latency(order_ms=0))
-    engine = Engine(venue)
+    engine = Engine(SimulatedExchange({"USDT": 10**6}, latency=latency))
     assert engine.feed(klines[0]) is klines[0]  # nothing due: the event itself
     strategy = Fidget()
     sent: list[Any] = []
     strategy.bind(sent.append)
     strategy.handle(klines[0])
-    strategy.buy("0.01")
+    strategy.buy("0.01", price=price)
     engine.submit(sent)
+    return engine, klines
+
+
+def test_answers_due_come_before_the_event_then_fills_then_the_event() -> None:
+    engine, klines = _buy_on_first_bar(Latency(order_ms=0))
     assert engine.busy("fidget") == 2  # the order works, its NEW update is queued
     first = engine.feed(klines[1])
     assert isinstance(first, OrderUpdate) and first.status.value == "NEW"  # due by now
@@ -165,16 +171,7 @@ def test_answers_due_come_before_the_event_then_fills_then_the_event() -> None:
 
 
 def test_end_drains_answers_still_queued() -> None:
-    klines = list(synthetic_klines(2))
-    venue = SimulatedExchange({"USDT": 10**6}, latency=Latency(order_ms=10**9))
-    engine = Engine(venue)
-    engine.feed(klines[0])
-    strategy = Fidget()
-    sent: list[Any] = []
-    strategy.bind(sent.append)
-    strategy.handle(klines[0])
-    strategy.buy("0.01", price="1.00")
-    engine.submit(sent)
+    engine, klines = _buy_on_first_bar(Latency(order_ms=10**9), price="1.00")
     assert engine.feed(klines[1]) is klines[1]  # its answer is due far later
     engine.end()
     update = engine.next()
@@ -185,16 +182,7 @@ def test_end_drains_answers_still_queued() -> None:
 
 
 def test_feeding_while_deliveries_are_pending_is_refused() -> None:
-    klines = list(synthetic_klines(3))
-    venue = SimulatedExchange({"USDT": 10**6})
-    engine = Engine(venue)
-    engine.feed(klines[0])
-    strategy = Fidget()
-    sent: list[Any] = []
-    strategy.bind(sent.append)
-    strategy.handle(klines[0])
-    strategy.buy("0.01")
-    engine.submit(sent)
+    engine, klines = _buy_on_first_bar(Latency())
     assert isinstance(engine.feed(klines[1]), OrderUpdate)
     with pytest.raises(RuntimeError, match="call next"):
         engine.feed(klines[2])
