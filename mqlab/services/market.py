@@ -45,6 +45,7 @@ from mqlab.services.protocol import (
     HEADER_WINDOW,
     MARKET,
     PAUSE_KEY,
+    default_queues,
     parse_control,
 )
 
@@ -200,14 +201,6 @@ class _Pacer:
 
 def _now() -> int:
     return time.time_ns()
-
-
-def default_queues(strategies: Sequence[str], risk: bool = False) -> list[str]:
-    """The queues a pipeline's consumers declare; the market waits until each has a consumer."""
-    queues = ["exchange.market", "exchange.orders", "portfolio.execution"]
-    for sid in strategies:
-        queues += [f"strategy.{sid}.market", f"strategy.{sid}.execution"]
-    return queues + (["risk.orders"] if risk else [])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,8 +20,9 @@ from mqlab.bus import BusStats, Delivery, Handler, Reject, SeenIds
 from mqlab.pipeline import fill_rows
 from mqlab.services.config import RunConfig
 from mqlab.services.exchange import ExchangeService
-from mqlab.services.market import MarketService, default_queues
+from mqlab.services.market import MarketService
 from mqlab.services.portfolio import PortfolioService
+from mqlab.services.protocol import default_queues
 from mqlab.services.strategy_host import StrategyHost
 
 
