@@ -29,10 +29,9 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import aio_pika
 import aio_pika.exceptions as amqp_errors
@@ -43,6 +42,8 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+
+from mqlab.connection import connect_errors
 
 __all__ = [
     "DEAD_LETTER_EXCHANGE",
@@ -331,7 +332,7 @@ class Bus:
             from mqlab.connection import broker_url
 
             url = self.url = broker_url()
-        with _connect_errors(url):
+        with connect_errors(url, unavailable=BusError, invalid=BusError):
             self.connection = await aio_pika.connect_robust(
                 url, reconnect_interval=self.reconnect_interval, timeout=self.connect_timeout
             )
@@ -552,54 +553,6 @@ async def probe(url: str, timeout: float = 10.0) -> None:
 
     For a check before starting anything that leaves traces (state directories, services).
     """
-    with _connect_errors(url):
+    with connect_errors(url, unavailable=BusError, invalid=BusError):
         connection = await aio_pika.connect(url, timeout=timeout)
     await connection.close()
-
-
-@contextlib.contextmanager
-def _connect_errors(url: str) -> Iterator[None]:
-    """Turn a failed first connect into a :class:`BusError` that names the fix."""
-    from mqlab.connection import mask_url, url_problem
-
-    if (problem := url_problem(url)) is not None:
-        raise BusError(problem)
-
-    try:
-        with _quiet_first_connect():
-            yield
-    except amqp_errors.ProbableAuthenticationError as exc:
-        raise BusError(
-            f"the AMQP broker at {mask_url(url)} refused the login ({exc}); check the user "
-            "and password in the URL (RabbitMQ's guest/guest works from localhost only)"
-        ) from exc
-    except amqp_errors.ProtocolSyntaxError as exc:  # the broker closed it while opening
-        path = urlsplit(url).path or "/"
-        raise BusError(
-            f"the AMQP broker at {mask_url(url)} closed the connection while it opened ({exc});"
-            f" most often the virtual host {path[1:] or '/'!r} (the path at the end of the URL) "
-            "does not exist or the user may not use it; '/' is the default"
-        ) from exc
-    except (TimeoutError, OSError, amqp_errors.AMQPError) as exc:
-        raise BusError(
-            f"cannot reach the AMQP broker at {mask_url(url)} ({exc or type(exc).__name__}); "
-            "check the host and port in the URL, start RabbitMQ (docs/setup.md) or "
-            "`python -m mqlab broker`, or leave --url out to use the embedded broker"
-        ) from exc
-
-
-class _DropAll(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return False
-
-
-@contextlib.contextmanager
-def _quiet_first_connect() -> Iterator[None]:
-    """Mute aiormq's own log of a failed first connect: :meth:`Bus.start` raises a clearer
-    error. Later reconnects (a broker restart mid-run) are still logged."""
-    logger, mute = logging.getLogger("aiormq.connection"), _DropAll()
-    logger.addFilter(mute)
-    try:
-        yield
-    finally:
-        logger.removeFilter(mute)

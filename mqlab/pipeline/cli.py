@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import sys
 from decimal import Decimal
 from pathlib import Path
 
+from mqlab.connection import InvalidURLError, NoBrokerError, resolve_url
 from mqlab.pipeline.embedded import embedded_broker
 from mqlab.pipeline.processes import ServiceFailed
 from mqlab.pipeline.result import PipelineResult
@@ -111,15 +111,21 @@ def run(args: argparse.Namespace) -> int:
     if args.delete is not None:
         return _delete(args, config)
     with contextlib.ExitStack() as stack:
-        url = args.url or os.environ.get("MQLAB_AMQP_URL")
-        if url is None:
+
+        def own_broker() -> str:
             # Our own embedded broker, persistent next to the journals: even a run that was
             # killed (not paused) resumes with nothing lost. A new run starts a new broker.
             data = args.out / "broker"
             key = f"embedded broker with data in {data.resolve()}"
             if args.fresh or not resumable(args.out / "state", config, key):
                 shutil.rmtree(data, ignore_errors=True)
-            url = stack.enter_context(embedded_broker(data))
+            return stack.enter_context(embedded_broker(data))
+
+        try:
+            url = resolve_url(args.url, fallback=own_broker, given_as="--url").url
+        except InvalidURLError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         try:
             result = asyncio.run(
                 run_pipeline(
@@ -156,9 +162,10 @@ def run(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace, config: RunConfig) -> int:
     from mqlab.bus import BusError
 
-    url = args.url or os.environ.get("MQLAB_AMQP_URL")
-    if url is None:
-        print("error: --delete needs the broker: pass --url amqp://...", file=sys.stderr)
+    try:
+        url = resolve_url(args.url, fallback=None, given_as="--url").url
+    except (NoBrokerError, InvalidURLError) as exc:
+        print(f"error: --delete needs the broker: {exc}", file=sys.stderr)
         return 2
     try:
         asyncio.run(Pipeline(config, url, prefix=args.delete).delete_topology())

@@ -66,9 +66,9 @@ def _serve_broker(conn: Any, data_dir: str, parent: int) -> None:
 
 def broker_name(url: str) -> str:
     """The masked URL, prefixed with ``embedded`` when it is an embedded broker of ours."""
-    from mqlab.connection import _embedded, mask_url
+    from mqlab.connection import mask_url, running_embedded_broker
 
-    mine = _embedded is not None and _embedded.running and _embedded.url == url
+    mine = running_embedded_broker(url) is not None
     return ("embedded " if mine or url in _EMBEDDED_URLS else "") + mask_url(url)
 
 

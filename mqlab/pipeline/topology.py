@@ -24,7 +24,7 @@ async def live_topology(pipeline: Pipeline, *, dead_letters: bool = True) -> Top
     ``dead_letters=False`` leaves out the dead-letter exchange and queue (and each queue's
     link to them), for a figure of the data flow alone.
     """
-    from mqlab.connection import _embedded
+    from mqlab.connection import running_embedded_broker
     from mqlab.topology import Binding, ExchangeSpec, QueueSpec, Topology
 
     await pipeline.ready()
@@ -60,8 +60,8 @@ async def live_topology(pipeline: Pipeline, *, dead_letters: bool = True) -> Top
     }
     if pipeline.risk is not None:
         top.consumers["risk (orders)"] = f"{name}.risk.orders"
-    broker = _embedded
-    if broker is not None and broker.running and broker.url == pipeline.url:
+    broker = running_embedded_broker(pipeline.url)
+    if broker is not None:
         snapshot = Topology.from_broker(broker)
         top.bindings = [b for b in snapshot.bindings if b.queue in top.queues]
         top.ready = {q: n for q, n in snapshot.ready.items() if q in top.queues}

@@ -93,15 +93,19 @@ def serve(args: argparse.Namespace, build: Callable[[Bus], Service]) -> int:
     Exit status: 0 finished, 1 the broker failed, 2 no URL, 130 stopped by Ctrl-C (start it
     again with the same ``--state-dir`` to resume).
     """
-    from mqlab.connection import ENV_URL, mask_url
+    from mqlab.connection import InvalidURLError, NoBrokerError, mask_url, resolve_url
 
-    url = args.url or os.environ.get(ENV_URL)
-    if url is None:
+    try:
+        url = resolve_url(args.url, fallback=None, given_as="--url").url
+    except NoBrokerError as exc:
         print(
-            "error: a service alone needs the broker the other services use: pass --url "
-            f"amqp://... or set {ENV_URL} (or run them together: python -m mqlab pipeline)",
+            f"error: a service alone needs the broker the other services use; {exc} (or run "
+            "them together: python -m mqlab pipeline)",
             file=sys.stderr,
         )
+        return 2
+    except InvalidURLError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
 
     async def main() -> int:
