@@ -50,8 +50,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from mqlab.config import RunConfig
 from mqlab.pipeline import embedded_broker, fill_rows, in_process_latency, run_pipeline
-from mqlab.services.config import RunConfig
 
 RESULTS = Path(__file__).parent / "results" / "pipeline.json"
 DEFAULT_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"

@@ -62,7 +62,6 @@ __all__ = [
     "Backtest",
     "BacktestResult",
     "add_arguments",
-    "amount",
     "bars_per_second",
     "daily_decision_cpu",
     "draw_event_flow",
@@ -432,6 +431,7 @@ def draw_event_flow(ax: Axes | None = None) -> Axes:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mqlab.config import amount_arg
     from mqlab.market import SAMPLE_DATA
     from mqlab.strategies import STRATEGIES
 
@@ -468,10 +468,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     venue = parser.add_argument_group("venue")
     venue.add_argument(
-        "--cash", type=_amount, default="10000", help="starting cash in quote (default: 10000)"
+        "--cash", type=amount_arg, default="10000", help="starting cash in quote (default: 10000)"
     )
     venue.add_argument(
-        "--fee", type=_amount, default="0.001", help="taker fee rate (default: 0.001 = 0.1 %%)"
+        "--fee", type=amount_arg, default="0.001", help="taker fee rate (default: 0.001 = 0.1 %%)"
     )
     venue.add_argument(
         "--latency-ms", type=_latency_ms, default=0, help="order latency in ms (>= 0; default 0)"
@@ -483,17 +483,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="spot (default: long only) or margin (shorts, --leverage cap, liquidation)",
     )
     venue.add_argument(
-        "--leverage", type=_amount, default="1", help="margin venue: gross exposure cap (x equity)"
+        "--leverage",
+        type=amount_arg,
+        default="1",
+        help="margin venue: gross exposure cap (x equity)",
     )
     venue.add_argument(
         "--maintenance",
-        type=_amount,
+        type=amount_arg,
         default="0.05",
         help="margin venue: liquidate when equity < this x gross exposure (default: 0.05)",
     )
     venue.add_argument(
         "--lot-size",
-        type=_amount,
+        type=amount_arg,
         default="0.00001",
         help="quantity step: 1 trades whole shares only (default: 0.00001)",
     )
@@ -507,35 +510,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="re-run a recorded paper session (python -m mqlab paper) offline and check it "
         "gives the same fills and PnL (the other options then come from the session)",
     )
-
-
-def amount(text: str, name: str = "amount") -> Decimal:
-    """An exact, finite, non-negative number from text; ``ValueError`` naming ``name`` if not."""
-    try:
-        value = Decimal(text)
-    except ArithmeticError:
-        value = Decimal("NaN")
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{name}: expected a number >= 0 (e.g. 10000 or 0.001), got {text!r}")
-    return value
-
-
-def _amount(text: str) -> Decimal:
-    """:func:`amount` as an argparse type."""
-    try:
-        return amount(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("amount: ")) from None
-
-
-def _params(pairs: list[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--param {pair!r}: write NAME=VALUE, e.g. --param fast=5")
-        params[name] = value
-    return params
 
 
 def _latency_ms(text: str) -> int:
@@ -588,12 +562,12 @@ def run(args: argparse.Namespace) -> int:
 
         return run_replay(args.replay, args.json)
     from mqlab.market import SAMPLE_DATA, DataError, load_bars, synthetic_book_events
-    from mqlab.strategies import strategy_class, typed_params
+    from mqlab.strategies import split_params, strategy_class, typed_params
 
     bars: Bars | None = None
     try:
         cls = strategy_class(args.strategy)
-        strategy = cls(**typed_params(cls, _params(args.param)))
+        strategy = cls(**typed_params(cls, split_params(args.param)))
         if args.strategy == "imbalance":
             if args.data is not None:
                 raise DataError(

@@ -9,8 +9,8 @@ from mqlab.bus import Bus
 from mqlab.services.protocol import pipeline_exchanges, pipeline_queues
 
 if TYPE_CHECKING:
+    from mqlab.config import RunConfig
     from mqlab.pipeline.result import PipelineResult
-    from mqlab.services.config import RunConfig
 
 __all__ = ["SERVICES", "Runner", "count_dead_letters", "delete_topology", "service_names"]
 

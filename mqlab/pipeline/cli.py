@@ -11,6 +11,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+from mqlab.config import RunConfig, add_config_arguments
 from mqlab.connection import InvalidURLError, NoBrokerError, resolve_url
 from mqlab.pipeline.embedded import embedded_broker
 from mqlab.pipeline.processes import ServiceFailed
@@ -18,7 +19,6 @@ from mqlab.pipeline.result import PipelineResult
 from mqlab.pipeline.runner import Pipeline
 from mqlab.pipeline.session import PipelineInterrupted, run_pipeline
 from mqlab.pipeline.state import resumable
-from mqlab.services.config import RunConfig, add_config_arguments
 from mqlab.services.protocol import DEFAULT_WINDOW
 from mqlab.services.risk import load_check
 
@@ -26,7 +26,7 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mqlab.services.config import positive_int
+    from mqlab.config import positive_int
 
     parser.epilog = (
         "examples: python -m mqlab pipeline  |  ... --processes  |  "
@@ -88,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mqlab.bus import BusError
-    from mqlab.services import load_config
+    from mqlab.config import load_config
 
     config = load_config(args)
     if config is None:

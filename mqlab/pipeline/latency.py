@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mqlab.config import RunConfig
 from mqlab.pipeline.result import PipelineResult, fill_rows
-from mqlab.services.config import RunConfig
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -14,11 +14,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from mqlab.bus import Bus, Delivery
+from mqlab.config import RunConfig
 from mqlab.pipeline.base import count_dead_letters, delete_topology, service_names
 from mqlab.pipeline.embedded import broker_name
 from mqlab.pipeline.result import PipelineResult, read_fill_rows
 from mqlab.services import PARENT_ENV
-from mqlab.services.config import RunConfig
 from mqlab.services.protocol import (
     DEFAULT_WINDOW,
     EXCHANGE_END,

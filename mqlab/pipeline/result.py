@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mqlab.services.config import RunConfig
+from mqlab.config import RunConfig
 
 if TYPE_CHECKING:
     import pandas as pd

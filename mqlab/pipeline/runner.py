@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mqlab.bus import Bus
+from mqlab.config import RunConfig
 from mqlab.pipeline.base import count_dead_letters, delete_topology, service_names
 from mqlab.pipeline.embedded import broker_name
 from mqlab.pipeline.result import PipelineResult, fill_rows
 from mqlab.services._runtime import Journal, Service
-from mqlab.services.config import RunConfig
 from mqlab.services.exchange import ExchangeService
 from mqlab.services.market import MarketService
 from mqlab.services.portfolio import PortfolioService

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from mqlab.bus import probe
+from mqlab.config import RunConfig
 from mqlab.pipeline.embedded import broker_key
 from mqlab.pipeline.latency import plot_latency
 from mqlab.pipeline.processes import ProcessPipeline
 from mqlab.pipeline.result import PipelineResult, fill_rows
 from mqlab.pipeline.runner import Pipeline
 from mqlab.pipeline.state import mark_complete, mark_state, prepare_state
-from mqlab.services.config import RunConfig
 from mqlab.services.protocol import DEFAULT_WINDOW
 from mqlab.services.risk import RiskCheck, load_check
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mqlab.services.config import RunConfig
+from mqlab.config import RunConfig
 
 __all__ = ["RunState", "mark_complete", "mark_state", "prepare_state", "resumable"]
 

@@ -25,15 +25,26 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mqlab.bus import Bus, BusError
 from mqlab.services._runtime import Journal, Outgoing, Service
 
 if TYPE_CHECKING:
-    from mqlab.services.config import RunConfig
+    from mqlab.config import RunConfig
 
-__all__ = ["PARENT_ENV", "Journal", "Outgoing", "Service", "load_config", "serve", "write_stats"]
+S = TypeVar("S", bound=Service)
+
+__all__ = [
+    "PARENT_ENV",
+    "Journal",
+    "Outgoing",
+    "Service",
+    "add_service_arguments",
+    "run_service",
+    "serve",
+    "write_stats",
+]
 
 #: Set by a pipeline for the services it starts: the pid whose death must end them too.
 PARENT_ENV = "MQLAB_PARENT_PID"
@@ -60,31 +71,6 @@ def write_stats(out: Path | None, service: Service, extra: dict[str, Any] | None
         if hasattr(service, name):
             data[name] = list(getattr(service, name))
     (out / f"{service.name}.json").write_text(json.dumps(data, indent=1, default=str))
-
-
-def load_config(args: argparse.Namespace) -> RunConfig | None:
-    """The run settings in ``args``, checked before any broker is contacted.
-
-    On a bad ``--data``, ``--param``, ``--cash``... prints ``error: ...`` (what is wrong and
-    what to do) and returns None; the command then exits with status 2.
-    """
-    from mqlab.market import DataError
-    from mqlab.services.config import RunConfig
-
-    try:
-        config = RunConfig.from_args(args)
-        config.check()
-    except (DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
-    except TypeError as exc:  # a strategy given a parameter of the wrong kind
-        print(
-            f"error: {args.strategy} cannot run with --param {' --param '.join(args.param)} "
-            f"({exc}); numbers are written bare, e.g. --param fast=5",
-            file=sys.stderr,
-        )
-        return None
-    return config
 
 
 def serve(args: argparse.Namespace, build: Callable[[Bus], Service]) -> int:
@@ -146,3 +132,27 @@ def serve(args: argparse.Namespace, build: Callable[[Bus], Service]) -> int:
     except BusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every service's command line starts with: ``--url``, ``--prefix``,
+    ``--state-dir`` and the run settings (:func:`mqlab.config.add_config_arguments`)."""
+    from mqlab.config import add_config_arguments
+    from mqlab.services._runtime import add_common_arguments
+
+    add_common_arguments(parser)
+    add_config_arguments(parser)
+
+
+def run_service(
+    args: argparse.Namespace, name: str, build: Callable[[Bus, RunConfig, Journal], S]
+) -> int:
+    """One service's ``run(args)``: check the run settings (exit 2 on a bad one), then
+    :func:`serve` what ``build(bus, config, journal)`` makes, its journal in ``--state-dir``."""
+    from mqlab.config import load_config
+    from mqlab.services._runtime import journal_for
+
+    config = load_config(args)
+    if config is None:
+        return 2
+    return serve(args, lambda bus: build(bus, config, journal_for(args.state_dir, name)))

@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from mqlab.bus import Bus
+from mqlab.config import RunConfig
 from mqlab.events import Kline
 from mqlab.faults import malformed_messages
 from mqlab.pipeline import (
@@ -31,7 +32,6 @@ from mqlab.pipeline import (
     run_pipeline,
 )
 from mqlab.services._runtime import Journal
-from mqlab.services.config import RunConfig
 from mqlab.services.exchange import explain_journal
 
 CASES = {
