@@ -6,7 +6,7 @@ only after the current one has been fully handled, so with a lazy source (such a
 :func:`mqlab.market.iter_binance_csv`) the future does not even exist yet while the strategy
 runs. Each market event goes, in this order, to
 
-1. the :class:`~mqlab.exchange.SimulatedExchange`, which may fill orders sent earlier; those
+1. the :class:`~mqlab.venue.SimulatedExchange`, which may fill orders sent earlier; those
    fills reach the portfolio and the strategy first;
 2. the :class:`~mqlab.portfolio.Portfolio`, which marks to market;
 3. the strategy, through the very same :meth:`~mqlab.strategy.Strategy.handle` a bus host
@@ -45,9 +45,9 @@ import pandas as pd
 
 from mqlab.engine import Engine, merge_sources, unsorted
 from mqlab.events import Cancel, Event, Fill, MarketEvent, Order, OrderUpdate
-from mqlab.exchange import Latency, SimulatedExchange
 from mqlab.portfolio import Portfolio, Stats
 from mqlab.strategy import Strategy
+from mqlab.venue import Latency, SimulatedExchange
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -539,7 +539,7 @@ def _save_plot(result: BacktestResult, path: Path, title: str) -> Path:
 
 
 def _venue(args: argparse.Namespace, quote: str) -> SimulatedExchange:
-    from mqlab.exchange import MarginExchange
+    from mqlab.venue import MarginExchange
 
     options: dict[str, Any] = {
         "taker_fee": args.fee,
@@ -630,7 +630,7 @@ def run(args: argparse.Namespace) -> int:
 
 def exchange_label(exchange: SimulatedExchange) -> str:
     """``spot, fee 0.001, lot 0.00001`` or ``margin 2x, maintenance 0.05, ...``: for titles."""
-    from mqlab.exchange import MarginExchange
+    from mqlab.venue import MarginExchange
 
     rules = f"taker fee {exchange.taker_fee:f}, lot {exchange.lot_size:f}"
     if isinstance(exchange, MarginExchange):

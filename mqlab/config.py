@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mqlab.backtest import BacktestResult
     from mqlab.events import MarketEvent
-    from mqlab.exchange import SimulatedExchange
     from mqlab.portfolio import Portfolio
     from mqlab.strategy import Strategy
+    from mqlab.venue import SimulatedExchange
 
 from mqlab.strategies import parse_params
 
@@ -130,7 +130,7 @@ class RunConfig:
         return self.make_strategy().name
 
     def make_exchange(self) -> SimulatedExchange:
-        from mqlab.exchange import Latency, SimulatedExchange
+        from mqlab.venue import Latency, SimulatedExchange
 
         return SimulatedExchange(
             {"USDT": self.cash}, taker_fee=self.fee, latency=Latency(self.latency_ms)

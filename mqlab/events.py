@@ -120,6 +120,17 @@ class Liquidity(StrEnum):
     TAKER = "TAKER"  # our order crossed the book
 
 
+# Enum members looked up on their class cost ~50 ns each (the enum metaclass hooks attribute
+# access); the per-event paths of the venue, the strategy and the portfolio import these
+# module-level aliases instead (as ``from mqlab.events import BUY as _BUY``).
+BUY, SELL = Side.BUY, Side.SELL
+MARKET_ORDER, LIMIT_ORDER = OrderType.MARKET, OrderType.LIMIT
+NEW, FILLED, PARTIALLY_FILLED = OrderStatus.NEW, OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
+CANCELED, REJECTED = OrderStatus.CANCELED, OrderStatus.REJECTED
+CANCEL_REJECTED = OrderStatus.CANCEL_REJECTED
+MAKER, TAKER = Liquidity.MAKER, Liquidity.TAKER
+
+
 Level = tuple[Decimal, Decimal]  # (price, quantity)
 
 

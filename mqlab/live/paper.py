@@ -39,7 +39,6 @@ from typing import Any
 from mqlab.backtest import BacktestResult
 from mqlab.engine import Engine
 from mqlab.events import Cancel, Event, Fill, Kline, MarketEvent, Order, encode
-from mqlab.exchange import Latency, SimulatedExchange
 from mqlab.live.binance import (
     BINANCE_STREAM_URL,
     BOOK_STREAMS,
@@ -56,6 +55,7 @@ from mqlab.live.source import Backoff, BinanceSource, LiveSourceError, Reconnect
 from mqlab.portfolio import Portfolio
 from mqlab.strategies import make_strategy
 from mqlab.strategy import Strategy
+from mqlab.venue import Latency, SimulatedExchange
 
 __all__ = [
     "PaperSession",

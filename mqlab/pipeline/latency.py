@@ -22,7 +22,7 @@ def in_process_latency(config: RunConfig) -> dict[str, Any]:
     import numpy as np
 
     from mqlab.backtest import Backtest
-    from mqlab.exchange import Latency, SimulatedExchange
+    from mqlab.venue import Latency, SimulatedExchange
 
     class TimedExchange(SimulatedExchange):
         t0, latencies_ns = 0, []

@@ -6,7 +6,7 @@ Each service is a module with ``add_arguments(parser)`` and ``run(args) -> int``
 
 * :mod:`~mqlab.services.market`: replays market data as numbered steps;
 * :mod:`~mqlab.services.strategy_host`: runs any :class:`~mqlab.strategy.Strategy`;
-* :mod:`~mqlab.services.exchange`: the :class:`~mqlab.exchange.SimulatedExchange`;
+* :mod:`~mqlab.services.exchange`: the :class:`~mqlab.venue.SimulatedExchange`;
 * :mod:`~mqlab.services.portfolio`: the :class:`~mqlab.portfolio.Portfolio`, report and plots;
 * :mod:`~mqlab.services.risk` (optional): a pre-trade check between strategy and exchange.
 

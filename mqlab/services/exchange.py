@@ -41,7 +41,6 @@ from mqlab.events import (
     encode,
     routing_key,
 )
-from mqlab.exchange import SimulatedExchange
 from mqlab.portfolio import mark_price
 from mqlab.services._runtime import EngineService, Journal, Outgoing
 from mqlab.services.protocol import (
@@ -64,6 +63,7 @@ from mqlab.services.protocol import (
     parse_done,
 )
 from mqlab.services.risk import HEADER_RISK_REASON
+from mqlab.venue import SimulatedExchange
 
 __all__ = ["ExchangeService", "add_arguments", "explain_journal", "run"]
 
