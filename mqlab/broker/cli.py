@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     )
     trace = None
     if args.trace:
-        from mqlab.frametrace import print_frame
+        from mqlab.broker.frametrace import print_frame
 
         trace = print_frame
     broker = Broker(

@@ -20,11 +20,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from mqlab.broker.routing import topic_match
 from mqlab.bus import Bus, Delivery, Reject
 from mqlab.config import RunConfig
 from mqlab.events import Fill, decode
 from mqlab.portfolio import Portfolio
+from mqlab.routing import topic_match
 from mqlab.services._runtime import EngineService, Journal
 from mqlab.services.protocol import (
     EXCHANGE_END,

@@ -19,7 +19,6 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mqlab.broker.routing import topic_match
 from mqlab.bus import Bus, Delivery, Reject
 from mqlab.config import RunConfig
 from mqlab.events import (
@@ -31,6 +30,7 @@ from mqlab.events import (
     encode,
     routing_key,
 )
+from mqlab.routing import topic_match
 from mqlab.services._runtime import EngineService, Journal, Outgoing
 from mqlab.services.protocol import (
     EXCHANGE_END,

@@ -18,8 +18,7 @@ import pytest
 
 from mqlab.__main__ import main
 from mqlab.backtest import run_backtest
-from mqlab.bars import SAMPLE_STOCK, Bars
-from mqlab.market import load_bars
+from mqlab.bars import SAMPLE_STOCK, Bars, load_bars
 from mqlab.report import build_report
 from mqlab.strategies import strategy_class
 from mqlab.venue import MarginExchange
