@@ -97,6 +97,8 @@ INTERVAL_MS: dict[str, int] = {
 
 
 class Side(StrEnum):
+    """Which way an order or fill goes: BUY or SELL."""
+
     BUY = "BUY"
     SELL = "SELL"
 
