@@ -5,7 +5,7 @@ In the style of trio's ``test_exports``: the rule lives in the test, the test re
 still a dependency), and a failure names the file, the import and the fix. The layers, from
 the bottom (docs/architecture.md draws the same picture)::
 
-    events, routing          what happened; how routing keys match (pure, no I/O)
+    events, routing, loop    what happened; how routing keys match; which event loop
     venue / strategy / ...   the trading domain: venue, strategy, portfolio, market data
     engine                   one event order: engine, backtest, the run configuration
     bus                      reaching a broker: connection, bus, topology, patterns, faults
@@ -32,7 +32,7 @@ PACKAGE = ROOT / "mqlab"
 #: Bottom to top. A module belongs to the first layer with a prefix that names it (a prefix
 #: is a module or a package); a module may import its own layer and those below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("events", ("mqlab.events", "mqlab.routing", "mqlab.aioamqp_map")),
+    ("events", ("mqlab.events", "mqlab.routing", "mqlab.aioamqp_map", "mqlab.loop")),
     (
         "venue / strategy / portfolio",
         (

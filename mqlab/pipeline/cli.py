@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mqlab.config import RunConfig, add_config_arguments
 from mqlab.connection import InvalidURLError, NoBrokerError, resolve_url
+from mqlab.loop import run as run_loop
 from mqlab.pipeline.embedded import embedded_broker
 from mqlab.pipeline.processes import ServiceFailed
 from mqlab.pipeline.result import PipelineResult
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         try:
-            result = asyncio.run(
+            result = run_loop(
                 run_pipeline(
                     config,
                     url=url,

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mqlab.loop import run as run_loop
+
 __all__ = ["broker_key", "broker_name", "embedded_broker"]
 
 #: URLs of the embedded brokers this process started for a pipeline, with their data dirs.
@@ -61,7 +63,7 @@ def _serve_broker(conn: Any, data_dir: str, parent: int) -> None:
             await broker.stop()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        run_loop(serve())
 
 
 def broker_name(url: str) -> str:
