@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mqlab.bus import Bus
 from mqlab.services.protocol import pipeline_exchanges, pipeline_queues
@@ -12,7 +13,14 @@ if TYPE_CHECKING:
     from mqlab.config import RunConfig
     from mqlab.pipeline.result import PipelineResult
 
-__all__ = ["SERVICES", "Runner", "count_dead_letters", "delete_topology", "service_names"]
+__all__ = [
+    "SERVICES",
+    "Progress",
+    "Runner",
+    "count_dead_letters",
+    "delete_topology",
+    "service_names",
+]
 
 #: Service names, in the order they start (consumers first, the market last).
 SERVICES = ("exchange", "strategy", "portfolio", "market")
@@ -82,3 +90,29 @@ async def delete_topology(url: str, prefix: str, strategy_id: str) -> None:
         for name in pipeline_exchanges():
             bus.declared["exchanges"][bus.name(name)] = "topic"
         await bus.delete()
+
+
+class Progress:
+    """A run's progress bar (``tqdm.auto``, in market steps), or nothing when ``show`` is
+    false; both runners' :meth:`~Runner.wait` draw it the same way."""
+
+    def __init__(self, total: int, show: bool) -> None:
+        self.bar: Any = None
+        if show:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="ev", desc="pipeline", leave=False)
+
+    def update(self, step: int) -> None:
+        """Move the bar to ``step`` (the last step the exchange service matched)."""
+        if self.bar is not None:
+            self.bar.update(min(step, self.bar.total) - self.bar.n)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mqlab.bus import Bus, Delivery
 from mqlab.config import RunConfig
-from mqlab.pipeline.base import count_dead_letters, delete_topology, service_names
+from mqlab.pipeline.base import Progress, count_dead_letters, delete_topology, service_names
 from mqlab.pipeline.embedded import broker_name
 from mqlab.pipeline.result import PipelineResult, read_fill_rows
 from mqlab.services import PARENT_ENV
@@ -143,12 +143,7 @@ class ProcessPipeline:
             self.children["market"].send_signal(signal.SIGINT)
 
     async def wait(self, progress: bool = False) -> None:
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(self.config.events), unit="ev", desc="pipeline", leave=False)
-        try:
+        with Progress(len(self.config.events), progress) as bar:
             while True:
                 children = dict(self.children)
                 waits = [asyncio.ensure_future(p.wait()) for p in children.values()]
@@ -164,15 +159,11 @@ class ProcessPipeline:
                             f"{self.state_dir} are consistent: run the same command again "
                             "to resume"
                         )
-                if bar is not None:
-                    bar.update(min(self.step, bar.total) - bar.n)
+                bar.update(self.step)
                 if children == self.children and all(
                     p.returncode is not None for p in children.values()
                 ):
                     return
-        finally:
-            if bar is not None:
-                bar.close()
 
     async def close(self) -> None:
         for process in self.children.values():

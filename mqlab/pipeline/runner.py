@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from mqlab.bus import Bus
 from mqlab.config import RunConfig
-from mqlab.pipeline.base import count_dead_letters, delete_topology, service_names
+from mqlab.pipeline.base import Progress, count_dead_letters, delete_topology, service_names
 from mqlab.pipeline.embedded import broker_name
 from mqlab.pipeline.result import PipelineResult, fill_rows
 from mqlab.services._runtime import Journal, Service
@@ -181,12 +181,7 @@ class Pipeline:
 
     async def wait(self, progress: bool = False) -> None:
         """Until every service finished (end of data, or a pause), showing progress."""
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(self.config.events), unit="ev", desc="pipeline", leave=False)
-        try:
+        with Progress(len(self.config.events), progress) as bar:
             while True:
                 tasks = list(self.tasks.values())
                 done, _ = await asyncio.wait(tasks, timeout=0.2)
@@ -194,15 +189,11 @@ class Pipeline:
                     if task.exception() is not None:
                         await self.close()
                         raise task.exception()  # type: ignore[misc]
-                if bar is not None:
-                    bar.update(min(self.step, bar.total) - bar.n)
+                bar.update(self.step)
                 if all(t.done() for t in self.tasks.values()) and tasks == list(
                     self.tasks.values()
                 ):
                     break
-        finally:
-            if bar is not None:
-                bar.close()
 
     async def close(self) -> None:
         for name in list(self.tasks):
