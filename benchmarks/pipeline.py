@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
 import os
 import platform
@@ -177,7 +176,6 @@ BUS_ROWS = ("embedded", "embedded_batch8", "embedded_paced", "embedded_process",
 #: mostly the time it queues behind the window's other events (Little's law: about
 #: window / throughput); paced, it is the pipeline's own: two broker hops and the strategy.
 PACED_EVENTS_PER_S = 500
-PACED_BARS = 2000
 #: The issue's "must reach" figures: (row, figure, "min" or "max", bound).
 TARGETS = [
     ("embedded", "events_per_s", "min", 1000),
@@ -192,10 +190,7 @@ TARGETS = [
 
 def paced(config: RunConfig) -> dict[str, Any]:
     """``embedded`` with the market publishing ``PACED_EVENTS_PER_S`` (1m bars: 60 s each)."""
-    bars = min(len(config.events), PACED_BARS)
-    return embedded_demo(
-        dataclasses.replace(config, limit=bars), speed=PACED_EVENTS_PER_S * 60
-    )  # fmt: skip
+    return embedded_demo(config, speed=PACED_EVENTS_PER_S * 60)
 
 
 def check(row: dict[str, Any] | None, figure: str, kind: str, bound: float) -> bool | None:
