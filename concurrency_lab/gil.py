@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
-from concurrency_lab._aio import run_sync
+from concurrency_lab._runner import run_sync
 from concurrency_lab.timeline import RawSpan, Timeline, now_ns
 
 if TYPE_CHECKING:
