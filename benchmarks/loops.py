@@ -20,6 +20,7 @@ import platform
 import sys
 from pathlib import Path
 
+from chapters import ch06
 from concurrency_lab import QUICK, loops, nest_cost
 
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['p90_us']:>9.3f}{r['vs_asyncio']:>11.2f}"
         )
     print("\nranking, fastest first ('<': p10-p90 ranges apart, '≈': they overlap):")
-    print("\n".join(loops.rank_loops(rows)))
+    print("\n".join(ch06.ranking_lines(loops.rank_loops(rows))))
     if "uvloop" not in loops.LOOPS:
         print("(uvloop is not installed: it does not exist on Windows)")
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         table = nest_cost.nest_cost_table(plain, patched)
         print(f"\nnest-asyncio2: medians of {plain['samples']} samples a side ({rounds} rounds)")
         print(nest_cost.format_nest_cost(table))
-        print("\n".join(nest_cost.nest_cost_verdicts(table)))
+        print("\n".join(ch06.nest_verdict_lines(nest_cost.nest_cost_verdicts(table))))
         print(f"nested run_until_complete: plain -> {plain['nested call']}")
         print(f"                           patched -> {patched['nested call']}")
 

@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from chapters import ch03
 from concurrency_lab import QUICK, gil, handover, pingpong, switching, unit_costs
 
 
@@ -53,7 +54,7 @@ def _bench(args: argparse.Namespace) -> None:
     )
     print(switching.format_table(results))
     print()
-    print("\n".join(switching.ordering_report(results)))
+    print("\n".join(ch03.ordering_lines(switching.ordering(results))))
     if args.plot:
         import matplotlib
 
@@ -76,7 +77,7 @@ def _like_for_like(args: argparse.Namespace) -> None:
         return
     print(frame.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     print()
-    print("\n".join(handover.like_for_like_report(frame)))
+    print("\n".join(ch03.hand_over_lines(handover.hand_over(frame))))
 
 
 def _memory(args: argparse.Namespace) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from concurrency_lab.pingpong import (
@@ -23,7 +24,6 @@ from concurrency_lab.pingpong import (
     thread_event,
 )
 from concurrency_lab.stats import summarize
-from concurrency_lab.stats import three_digits as _us
 from concurrency_lab.switching import SwitchResult, fastest_per_mechanism
 
 if TYPE_CHECKING:
@@ -32,10 +32,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LIKE_FOR_LIKE",
+    "STEP_PARTS",
+    "HandOver",
+    "Step",
+    "hand_over",
     "like_for_like",
-    "like_for_like_conclusion",
-    "like_for_like_report",
     "plot_like_for_like",
+    "step",
 ]
 
 
@@ -87,84 +90,99 @@ def like_for_like(
     return pd.DataFrame(rows)
 
 
-def _compare(a: float, b: float) -> str:
-    """a against b in words: about the same, close, or how many times dearer or cheaper."""
-    r = a / b
-    if 0.8 <= r <= 1.25:
-        return f"{r:.2f}×: about the same"
-    if 2 / 3 <= r <= 1.5:
-        return f"{r:.2f}×: close"
-    return f"{r:.1f}×: dearer" if r > 1 else f"{1 / r:.1f}× cheaper"
+@dataclass(frozen=True)
+class HandOver:
+    """The numbers of :func:`like_for_like` that chapter 03 reads, in µs.
+
+    ``os_*`` are the one-byte hand-overs pinned to one CPU (the OS switch alone); ``*_unpinned``
+    are the median round trips not pinned; ``pipe_*`` are ``mp.Pipe`` pinned.
+    """
+
+    os_process: float
+    os_thread: float
+    pipe_int_unpinned: float
+    condition_unpinned: float
+    event_unpinned: float
+    pipe_int: float
+    pipe_book: float
+
+    @property
+    def copy_cost(self) -> float:
+        """What pickling and copying the order book instead of an int adds per round trip."""
+        return self.pipe_book - self.pipe_int
+
+    @property
+    def pipe_work(self) -> float:
+        """What ``mp.Pipe`` adds around the OS switch (pickle, a length header, system calls)."""
+        return self.pipe_int - self.os_process
 
 
-def like_for_like_report(frame: pd.DataFrame) -> list[str]:
-    """What :func:`like_for_like` shows, in sentences computed from its numbers."""
+def hand_over(frame: pd.DataFrame) -> HandOver:
+    """Pick out of a :func:`like_for_like` frame the cases the chapter compares."""
     t = frame.set_index(["what", "mechanism"])
 
     def us(what: str, mechanism: str, column: str) -> float:
         return float(t.loc[(what, mechanism), column])
 
     raw = "1 byte, os.read/os.write"
-    p_raw, t_raw = us(raw, "process", "pinned µs"), us(raw, "thread", "pinned µs")
-    bare = us("mp.Pipe, bare int", "process", "not pinned µs")
-    cond = us("threading.Condition", "thread", "not pinned µs")
-    event = us("threading.Event", "thread", "not pinned µs")
-    book = us("mp.Pipe, order book", "process", "pinned µs")
-    int_pinned = us("mp.Pipe, bare int", "process", "pinned µs")
-    return [
-        f"the OS alone (1 byte, pinned): process {_us(p_raw)} µs vs thread {_us(t_raw)} µs "
-        f"-> process/thread {_compare(p_raw, t_raw)}",
-        f"mp.Pipe with a bare int, not pinned: {_us(bare)} µs; threading.Condition "
-        f"{_us(cond)} µs ({_compare(bare, cond)}), threading.Event {_us(event)} µs "
-        f"({_compare(bare, event)})",
-        f"the order book instead of an int (pinned): {_us(book)} vs {_us(int_pinned)} µs, "
-        f"+{_us(book - int_pinned)} µs of pickling and copying per round trip",
-        f"mp.Pipe's own work (pickle, a length header, more system calls) over the OS alone: "
-        f"+{_us(int_pinned - p_raw)} µs (pinned)",
-    ]
-
-
-def like_for_like_conclusion(frame: pd.DataFrame, results: Sequence[SwitchResult]) -> list[str]:
-    """The chapter's conclusion, drawn from this run: did process > thread hold, and why.
-
-    The pinned process hand-over of the order book minus the pinned 1-byte thread switch is
-    split into three parts that add up exactly: the OS switching to another process rather
-    than a thread, ``mp.Pipe``'s own work, and pickling and copying the event. The line names
-    the largest part, whichever it is.
-    """
-    t = frame.set_index(["what", "mechanism"])
-
-    def us(what: str, mechanism: str) -> float:
-        return float(t.loc[(what, mechanism), "pinned µs"])
-
-    best = fastest_per_mechanism(results)
-    lines = []
-    if "process" in best and "thread" in best:
-        p, th = best["process"], best["thread"]
-        held = "held" if p.median_us > th.median_us else "did not hold"
-        lines.append(
-            f"section 2, one CPU, the event handed over: process > thread {held} "
-            f"({p.variant} {_us(p.median_us)} µs vs {th.variant} {_us(th.median_us)} µs, "
-            f"{p.median_us / th.median_us:.1f}×)"
-        )
-    raw = "1 byte, os.read/os.write"
-    p_raw, t_raw = us(raw, "process"), us(raw, "thread")
-    bare, book = us("mp.Pipe, bare int", "process"), us("mp.Pipe, order book", "process")
-    parts = {
-        "the OS switching to another process instead of a thread": p_raw - t_raw,
-        "mp.Pipe's own work (pickle, header, system calls)": bare - p_raw,
-        "pickling and copying the event": book - bare,
-    }
-    step = book - t_raw
-    lines.append(
-        f"the step from a thread switch ({_us(t_raw)} µs) to handing the event to a process "
-        f"({_us(book)} µs), pinned: {step:+.3g} µs, made of"
+    return HandOver(
+        os_process=us(raw, "process", "pinned µs"),
+        os_thread=us(raw, "thread", "pinned µs"),
+        pipe_int_unpinned=us("mp.Pipe, bare int", "process", "not pinned µs"),
+        condition_unpinned=us("threading.Condition", "thread", "not pinned µs"),
+        event_unpinned=us("threading.Event", "thread", "not pinned µs"),
+        pipe_int=us("mp.Pipe, bare int", "process", "pinned µs"),
+        pipe_book=us("mp.Pipe, order book", "process", "pinned µs"),
     )
-    share = {part: v / step if abs(v / step) >= 0.005 else 0.0 for part, v in parts.items()}
-    lines += [f"  {part}: {v:+.3g} µs ({share[part]:.0%})" for part, v in parts.items()]
-    largest = max(parts, key=lambda k: parts[k])
-    lines.append(f"largest part in this run: {largest}")
-    return lines
+
+
+#: The three parts of the step from a thread switch to a process hand-over, in order.
+STEP_PARTS = ("os_process_switch", "pipe_work", "event_copy")
+
+
+@dataclass(frozen=True)
+class Step:
+    """The step from a pinned 1-byte thread switch to handing the event to a process, in µs.
+
+    ``parts`` (keyed by :data:`STEP_PARTS`) add up exactly to ``process - thread``: the OS
+    switching to another process rather than a thread, ``mp.Pipe``'s own work, and pickling
+    and copying the event. ``held`` says whether section 2's process > thread held (None when
+    the results lack either mechanism).
+    """
+
+    thread: float
+    process: float
+    parts: dict[str, float]
+    held: bool | None
+    fastest_process: SwitchResult | None
+    fastest_thread: SwitchResult | None
+
+    @property
+    def total(self) -> float:
+        return self.process - self.thread
+
+    def share(self, part: str) -> float:
+        """The part's share of the whole step (0 when it is below half a percent)."""
+        v = self.parts[part] / self.total
+        return v if abs(v) >= 0.005 else 0.0
+
+    @property
+    def largest(self) -> str:
+        return max(self.parts, key=lambda k: self.parts[k])
+
+
+def step(frame: pd.DataFrame, results: Sequence[SwitchResult]) -> Step:
+    """Split the process hand-over of the event minus the thread switch into its three parts."""
+    h = hand_over(frame)
+    best = fastest_per_mechanism(results)
+    p, th = best.get("process"), best.get("thread")
+    held = p.median_us > th.median_us if p is not None and th is not None else None
+    parts = {
+        "os_process_switch": h.os_process - h.os_thread,
+        "pipe_work": h.pipe_int - h.os_process,
+        "event_copy": h.pipe_book - h.pipe_int,
+    }
+    return Step(h.os_thread, h.pipe_book, parts, held, p, th)
 
 
 def plot_like_for_like(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:

@@ -20,6 +20,7 @@ import itertools
 import time
 import warnings
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from concurrency_lab import miniloop
@@ -35,6 +36,7 @@ __all__ = [
     "LOOPS",
     "LOOP_COLORS",
     "WORKLOADS",
+    "Ranked",
     "busy_wait",
     "compare_loops",
     "handoff",
@@ -174,23 +176,33 @@ def compare_loops(
     return rows
 
 
-def rank_loops(rows: list[dict]) -> list[str]:
-    """One line per workload: the loops fastest first, with medians in µs.
+@dataclass(frozen=True)
+class Ranked:
+    """One loop's place in a workload's ranking: its median and how it stands to the next one."""
 
-    Neighbours are joined by ``<`` when their p10–p90 ranges do not overlap (the difference
-    is larger than the run-to-run noise) and by ``≈`` when they do (too close to call).
-    """
-    lines = []
+    loop: str
+    median_us: float
+    #: True when this loop's p90 lies below the next (slower) loop's p10: a difference larger
+    #: than the run-to-run noise. False when the ranges overlap (too close to call); None last.
+    apart_from_next: bool | None
+
+
+def rank_loops(rows: list[dict]) -> dict[str, list[Ranked]]:
+    """Per workload, the loops fastest first, each with whether it is clear of the next one."""
+    ranking: dict[str, list[Ranked]] = {}
     for workload in dict.fromkeys(r["workload"] for r in rows):
         ranked = sorted(
             (r for r in rows if r["workload"] == workload), key=lambda r: r["median_us"]
         )
-        text = f"{ranked[0]['loop']} {ranked[0]['median_us']:.2f}"
-        for faster, slower in itertools.pairwise(ranked):
-            sign = "<" if faster["p90_us"] < slower["p10_us"] else "≈"
-            text += f" {sign} {slower['loop']} {slower['median_us']:.2f}"
-        lines.append(f"{workload}: {text} µs")
-    return lines
+        ranking[workload] = [
+            Ranked(
+                r["loop"],
+                r["median_us"],
+                r["p90_us"] < ranked[i + 1]["p10_us"] if i + 1 < len(ranked) else None,
+            )
+            for i, r in enumerate(ranked)
+        ]
+    return ranking
 
 
 def plot_loop_compare(rows: list[dict], ax: Axes | None = None) -> Axes:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from concurrency_lab._runner import gc_paused, run_fresh
 from concurrency_lab.loops import LOOP_COLORS, GetLoop, handoff, yield_pingpong
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = [
+    "NestVerdict",
     "format_nest_cost",
     "nest_asyncio_cost",
     "nest_cost_table",
@@ -142,22 +144,34 @@ def format_nest_cost(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def nest_cost_verdicts(table: pd.DataFrame) -> list[str]:
-    """One line per operation: dearer, cheaper or too close to call, judged by the spread."""
-    lines = []
-    for operation, row in table.iterrows():
-        low, high = row["slowdown from"], row["slowdown to"]
-        if low > 1:
-            verdict = "dearer with nest-asyncio2, beyond the spread"
-        elif high < 1:
-            verdict = "cheaper with nest-asyncio2, beyond the spread"
-        else:
-            verdict = "within the spread: this run cannot tell them apart"
-        lines.append(
-            f"{operation}: {row['slowdown']:.2f}× (spread allows {low:.2f}× to {high:.2f}×): "
-            f"{verdict}"
-        )
-    return lines
+@dataclass(frozen=True)
+class NestVerdict:
+    """One operation plain against patched: the slowdown, its bounds, and what they allow.
+
+    ``verdict`` is ``"dearer"`` or ``"cheaper"`` (with nest-asyncio2) when the whole range
+    ``low``–``high`` lies on one side of 1, else ``"within the spread"``.
+    """
+
+    operation: str
+    slowdown: float
+    low: float
+    high: float
+
+    @property
+    def verdict(self) -> Literal["dearer", "cheaper", "within the spread"]:
+        if self.low > 1:
+            return "dearer"
+        if self.high < 1:
+            return "cheaper"
+        return "within the spread"
+
+
+def nest_cost_verdicts(table: pd.DataFrame) -> list[NestVerdict]:
+    """One verdict per operation of :func:`nest_cost_table`, judged by the spread."""
+    return [
+        NestVerdict(str(operation), row["slowdown"], row["slowdown from"], row["slowdown to"])
+        for operation, row in table.iterrows()
+    ]
 
 
 def plot_nest_cost(table: pd.DataFrame, ax: Axes | None = None) -> Axes:

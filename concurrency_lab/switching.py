@@ -38,11 +38,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "VARIANTS",
+    "Gap",
+    "Ordering",
     "SwitchResult",
     "Variant",
     "fastest_per_mechanism",
     "format_table",
-    "ordering_report",
+    "ordering",
     "plot_switch_costs",
     "run_switch_costs",
 ]
@@ -222,23 +224,39 @@ def plot_switch_costs(
     return ax
 
 
-def ordering_report(results: Sequence[SwitchResult]) -> list[str]:
-    """The measured order of the mechanisms (fastest variant each) and the gaps between them."""
+@dataclass(frozen=True)
+class Gap:
+    """How much dearer the cheapest variant of one mechanism was than that of the next one."""
+
+    slow: SwitchResult
+    fast: SwitchResult
+
+    @property
+    def ratio(self) -> float:
+        return self.slow.median_us / self.fast.median_us
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """The measured order of the mechanisms (fastest variant each), and the gaps between them."""
+
+    order: list[str]  # most expensive first
+    seed_order_holds: bool  # process > thread > coroutine (> generator), as far as measured
+    gaps: list[Gap]  # between neighbours in ``order``
+
+    @property
+    def smallest_gap(self) -> Gap | None:
+        return min(self.gaps, key=lambda g: g.ratio, default=None)
+
+    @property
+    def largest_gap(self) -> Gap | None:
+        return max(self.gaps, key=lambda g: g.ratio, default=None)
+
+
+def ordering(results: Sequence[SwitchResult]) -> Ordering:
+    """Rank the mechanisms by their fastest variant; check the seed's order against it."""
     best = fastest_per_mechanism(results)
     order = list(best)
     seed = [m for m in MECHANISMS if m in best]
-    lines = [
-        "measured order: " + " > ".join(order),
-        f"the seed's process > thread > coroutine (> generator) holds: {order == seed}",
-    ]
-    gaps = []
-    for slow, fast in itertools.pairwise(best.values()):
-        gaps.append((slow.median_us / fast.median_us, f"{slow.mechanism} / {fast.mechanism}"))
-        lines.append(
-            f"  {slow.mechanism} / {fast.mechanism}: {gaps[-1][0]:,.1f}× "
-            f"({slow.variant} {_us(slow.median_us)} µs vs {fast.variant} {_us(fast.median_us)} µs)"
-        )
-    if gaps:
-        lines.append(f"smallest gap: {min(gaps)[1]}; largest gap: {max(gaps)[1]}")
-    return lines
-
+    gaps = [Gap(slow, fast) for slow, fast in itertools.pairwise(best.values())]
+    return Ordering(order, order == seed, gaps)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from concurrency_lab.coroutines import hold_cpu
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from concurrency_lab.timeline import Timeline
 
 __all__ = [
+    "SubmitRun",
     "blocking_demo",
     "blocking_io",
     "plot_submit_tasks",
@@ -117,8 +119,18 @@ async def seed_picture() -> dict[bool, Timeline]:
     return timelines
 
 
-def submit_tasks_summary(timelines: dict[bool, Timeline]) -> list[str]:
-    """What the two :func:`submit_tasks` runs show, in numbers taken from their timelines."""
+@dataclass(frozen=True)
+class SubmitRun:
+    """What one :func:`submit_tasks` run's timeline shows, in milliseconds."""
+
+    total_ms: float  # first span's start to last span's end
+    waited_ms: float  # the main program blocked in ``await gather(...)``
+    own_work_ms: float  # the main program's own work while the tasks ran (0 with wait=True)
+    first_task_delay_ms: float  # from the submit to the first task's first step
+
+
+def submit_tasks_summary(timelines: dict[bool, Timeline]) -> dict[bool, SubmitRun]:
+    """The numbers of each :func:`submit_tasks` run (keyed by ``wait``), from its timeline."""
     facts = {}
     for wait, tl in timelines.items():
         spans = tl.spans
@@ -129,24 +141,13 @@ def submit_tasks_summary(timelines: dict[bool, Timeline]) -> list[str]:
             return sum(s.duration for s in spans if s.label == label) * 1e3
 
         first_task = min(s.start for s in spans if s.label == "send request (CPU)")
-        facts[wait] = {
-            "total": (max(s.end for s in spans) - origin) * 1e3,
-            "waited": total("waits: await gather(...)"),
-            "own work": total("carry on: own work"),
-            "delay": (first_task - submitted) * 1e3,
-        }
-    at_once, carry_on = facts[True], facts[False]
-    return [
-        f"wait=True:  total {at_once['total']:.0f} ms; the main program waited "
-        f"{at_once['waited']:.0f} ms in gather; the first task started "
-        f"{at_once['delay']:.1f} ms after the submit",
-        f"wait=False: total {carry_on['total']:.0f} ms; the main program did "
-        f"{carry_on['own work']:.0f} ms of its own work and waited {carry_on['waited']:.0f} ms; "
-        f"the first task started {carry_on['delay']:.1f} ms after the submit",
-        f"carrying on: {carry_on['own work']:.0f} ms of work done for "
-        f"{carry_on['total'] - at_once['total']:+.0f} ms of total time; the same work after "
-        f"gather would have added all {carry_on['own work']:.0f} ms",
-    ]
+        facts[wait] = SubmitRun(
+            total_ms=(max(s.end for s in spans) - origin) * 1e3,
+            waited_ms=total("waits: await gather(...)"),
+            own_work_ms=total("carry on: own work"),
+            first_task_delay_ms=(first_task - submitted) * 1e3,
+        )
+    return facts
 
 
 def blocking_io(tl: Timeline, seconds: float) -> str:

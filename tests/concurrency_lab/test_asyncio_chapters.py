@@ -67,10 +67,14 @@ def test_rank_loops_orders_by_median_and_calls_overlaps_a_tie() -> None:
         _row("v", "asyncio", 1.0, 1.1, 1.2),
         _row("v", "miniloop", 3.0, 3.1, 3.2),
     ]
-    assert loops.rank_loops(rows) == [
-        "w: uvloop 1.20 < miniloop 2.20 ≈ asyncio 2.50 µs",
-        "v: asyncio 1.10 < miniloop 3.10 µs",
-    ]
+    assert loops.rank_loops(rows) == {
+        "w": [
+            loops.Ranked("uvloop", 1.2, True),
+            loops.Ranked("miniloop", 2.2, False),
+            loops.Ranked("asyncio", 2.5, None),
+        ],
+        "v": [loops.Ranked("asyncio", 1.1, True), loops.Ranked("miniloop", 3.1, None)],
+    }
 
 
 def test_plot_loop_compare_draws_a_whisker_per_bar() -> None:
@@ -203,11 +207,12 @@ def test_submit_tasks_draws_the_seed_picture(wait: bool) -> None:
 def test_seed_picture_summary_and_figure() -> None:
     timelines = asyncio.run(tasks.seed_picture())
     assert list(timelines) == [True, False]
-    at_once, carry_on, verdict = tasks.submit_tasks_summary(timelines)
-    assert at_once.startswith("wait=True:  total ") and "waited" in at_once
-    assert "ms of its own work" in carry_on
+    runs = tasks.submit_tasks_summary(timelines)
+    at_once, carry_on = runs[True], runs[False]
     own = sum(s.duration for s in timelines[False].spans if s.label == "carry on: own work")
-    assert verdict.startswith(f"carrying on: {own * 1e3:.0f} ms of work done for ")
+    assert carry_on.own_work_ms == pytest.approx(own * 1e3) and at_once.own_work_ms == 0
+    assert at_once.waited_ms > carry_on.waited_ms  # carrying on overlapped part of the wait
+    assert 0 <= at_once.first_task_delay_ms < at_once.total_ms
     fig = tasks.plot_submit_tasks(timelines)
     try:
         hatched = {
@@ -283,9 +288,9 @@ def test_nest_cost_table_verdicts_and_figure() -> None:
     assert table.loc["sleep(0) switch", "slowdown from"] == pytest.approx(2.9 / 2.1)
     assert table.loc["sleep(0) switch", "slowdown to"] == pytest.approx(3.1 / 1.9)
     verdicts = nest_cost.nest_cost_verdicts(table)
-    assert verdicts[0].endswith("dearer with nest-asyncio2, beyond the spread")
-    assert verdicts[1].endswith("this run cannot tell them apart")  # 1.05x, ranges overlap
-    assert verdicts[2].endswith("cheaper with nest-asyncio2, beyond the spread")
+    assert [v.operation for v in verdicts] == list(table.index)
+    assert [v.verdict for v in verdicts] == ["dearer", "within the spread", "cheaper"]
+    assert verdicts[1].low < 1 < verdicts[1].high  # 1.05x, ranges overlap
     ax = nest_cost.plot_nest_cost(table)
     try:
         labels = [c.get_label() for c in ax.containers if type(c).__name__ == "BarContainer"]

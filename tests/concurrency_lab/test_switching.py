@@ -55,7 +55,7 @@ def test_like_for_like_measures_every_case_pinned_and_not() -> None:
     assert set(frame["mechanism"]) == {"process", "thread"}
     for column in ("pinned µs", "pinned p90", "not pinned µs", "not pinned p90"):
         assert (frame[column] > 0).all()
-    assert len(handover.like_for_like_report(frame)) == 4
+    assert handover.hand_over(frame).pipe_book > 0
 
 
 def _like_for_like_frame(raw_process: float, bare_unpinned: float) -> Any:
@@ -84,13 +84,12 @@ def _like_for_like_frame(raw_process: float, bare_unpinned: float) -> Any:
     )
 
 
-def test_like_for_like_report_words_follow_the_numbers() -> None:
-    same = handover.like_for_like_report(_like_for_like_frame(10.5, 15.0))
-    assert "about the same" in same[0]
-    assert "threading.Condition 14 µs (1.07×: about the same)" in same[1]
-    assert "+7 µs of pickling" in same[2]
-    far = handover.like_for_like_report(_like_for_like_frame(40.0, 60.0))
-    assert "4.0×: dearer" in far[0] and "4.3×: dearer" in far[1]
+def test_hand_over_picks_the_cases_the_chapter_compares() -> None:
+    h = handover.hand_over(_like_for_like_frame(10.5, 15.0))
+    assert (h.os_process, h.os_thread) == (10.5, 10.0)
+    assert (h.pipe_int_unpinned, h.condition_unpinned, h.event_unpinned) == (15.0, 14.0, 22.0)
+    assert h.copy_cost == 7.0  # order book 25 pinned, bare int 18
+    assert h.pipe_work == 7.5  # bare int 18, the OS alone 10.5
 
 
 def test_like_for_like_plot_has_two_bars_per_case() -> None:
@@ -99,16 +98,21 @@ def test_like_for_like_plot_has_two_bars_per_case() -> None:
     assert "µs" in ax.get_xlabel() and ax.get_title() and ax.get_ylabel()
 
 
-def test_ordering_report_names_the_order_and_the_gaps() -> None:
-    lines = switching.ordering_report(_results())
-    assert lines[0] == "measured order: process > thread > coroutine > generator"
-    assert lines[1].endswith("holds: True")
-    assert "process / thread: 2.4×" in lines[2]
-    assert lines[-1] == "smallest gap: process / thread; largest gap: coroutine / generator"
+def test_ordering_ranks_by_the_fastest_variant_and_checks_the_seed() -> None:
+    o = switching.ordering(_results())
+    assert o.order == ["process", "thread", "coroutine", "generator"]
+    assert o.seed_order_holds
+    assert [(g.slow.mechanism, g.fast.mechanism) for g in o.gaps] == [
+        ("process", "thread"),
+        ("thread", "coroutine"),
+        ("coroutine", "generator"),
+    ]
+    assert o.gaps[0].ratio == pytest.approx(2.4)
+    assert o.smallest_gap is o.gaps[0] and o.largest_gap is o.gaps[-1]
     swapped = [r for r in _results() if r.mechanism != "process"] + [
         switching.SwitchResult("process", "mp.Pipe", 10.0, 9.0, 11.0, 0.05, 9, 100)
     ]
-    assert switching.ordering_report(swapped)[1].endswith("holds: False")
+    assert not switching.ordering(swapped).seed_order_holds
 
 
 def test_sleep0_on_runs_on_any_runner() -> None:
@@ -242,28 +246,22 @@ def test_busy_cores_is_within_the_machine() -> None:
     assert 0 <= busy_cores(0.05) <= (os.cpu_count() or 1) + 1e-6
 
 
-def test_like_for_like_conclusion_follows_the_numbers() -> None:
+def test_step_splits_the_process_hand_over_into_parts_that_add_up() -> None:
     # OS switch to a process +0.5 µs, mp.Pipe's work +7.5, the event +7: mp.Pipe is largest.
-    lines = handover.like_for_like_conclusion(_like_for_like_frame(10.5, 15.0), _results())
-    assert lines[0].startswith("section 2, one CPU, the event handed over: process > thread held")
-    assert "+15 µs, made of" in lines[1]
-    assert lines[3].startswith("  mp.Pipe's own work") and "+7.5 µs (50%)" in lines[3]
-    assert (
-        lines[-1] == "largest part in this run: mp.Pipe's own work (pickle, header, system calls)"
-    )
-    # Make the OS switch dominate and the seed's order fail: the words follow.
+    st = handover.step(_like_for_like_frame(10.5, 15.0), _results())
+    assert st.held is True
+    assert (st.thread, st.process, st.total) == (10.0, 25.0, 15.0)
+    assert st.parts == {"os_process_switch": 0.5, "pipe_work": 7.5, "event_copy": 7.0}
+    assert sum(st.parts.values()) == st.total
+    assert st.share("pipe_work") == 0.5 and st.largest == "pipe_work"
+    # Make the OS switch dominate and the seed's order fail: the values follow.
     swapped = [
-        switching.SwitchResult(
-            r.mechanism, r.variant, 30.0 if r.mechanism == "thread" else r.median_us,
-            1, 1, 0, 9, 100,
-        )
-        if r.mechanism in {"process", "thread"}
+        switching.SwitchResult("thread", r.variant, 30.0, 1, 1, 0, 9, 100)
+        if r.mechanism == "thread"
         else r
         for r in _results()
-    ]  # fmt: skip
-    swapped[0] = switching.SwitchResult("process", "mp.Pipe", 20.0, 1, 1, 0, 9, 100)
-    lines = handover.like_for_like_conclusion(_like_for_like_frame(17.5, 15.0), swapped)
-    assert "process > thread did not hold" in lines[0]
-    assert lines[-1] == (
-        "largest part in this run: the OS switching to another process instead of a thread"
-    )
+        if r.mechanism != "process"
+    ] + [switching.SwitchResult("process", "mp.Pipe", 20.0, 1, 1, 0, 9, 100)]
+    st = handover.step(_like_for_like_frame(17.5, 15.0), swapped)
+    assert st.held is False
+    assert st.largest == "os_process_switch"
