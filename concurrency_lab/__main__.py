@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from chapters import ch03
+from chapters import ch01, ch03
 from concurrency_lab import QUICK, gil, handover, pingpong, switching, unit_costs
 
 
@@ -101,7 +101,7 @@ def _gil(args: argparse.Namespace) -> None:
         return
     print(frame.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     print()
-    print("\n".join(gil.verdicts(frame)))
+    print("\n".join(ch01.verdict_lines(gil.verdicts(frame))))
     if args.plot:
         import matplotlib
 

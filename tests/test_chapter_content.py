@@ -32,7 +32,7 @@ def _prose(stem: str) -> str:
 
 def test_ch01_says_from_the_data_whether_processes_overlapped() -> None:
     code = _code("01")
-    assert "gil.process_overlap_report(tl, busy, os.cpu_count())" in code
+    assert "ch01.process_overlap_line(gil.process_overlap(tl, busy, os.cpu_count()))" in code
     assert 'print("processes:", processes)' in code
 
 
