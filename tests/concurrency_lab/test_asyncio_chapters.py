@@ -28,6 +28,7 @@ def test_unknown_loop_is_named_in_the_error() -> None:
         loops.switch_cost("trio", "sleep(0) switch", 10)
 
 
+@pytest.mark.slow  # in a long test process each gc.collect() of the timed region is slow
 @pytest.mark.parametrize("fresh", [True, False])
 def test_compare_loops_rows_and_ratios(fresh: bool) -> None:
     rows = loops.compare_loops(n=200, repeats=2, fresh=fresh)
@@ -99,6 +100,7 @@ STEPS = [
 ]
 
 
+@pytest.mark.slow  # in a long test process each gc.collect() of the timed region is slow
 @pytest.mark.parametrize("fresh", [True, False])
 def test_step_costs_names_every_step(fresh: bool) -> None:
     costs = coroutines.step_costs(n=2000, repeats=2, fresh=fresh)
@@ -124,6 +126,7 @@ def test_plot_step_costs_titles_the_measured_ratios() -> None:
         plt.close(ax.figure)
 
 
+@pytest.mark.slow  # in a long test process each gc.collect() of the timed region is slow
 def test_command_line_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert fresh.main(["loop-samples", "--n=100", "--rounds=2"]) == 0
     samples = json.loads(capsys.readouterr().out)
