@@ -8,7 +8,7 @@ PORT   ?= 8888
 BOOK   := _build/html
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo test lab git-filter strip bench lint clean book book-check serve-book
+.PHONY: demo test test-fast lab git-filter strip bench lint clean book book-check serve-book
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -24,8 +24,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy concurrency_lab mqlab
-	$(PY) -m pytest -ra $(PYTEST_ARGS)
+	$(VENV)/bin/mypy concurrency_lab mqlab chapters
+	$(PY) -m pytest -ra --durations=20 $(PYTEST_ARGS)
+
+# The unit tests alone, for the edit-test loop: no chapter notebooks, nothing marked slow
+# (whole pipelines, processes, fuzz and load), no RabbitMQ (its cases carry "rabbitmq" in
+# their ids and marks). make test runs everything.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not notebook and not slow and not rabbitmq" -k "not rabbitmq" \
+	  --durations=10 $(PYTEST_ARGS)
 
 # The server's root is the repository, so chapter links to docs/ and to the reference
 # solutions open; the browser starts on chapter 00. LAB_QUICK=1 make lab for the quick setting;
@@ -86,7 +93,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy concurrency_lab mqlab
+	$(VENV)/bin/mypy concurrency_lab mqlab chapters
 
 clean:
 	rm -rf $(VENV) .pytest_cache build _build *.egg-info

@@ -20,7 +20,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from concurrency_lab import QUICK, bench, gil
+from chapters import ch01, ch03
+from concurrency_lab import QUICK, gil, handover, pingpong, switching, unit_costs
 
 
 def _save(fig: Any, path: str) -> None:
@@ -33,7 +34,7 @@ def _save(fig: Any, path: str) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    results = bench.run_switch_costs(
+    results = switching.run_switch_costs(
         args.quick,
         pin=not args.no_pin,
         # disable=None: a bar on a terminal, nothing in a log file or a pipe
@@ -46,26 +47,26 @@ def _bench(args: argparse.Namespace) -> None:
         return
     cpu = results[0].cpu
     where = f"both partners pinned to CPU {cpu}" if cpu is not None else "not pinned"
-    size = len(pickle.dumps(bench.ORDER_BOOK))
+    size = len(pickle.dumps(pingpong.ORDER_BOOK))
     print(
         f"Round trip per switch ({'quick' if args.quick else 'full'} setting, {where}; the "
         f"message is a {size}-byte order-book event, pickled for processes):\n"
     )
-    print(bench.format_table(results))
+    print(switching.format_table(results))
     print()
-    print("\n".join(bench.ordering_report(results)))
+    print("\n".join(ch03.ordering_lines(switching.ordering(results))))
     if args.plot:
         import matplotlib
 
         matplotlib.use("Agg")
-        ax = bench.plot_switch_costs(results)
+        ax = switching.plot_switch_costs(results)
         _save(ax.figure, args.plot)
 
 
 def _like_for_like(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    frame = bench.like_for_like(
+    frame = handover.like_for_like(
         args.quick,
         progress=lambda turns: tqdm(
             turns, desc="like for like", unit="repeat", file=sys.stderr, disable=None
@@ -76,11 +77,11 @@ def _like_for_like(args: argparse.Namespace) -> None:
         return
     print(frame.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     print()
-    print("\n".join(bench.like_for_like_report(frame)))
+    print("\n".join(ch03.hand_over_lines(handover.hand_over(frame))))
 
 
 def _memory(args: argparse.Namespace) -> None:
-    results = bench.memory_per_unit(args.quick)
+    results = unit_costs.memory_per_unit(args.quick)
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=1))
         return
@@ -90,7 +91,7 @@ def _memory(args: argparse.Namespace) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
-        _save(bench.plot_memory(results).figure, args.plot)
+        _save(unit_costs.plot_memory(results).figure, args.plot)
 
 
 def _gil(args: argparse.Namespace) -> None:
@@ -100,7 +101,7 @@ def _gil(args: argparse.Namespace) -> None:
         return
     print(frame.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     print()
-    print("\n".join(gil.verdicts(frame)))
+    print("\n".join(ch01.verdict_lines(gil.verdicts(frame))))
     if args.plot:
         import matplotlib
 

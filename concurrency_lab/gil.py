@@ -28,9 +28,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from concurrency_lab._aio import run_sync
+from concurrency_lab._runner import run_sync
 from concurrency_lab.timeline import RawSpan, Timeline, now_ns
 
 if TYPE_CHECKING:
@@ -45,6 +46,10 @@ __all__ = [
     "MAIN",
     "MODES",
     "WORKLOADS",
+    "MainThreadRun",
+    "Overlap",
+    "ProcessOverlap",
+    "Verdict",
     "compare",
     "cpu_job",
     "io_job",
@@ -56,6 +61,7 @@ __all__ = [
     "plot_main_thread",
     "plot_speedups",
     "plot_trace",
+    "process_overlap",
     "run",
     "stall",
     "trace",
@@ -349,36 +355,56 @@ def compare(quick: bool = False, jobs: int = 4, repeats: int | None = None) -> p
     return frame
 
 
-def verdicts(frame: pd.DataFrame, floor: float = 0.15) -> list[str]:
-    """One line per workload and mode of :func:`compare`: gained, no gain, or slower.
+@dataclass(frozen=True)
+class Verdict:
+    """One workload and mode of :func:`compare` against serial: gained, no gain, or slower."""
+
+    workload: str
+    mode: str
+    speedup: float
+    band: float  # how far from 1 a speed-up must be to count (twice the noise, at least a floor)
+    cores_used: float
+    serial_cores_used: float  # nan when the frame has no serial run of this workload
+
+    @property
+    def verdict(self) -> Literal["gained", "no gain", "slower"]:
+        if self.speedup >= 1 + self.band:
+            return "gained"
+        if self.speedup <= 1 - self.band:
+            return "slower"
+        return "no gain"
+
+    @property
+    def one_core_gain(self) -> bool:
+        """A CPU-bound gain made on at most one core's worth of CPU: a bigger share of one core
+        (the OS schedules each thread against the other programs), not parallelism."""
+        return self.verdict == "gained" and self.workload != "io" and self.cores_used <= 1.05
+
+
+def verdicts(frame: pd.DataFrame, floor: float = 0.15) -> list[Verdict]:
+    """One verdict per workload and mode of :func:`compare` (serial is the baseline, not one).
 
     A speed-up counts only when it is further from 1 than twice the measured noise (and at
-    least ``floor``): on a busy machine, 1.2× may be nothing but the load changing. A CPU-bound
-    gain made on at most one core's worth of CPU is flagged: it is a larger share of one core
-    (the OS schedules each thread against the other programs), not parallelism.
+    least ``floor``): on a busy machine, 1.2× may be nothing but the load changing.
     """
-    lines = []
+    out = []
     rows = frame.set_index(["workload", "mode"])
     for (w, m), row in rows.iterrows():
         if m == "serial":
             continue
-        band = max(floor, 2 * float(row["noise"]))
-        s, cores = float(row["speedup"]), float(row["cores used"])
-        if s >= 1 + band:
-            verdict = "gained"
-        elif s <= 1 - band:
-            verdict = "slower"
-        else:
-            verdict = "no gain"
-        line = (
-            f"{TITLES[str(w)].replace(chr(10), ' '):<38} {m:<10} {s:4.1f}×  "
-            f"{verdict:<8} (±{band:.2f} is noise)  {cores:4.2f} cores used"
+        out.append(
+            Verdict(
+                str(w),
+                str(m),
+                float(row["speedup"]),
+                max(floor, 2 * float(row["noise"])),
+                float(row["cores used"]),
+                float(rows.loc[(w, "serial"), "cores used"])
+                if (w, "serial") in rows.index
+                else float("nan"),
+            )
         )
-        if verdict == "gained" and w != "io" and cores <= 1.05:
-            serial = float(rows.loc[(w, "serial"), "cores used"])
-            line += f" (serial {serial:.2f}): a bigger share of one core, not parallelism"
-        lines.append(line)
-    return lines
+    return out
 
 
 def plot_speedups(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
@@ -439,42 +465,60 @@ def parallel_seconds(tl: Timeline, label: str = LABELS["cpu"]) -> tuple[float, f
     return both, anyone
 
 
-def overlap(tl: Timeline, label: str = LABELS["cpu"]) -> str:
-    """What :func:`parallel_seconds` found, in words: in parallel, taking turns, or waiting."""
+@dataclass(frozen=True)
+class Overlap:
+    """How long two or more lanes did ``label`` at once, of the time at least one did it."""
+
+    label: str
+    both_s: float
+    anyone_s: float
+
+    @property
+    def share(self) -> float:
+        return self.both_s / self.anyone_s if self.anyone_s else 0.0
+
+    @property
+    def overlapped(self) -> bool:
+        """Waits overlapped (IO: more than half the time) or CPU work ran in parallel (≥ 20 %)."""
+        return self.share > 0.5 if self.label == LABELS["io"] else self.share >= 0.2
+
+
+def overlap(tl: Timeline, label: str = LABELS["cpu"]) -> Overlap:
+    """What :func:`parallel_seconds` found for ``label`` in ``tl``."""
     both, anyone = parallel_seconds(tl, label)
-    share = both / anyone if anyone else 0.0
-    if label == LABELS["io"]:
-        verdict = "the waits overlapped" if share > 0.5 else "the waits did not overlap"
-    else:
-        verdict = "ran in parallel" if share >= 0.2 else "took turns: no parallelism"
-    at_once = f"{both * 1e3:.1f} of {anyone * 1e3:.1f} ms ({share:.0%})"
-    return f"{label!r} in two lanes at once for {at_once}: {verdict}"
+    return Overlap(label, both, anyone)
 
 
-def process_overlap_report(tl: Timeline, busy: float, cores: int) -> str:
-    """Whether two processes' CPU work overlapped in ``tl``, and why, from the measured data.
+@dataclass(frozen=True)
+class ProcessOverlap:
+    """Whether two processes' CPU work overlapped, beside the cores other programs left free.
 
     ``busy`` is how many cores other programs kept busy just before the run
     (:func:`concurrency_lab.stats.busy_cores`), of ``cores``. Processes have a GIL each, so
-    only the cores decide: the sentence says what happened and what the free cores allowed.
+    only the cores decide whether they can run at once.
     """
-    both, anyone = parallel_seconds(tl, LABELS["cpu"])
-    share = both / anyone if anyone else 0.0
-    free = max(cores - busy, 0.0)
-    seen = f"the two processes computed at the same instant for {share:.0%} of the time"
-    room = f"other programs kept {busy:.1f} of {cores} cores busy, leaving {free:.1f} free"
-    if share >= 0.2:
-        return f"{seen}: parallelism, visible on the timeline ({room})."
-    if free < 1.5:
-        return (
-            f"{seen}: no parallelism visible here, because {room}: less than the two free "
-            "cores two processes need to run at once, so the OS made them take turns. "
-            "Nothing in Python stopped them: with two free cores they can overlap."
-        )
-    return (
-        f"{seen}: no parallelism visible here, although {room} just before the run: the load "
-        "changed during the run, or the OS kept both on one core. Re-run the cell to see."
-    )
+
+    share: float  # of the time any process computed, the share both did at the same instant
+    busy: float
+    cores: int
+
+    @property
+    def free(self) -> float:
+        return max(self.cores - self.busy, 0.0)
+
+    @property
+    def parallel(self) -> bool:
+        return self.share >= 0.2
+
+    @property
+    def crowded(self) -> bool:
+        """Fewer than the two free cores two processes need to run at once."""
+        return self.free < 1.5
+
+
+def process_overlap(tl: Timeline, busy: float, cores: int) -> ProcessOverlap:
+    """How much two processes' CPU work overlapped in ``tl`` (see :class:`ProcessOverlap`)."""
+    return ProcessOverlap(overlap(tl, LABELS["cpu"]).share, busy, cores)
 
 
 def main_thread_demo(
@@ -532,23 +576,27 @@ def plot_main_thread(runs: dict[bool, Timeline]) -> Figure:
     return fig
 
 
-def main_thread_summary(runs: dict[bool, Timeline]) -> list[str]:
-    """What the two :func:`main_thread_demo` runs show, in numbers taken from their spans."""
-    lines, total = [], {}
+@dataclass(frozen=True)
+class MainThreadRun:
+    """One :func:`main_thread_demo` run, in milliseconds: done after, blocked, own work."""
+
+    total_ms: float
+    blocked_ms: float
+    own_work_ms: float
+
+
+def main_thread_summary(runs: dict[bool, Timeline]) -> dict[bool, MainThreadRun]:
+    """The numbers of the :func:`main_thread_demo` runs (keyed by ``wait``), from their spans."""
+    out = {}
     for wait, tl in runs.items():
         spans = tl.spans
-        total[wait] = (max(s.end for s in spans) - min(s.start for s in spans)) * 1e3
         main = {label: 0.0 for label in MAIN.values()}
         for s in spans:
             if s.lane == "MainThread":
                 main[s.label] += s.duration * 1e3
-        name = "blocks at once " if wait else "carries on     "
-        lines.append(
-            f"{name}: done after {total[wait]:4.0f} ms; blocked {main[MAIN['blocked']]:3.0f} ms, "
-            f"own work {main[MAIN['own']]:3.0f} ms"
+        out[wait] = MainThreadRun(
+            (max(s.end for s in spans) - min(s.start for s in spans)) * 1e3,
+            main[MAIN["blocked"]],
+            main[MAIN["own"]],
         )
-    lines.append(
-        f"carrying on finished {total[True] - total[False]:.0f} ms sooner: "
-        "its own work ran while the tasks waited"
-    )
-    return lines
+    return out

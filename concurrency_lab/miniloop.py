@@ -385,6 +385,7 @@ def get_running_loop() -> Loop:
 
 
 def current_task() -> Task | None:
+    """The Task the running loop is stepping now (None between steps), as ``asyncio``'s."""
     return get_running_loop()._current
 
 

@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Summary", "busy_cores", "load_average", "summarize"]
+__all__ = ["Summary", "busy_cores", "load_average", "summarize", "three_digits"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,11 @@ def summarize(samples: Sequence[float]) -> Summary:
     mean = statistics.fmean(samples)
     cv = statistics.stdev(samples) / mean if mean else float("nan")
     return Summary(statistics.median(samples), deciles[0], deciles[-1], cv, len(samples))
+
+
+def three_digits(x: float) -> str:
+    """Three significant digits, without exponents for large values (``1,234``, ``12.3``)."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
 def load_average() -> float | None:

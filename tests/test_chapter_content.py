@@ -32,12 +32,12 @@ def _prose(stem: str) -> str:
 
 def test_ch01_says_from_the_data_whether_processes_overlapped() -> None:
     code = _code("01")
-    assert "gil.process_overlap_report(tl, busy, os.cpu_count())" in code
+    assert "ch01.process_overlap_line(gil.process_overlap(tl, busy, os.cpu_count()))" in code
     assert 'print("processes:", processes)' in code
 
 
 def test_ch03_draws_its_conclusion_from_the_run() -> None:
-    assert "bench.like_for_like_conclusion(like, results)" in _code("03")
+    assert "ch03.step_lines(handover.step(like, results))" in _code("03")
     prose = _prose("03")
     assert "Expect the second line to say" not in prose  # a prediction the run may contradict
     assert "So the seed's ordering process > thread holds under" not in prose
@@ -52,9 +52,10 @@ def test_ch04_shows_the_removed_decorator_form() -> None:
 
 def test_ch06_shows_the_spread_of_a_many_sample_nest_asyncio_measurement() -> None:
     code = _code("06")
-    found = re.search(r"aio\.nest_asyncio_cost\(\*\(\((\S+), (\d+)\) if QUICK", code)
+    found = re.search(r"nest_cost\.nest_asyncio_cost\(\*\(\((\S+), (\d+)\) if QUICK", code)
     assert found and int(found.group(2)) >= 15, "the quick setting needs >= 15 repeats a side"
-    assert "aio.format_nest_cost(nest)" in code and "aio.nest_cost_verdicts(nest)" in code
+    assert "nest_cost.format_nest_cost(nest)" in code
+    assert "ch06.nest_verdict_lines(nest_cost.nest_cost_verdicts(nest))" in code
     assert "pip install uvloop" not in _prose("06")  # installed with the course
 
 

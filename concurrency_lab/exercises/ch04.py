@@ -13,7 +13,7 @@ import io
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-from concurrency_lab._aio import run_sync
+from concurrency_lab._runner import run_sync
 from concurrency_lab.exercises import ExerciseError, expect, passed
 
 __all__ = ["PREDICT_SOURCE", "check_averager", "check_countdown", "check_prediction"]

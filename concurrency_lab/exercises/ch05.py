@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
-from concurrency_lab._aio import run_sync
+from concurrency_lab._runner import run_sync
 from concurrency_lab.exercises import expect, passed
 
 __all__ = ["blocking_fetch", "check_fetch_all", "check_gather_with_limit", "check_with_timeout"]

@@ -123,6 +123,7 @@ def test_wrong_deposits_fail(deposit: Any, match: str) -> None:
         ch02.check_deposit(deposit)
 
 
+@pytest.mark.slow  # seconds each: make test-fast leaves it to make test
 def test_a_deposit_that_never_releases_fails_instead_of_hanging() -> None:
     with pytest.raises(ExerciseError, match="still runs after"):
         ch02.check_deposit(_deposit_never_releases)

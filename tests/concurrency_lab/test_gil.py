@@ -106,12 +106,15 @@ def test_verdicts_count_only_gains_beyond_the_noise() -> None:
         {"workload": "cpu", "mode": "processes", "speedup": 1.9, "cores used": 1.9, "noise": 0.1},
         {"workload": "io", "mode": "asyncio", "speedup": 0.5, "cores used": 0.0, "noise": 0.0},
     ]
-    lines = gil.verdicts(pd.DataFrame(rows))
-    assert len(lines) == 3  # serial is the baseline, not a verdict
-    assert "no gain" in lines[0] and "±0.20" in lines[0]
-    assert "gained" in lines[1] and "1.90 cores used" in lines[1]
-    assert "not parallelism" not in lines[1]
-    assert "slower" in lines[2]
+    found = gil.verdicts(pd.DataFrame(rows))
+    assert [(v.workload, v.mode) for v in found] == [
+        ("cpu", "threads"),  # serial is the baseline, not a verdict
+        ("cpu", "processes"),
+        ("io", "asyncio"),
+    ]
+    assert [v.verdict for v in found] == ["no gain", "gained", "slower"]
+    assert found[0].band == pytest.approx(0.2) and found[2].band == 0.15  # the floor
+    assert found[1].cores_used == 1.9 and not found[1].one_core_gain
 
 
 def test_a_cpu_gain_on_one_core_is_not_called_parallelism() -> None:
@@ -119,8 +122,8 @@ def test_a_cpu_gain_on_one_core_is_not_called_parallelism() -> None:
         {"workload": "cpu", "mode": "serial", "speedup": 1.0, "cores used": 0.6, "noise": 0.05},
         {"workload": "cpu", "mode": "threads", "speedup": 1.3, "cores used": 0.8, "noise": 0.05},
     ]
-    (line,) = gil.verdicts(pd.DataFrame(rows))
-    assert "gained" in line and "(serial 0.60): a bigger share of one core" in line
+    (v,) = gil.verdicts(pd.DataFrame(rows))
+    assert v.verdict == "gained" and v.one_core_gain and v.serial_cores_used == 0.6
 
 
 def test_warm_starts_every_worker_of_a_process_pool() -> None:
@@ -131,14 +134,16 @@ def test_warm_starts_every_worker_of_a_process_pool() -> None:
         assert len(pool._processes) == 3  # type: ignore[attr-defined]
 
 
-def test_overlap_words_follow_the_numbers() -> None:
+def test_overlap_follows_the_numbers() -> None:
     tl = Timeline()
     o, ms = tl.origin_ns, 1_000_000
     tl.record("CPU work", o, o + 4 * ms, lane="a")
     tl.record("CPU work", o + 4 * ms, o + 8 * ms, lane="b")
-    assert "took turns" in gil.overlap(tl) and "0.0 of 8.0 ms" in gil.overlap(tl)
+    took_turns = gil.overlap(tl)
+    assert took_turns.both_s == 0 and took_turns.anyone_s == pytest.approx(0.008)
+    assert not took_turns.overlapped
     tl.record("CPU work", o, o + 8 * ms, lane="c")
-    assert "ran in parallel" in gil.overlap(tl)
+    assert gil.overlap(tl).share == 1.0 and gil.overlap(tl).overlapped
 
 
 def test_trace_starts_its_clock_at_the_first_job() -> None:
@@ -159,8 +164,10 @@ def test_main_thread_demo_blocks_or_carries_on(wait: bool) -> None:
 
 def test_main_thread_summary_and_plot() -> None:
     runs = {w: gil.main_thread_demo(w, 2, 0.03, own_work=50_000) for w in (True, False)}
-    lines = gil.main_thread_summary(runs)
-    assert len(lines) == 3 and "sooner" in lines[-1]
+    summary = gil.main_thread_summary(runs)
+    assert list(summary) == [True, False]
+    for r in summary.values():
+        assert 0 < r.blocked_ms < r.total_ms and 0 < r.own_work_ms < r.total_ms
     fig = gil.plot_main_thread(runs)
     assert "2 tasks" in fig.get_suptitle()
     hatched = [c for ax in fig.axes for c in ax.collections if c.get_hatch()]
@@ -191,15 +198,16 @@ def test_cli_gil_prints_the_table_and_the_verdicts(
     assert "speedup" in out and "IO-bound (waiting)" in out and "gained" in out
 
 
-def test_process_overlap_report_is_derived_from_the_data() -> None:
+def test_process_overlap_is_derived_from_the_data() -> None:
     tl = Timeline()
     o, ms = tl.origin_ns, 1_000_000
     tl.record("CPU work", o, o + 4 * ms, lane="a")
     tl.record("CPU work", o + 4 * ms, o + 8 * ms, lane="b")  # took turns
-    busy = gil.process_overlap_report(tl, busy=1.6, cores=2)
-    assert busy.startswith("the two processes computed at the same instant for 0% of the time")
-    assert "no parallelism visible here, because other programs kept 1.6 of 2 cores" in busy
-    quiet = gil.process_overlap_report(tl, busy=0.1, cores=4)
-    assert "although other programs kept 0.1 of 4 cores busy, leaving 3.9 free" in quiet
+    busy = gil.process_overlap(tl, busy=1.6, cores=2)
+    assert busy.share == 0 and not busy.parallel
+    assert busy.free == pytest.approx(0.4) and busy.crowded
+    quiet = gil.process_overlap(tl, busy=0.1, cores=4)
+    assert quiet.free == pytest.approx(3.9) and not quiet.crowded
     tl.record("CPU work", o, o + 8 * ms, lane="c")  # now two lanes compute at once throughout
-    assert "100% of the time: parallelism, visible" in gil.process_overlap_report(tl, 1.6, 2)
+    both = gil.process_overlap(tl, 1.6, 2)
+    assert both.share == 1.0 and both.parallel

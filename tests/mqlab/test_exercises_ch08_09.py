@@ -200,6 +200,7 @@ async def _unanswered(message: Any, work: Any) -> None:
         (_unanswered, "not answered yet"),
     ],
 )
+@pytest.mark.slow  # seconds each: make test-fast leaves it to make test
 async def test_worker_wrong_answers_fail(amqp_url: str, wrong: Any, says: str) -> None:
     with pytest.raises(ExerciseError, match=says):
         await ch09.check_worker(wrong, amqp_url, timeout=3)
@@ -272,6 +273,7 @@ async def test_reply_handler_check_restores_the_rpc_logger() -> None:
 # --- chapter 09: a wrong answer is one line and a hint, never an aiormq traceback ------------
 
 
+@pytest.mark.slow  # seconds each: make test-fast leaves it to make test
 async def test_worker_wrong_answer_gives_one_line_and_the_hint_without_log_tracebacks(
     amqp_url: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -285,6 +287,7 @@ async def test_worker_wrong_answer_gives_one_line_and_the_hint_without_log_trace
     assert not noisy, [r.getMessage() for r in noisy]
 
 
+@pytest.mark.slow  # seconds each: make test-fast leaves it to make test
 async def test_worker_failure_names_what_the_handler_raised(amqp_url: str) -> None:
     async def no_reject(message: Any, work: Any) -> None:
         await work(message.body)

@@ -102,6 +102,7 @@ async def test_kill_and_restart_strategy_host_and_exchange(amqp_url: str, tmp_pa
     _check_books(config, pipeline, f"{ROUNDS} kill rounds")
 
 
+@pytest.mark.slow  # seconds each: make test-fast leaves it to make test
 async def test_sigkill_services_running_as_processes(amqp_url: str, tmp_path: Path) -> None:
     rng = random.Random(SEED + 1)
     config = RunConfig(limit=800)

@@ -38,12 +38,14 @@ class Prophet(Strategy):
         self.glimpses += len(later_klines(gc.get_objects(), kline))
 
 
+@pytest.mark.slow  # seconds each: make test-fast leaves it to make test
 def test_with_a_lazy_source_the_future_does_not_exist_yet() -> None:
     prophet = Prophet()
     run_backtest(prophet, iter_binance_csv(SAMPLE_DATA, platform="lazy"))
     assert prophet.bars == 4320 and prophet.glimpses == 0
 
 
+@pytest.mark.slow  # seconds each: make test-fast leaves it to make test
 def test_control_a_preloaded_history_is_all_there() -> None:
     prophet = Prophet()
     run_backtest(prophet, list(iter_binance_csv(SAMPLE_DATA, platform="eager")))

@@ -34,6 +34,9 @@ from mqlab.pipeline import (
 from mqlab.services._runtime import Journal
 from mqlab.services.exchange import explain_journal
 
+# Whole pipelines, processes and CLIs: seconds each (make test-fast leaves them to make test).
+pytestmark = pytest.mark.slow
+
 CASES = {
     # bars, orders answered before the next bar: the common case
     "sma": RunConfig(limit=400),

@@ -21,6 +21,7 @@ SECRET = "correct-horse-battery-staple"
 
 
 @pytest.mark.parametrize("source", ["file", "env"])
+@pytest.mark.slow  # seconds each: make test-fast leaves it to make test
 async def test_user_password_is_read_and_never_shown(tmp_path: Path, source: str) -> None:
     port, log = free_port(), tmp_path / "broker.log"
     extra = ["--user", "alice", "-v", "--trace"]

@@ -123,6 +123,7 @@ async def test_silent_client_is_dropped_after_missed_heartbeats(amqp_url: str) -
         await raw.close()
 
 
+@pytest.mark.slow  # seconds each: make test-fast leaves it to make test
 async def test_heartbeating_client_stays_connected(amqp_url: str) -> None:
     async with Scratch(f"{amqp_url}?heartbeat=1") as s:
         await asyncio.sleep(3.5)  # several heartbeat intervals with no other traffic
@@ -210,6 +211,7 @@ async def test_channel_flow(amqp_url: str, broker_kind: str) -> None:
             await raw.close()
 
 
+@pytest.mark.slow  # seconds each: make test-fast leaves it to make test
 async def test_embedded_users_are_configurable() -> None:
     """Embedded only: ``Broker(users=...)`` replaces guest/guest."""
     from mqlab.broker import Broker

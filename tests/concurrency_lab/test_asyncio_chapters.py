@@ -12,27 +12,28 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from concurrency_lab import aio
+from concurrency_lab import combinators, coroutines, fresh, loops, nest_cost, starting, tasks
 from concurrency_lab.timeline import Timeline
 
 
-@pytest.mark.parametrize("loop", aio.LOOPS)
-@pytest.mark.parametrize("workload", list(aio.WORKLOADS))
+@pytest.mark.parametrize("loop", loops.LOOPS)
+@pytest.mark.parametrize("workload", list(loops.WORKLOADS))
 def test_the_same_workload_runs_on_every_loop(loop: str, workload: str) -> None:
-    seconds = aio.switch_cost(loop, workload, 200)
+    seconds = loops.switch_cost(loop, workload, 200)
     assert 0 < seconds < 0.01
 
 
 def test_unknown_loop_is_named_in_the_error() -> None:
     with pytest.raises(ValueError, match="trio"):
-        aio.switch_cost("trio", "sleep(0) switch", 10)
+        loops.switch_cost("trio", "sleep(0) switch", 10)
 
 
+@pytest.mark.slow  # in a long test process each gc.collect() of the timed region is slow
 @pytest.mark.parametrize("fresh", [True, False])
 def test_compare_loops_rows_and_ratios(fresh: bool) -> None:
-    rows = aio.compare_loops(n=200, repeats=2, fresh=fresh)
+    rows = loops.compare_loops(n=200, repeats=2, fresh=fresh)
     assert {(r["workload"], r["loop"]) for r in rows} == {
-        (w, lp) for w in aio.WORKLOADS for lp in aio.LOOPS
+        (w, lp) for w in loops.WORKLOADS for lp in loops.LOOPS
     }
     for r in rows:
         assert r["p10_us"] <= r["median_us"] <= r["p90_us"]
@@ -43,9 +44,9 @@ def test_compare_loops_rows_and_ratios(fresh: bool) -> None:
 
 def test_compare_loops_runs_inside_a_running_loop() -> None:
     async def main() -> list[dict]:
-        return aio.compare_loops(n=200, repeats=2)  # as a notebook cell calls it
+        return loops.compare_loops(n=200, repeats=2)  # as a notebook cell calls it
 
-    assert len(asyncio.run(main())) == len(aio.WORKLOADS) * len(aio.LOOPS)
+    assert len(asyncio.run(main())) == len(loops.WORKLOADS) * len(loops.LOOPS)
 
 
 def _row(workload: str, loop: str, p10: float, median: float, p90: float) -> dict:
@@ -67,15 +68,19 @@ def test_rank_loops_orders_by_median_and_calls_overlaps_a_tie() -> None:
         _row("v", "asyncio", 1.0, 1.1, 1.2),
         _row("v", "miniloop", 3.0, 3.1, 3.2),
     ]
-    assert aio.rank_loops(rows) == [
-        "w: uvloop 1.20 < miniloop 2.20 ≈ asyncio 2.50 µs",
-        "v: asyncio 1.10 < miniloop 3.10 µs",
-    ]
+    assert loops.rank_loops(rows) == {
+        "w": [
+            loops.Ranked("uvloop", 1.2, True),
+            loops.Ranked("miniloop", 2.2, False),
+            loops.Ranked("asyncio", 2.5, None),
+        ],
+        "v": [loops.Ranked("asyncio", 1.1, True), loops.Ranked("miniloop", 3.1, None)],
+    }
 
 
 def test_plot_loop_compare_draws_a_whisker_per_bar() -> None:
     rows = [_row(w, lp, 1.0, 2.0, 4.0) for w in ("a", "b") for lp in ("miniloop", "asyncio")]
-    ax = aio.plot_loop_compare(rows)
+    ax = loops.plot_loop_compare(rows)
     try:
         bars = [c for c in ax.containers if hasattr(c, "errorbar")]
         assert len(bars) == 2 and all(len(c) == 2 for c in bars)
@@ -95,23 +100,24 @@ STEPS = [
 ]
 
 
+@pytest.mark.slow  # in a long test process each gc.collect() of the timed region is slow
 @pytest.mark.parametrize("fresh", [True, False])
 def test_step_costs_names_every_step(fresh: bool) -> None:
-    costs = aio.step_costs(n=2000, repeats=2, fresh=fresh)
+    costs = coroutines.step_costs(n=2000, repeats=2, fresh=fresh)
     assert list(costs) == STEPS
     assert all(v > 0 for v in costs.values())
 
 
 def test_step_costs_runs_inside_a_running_loop() -> None:
     async def main() -> dict[str, float]:
-        return aio.step_costs(n=1000, repeats=2, fresh=False)  # the in-process path
+        return coroutines.step_costs(n=1000, repeats=2, fresh=False)  # the in-process path
 
     assert len(asyncio.run(main())) == 5
 
 
 def test_plot_step_costs_titles_the_measured_ratios() -> None:
     costs = dict(zip(STEPS, [0.02, 0.02, 0.1, 2.0, 1.0], strict=True))
-    ax = aio.plot_step_costs(costs)
+    ax = coroutines.plot_step_costs(costs)
     try:
         assert ax.get_title() == (
             "An await that does not suspend: 5.0× a call; an asyncio switch: 20× that"
@@ -120,16 +126,18 @@ def test_plot_step_costs_titles_the_measured_ratios() -> None:
         plt.close(ax.figure)
 
 
+@pytest.mark.slow  # in a long test process each gc.collect() of the timed region is slow
 def test_command_line_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert aio.main(["loop-samples", "--n=100", "--rounds=2"]) == 0
+    assert fresh.main(["loop-samples", "--n=100", "--rounds=2"]) == 0
     samples = json.loads(capsys.readouterr().out)
-    assert len(samples) == 2 * len(aio.WORKLOADS) * len(aio.LOOPS)
-    assert {(w, lp) for w, lp, _ in samples} == {(w, lp) for w in aio.WORKLOADS for lp in aio.LOOPS}
+    assert len(samples) == 2 * len(loops.WORKLOADS) * len(loops.LOOPS)
+    expected = {(w, lp) for w in loops.WORKLOADS for lp in loops.LOOPS}
+    assert {(w, lp) for w, lp, _ in samples} == expected
 
 
 def test_traced_ab_prints_and_draws_the_seed_order(capsys: pytest.CaptureFixture[str]) -> None:
     tl = Timeline()
-    asyncio.run(aio.traced_ab(tl, cpu=0.0))
+    asyncio.run(coroutines.traced_ab(tl, cpu=0.0))
     assert capsys.readouterr().out.splitlines() == ["Suspending a", "In b", "Resuming a"]
     assert [(s.lane, s.label) for s in tl.spans] == [
         ("a", "print('Suspending a')"),
@@ -139,7 +147,7 @@ def test_traced_ab_prints_and_draws_the_seed_order(capsys: pytest.CaptureFixture
 
 
 def test_old_style_report_shows_what_changed() -> None:
-    rows = {r["case"]: r for r in aio.old_style_report()}
+    rows = {r["case"]: r for r in starting.old_style_report()}
     assert len(rows) == 6
     assert rows["asyncio.run(), twice"]["printed"] == "ok | ok"
     assert rows["asyncio.Runner (3.11+): one loop, several runs"]["printed"] == "ok | ok"
@@ -155,7 +163,7 @@ def test_old_style_report_shows_what_changed() -> None:
 
 
 def test_nest_asyncio_cost_compares_plain_and_patched_interpreters() -> None:
-    plain, patched = aio.nest_asyncio_cost(n=500, repeats=3)
+    plain, patched = nest_cost.nest_asyncio_cost(n=500, repeats=3)
     assert plain["samples"] == patched["samples"] == 6  # 3 repeats in each of 2 interpreters
     assert plain["patched"] is False and patched["patched"] is True
     assert plain["nested call"].startswith("RuntimeError")
@@ -179,7 +187,7 @@ def test_submit_tasks_draws_the_seed_picture(wait: bool) -> None:
     tl = Timeline()
 
     async def main() -> list[float]:
-        return await aio.submit_tasks(tl, wait=wait, waits=(0.06, 0.03, 0.045))
+        return await tasks.submit_tasks(tl, wait=wait, waits=(0.06, 0.03, 0.045))
 
     assert asyncio.run(main()) == [0.06, 0.03, 0.045]
     spans = tl.spans
@@ -200,14 +208,15 @@ def test_submit_tasks_draws_the_seed_picture(wait: bool) -> None:
 
 
 def test_seed_picture_summary_and_figure() -> None:
-    timelines = asyncio.run(aio.seed_picture())
+    timelines = asyncio.run(tasks.seed_picture())
     assert list(timelines) == [True, False]
-    at_once, carry_on, verdict = aio.submit_tasks_summary(timelines)
-    assert at_once.startswith("wait=True:  total ") and "waited" in at_once
-    assert "ms of its own work" in carry_on
+    runs = tasks.submit_tasks_summary(timelines)
+    at_once, carry_on = runs[True], runs[False]
     own = sum(s.duration for s in timelines[False].spans if s.label == "carry on: own work")
-    assert verdict.startswith(f"carrying on: {own * 1e3:.0f} ms of work done for ")
-    fig = aio.plot_submit_tasks(timelines)
+    assert carry_on.own_work_ms == pytest.approx(own * 1e3) and at_once.own_work_ms == 0
+    assert at_once.waited_ms > carry_on.waited_ms  # carrying on overlapped part of the wait
+    assert 0 <= at_once.first_task_delay_ms < at_once.total_ms
+    fig = tasks.plot_submit_tasks(timelines)
     try:
         hatched = {
             tuple(c.get_facecolor()[0]) for ax in fig.axes for c in ax.collections if c.get_hatch()
@@ -230,7 +239,7 @@ def _heartbeats_inside(tl: Timeline, span_label: str) -> tuple[int, str]:
 
 def test_a_blocking_call_freezes_the_heartbeat() -> None:
     tl = Timeline()
-    gap = asyncio.run(aio.blocking_demo(tl, "blocking", seconds=0.1))
+    gap = asyncio.run(tasks.blocking_demo(tl, "blocking", seconds=0.1))
     inside, lane = _heartbeats_inside(tl, "time.sleep (sync IO)")
     assert inside == 0 and lane == "handler"
     assert gap >= 0.1  # time.sleep(0.1) held the loop's only thread: a lower bound, not a race
@@ -239,7 +248,7 @@ def test_a_blocking_call_freezes_the_heartbeat() -> None:
 @pytest.mark.parametrize("mode", ["to_thread", "run_in_executor"])
 def test_a_worker_thread_keeps_the_heartbeat_going(mode: str) -> None:
     tl = Timeline()
-    asyncio.run(aio.blocking_demo(tl, mode, seconds=0.1))
+    asyncio.run(tasks.blocking_demo(tl, mode, seconds=0.1))
     inside, lane = _heartbeats_inside(tl, "time.sleep (sync IO)")
     assert inside >= 1
     assert lane.startswith("asyncio_")  # the default executor's worker thread
@@ -247,12 +256,12 @@ def test_a_worker_thread_keeps_the_heartbeat_going(mode: str) -> None:
 
 def test_blocking_demo_rejects_an_unknown_mode() -> None:
     with pytest.raises(ValueError, match="to_thread"):
-        asyncio.run(aio.blocking_demo(Timeline(), "fork", seconds=0.01))
+        asyncio.run(tasks.blocking_demo(Timeline(), "fork", seconds=0.01))
 
 
 def test_compare_combinators_shows_how_errors_differ() -> None:
-    rows = {r["api"]: r for r in aio.compare_combinators()}
-    assert list(rows) == aio.COMBINATORS
+    rows = {r["api"]: r for r in combinators.compare_combinators()}
+    assert list(rows) == combinators.COMBINATORS
     assert rows["gather"]["what the caller gets"] == "slow, fast, mid"
     assert rows["as_completed"]["what the caller gets"] == "fast, mid, slow"
     assert rows["gather"]["when 'fast' raises"].startswith("raises ValueError")
@@ -276,16 +285,16 @@ def test_nest_cost_table_verdicts_and_figure() -> None:
         return row
 
     plain, patched = run([2.0, 2.0, 2.0], 0.1), run([3.0, 2.1, 1.0], 0.1)
-    table = aio.nest_cost_table(plain, patched)
+    table = nest_cost.nest_cost_table(plain, patched)
     assert list(table.index) == ["sleep(0) switch", "Future hand-off", "run_until_complete"]
     assert list(table["slowdown"].round(2)) == [1.5, 1.05, 0.5]
     assert table.loc["sleep(0) switch", "slowdown from"] == pytest.approx(2.9 / 2.1)
     assert table.loc["sleep(0) switch", "slowdown to"] == pytest.approx(3.1 / 1.9)
-    verdicts = aio.nest_cost_verdicts(table)
-    assert verdicts[0].endswith("dearer with nest-asyncio2, beyond the spread")
-    assert verdicts[1].endswith("this run cannot tell them apart")  # 1.05x, ranges overlap
-    assert verdicts[2].endswith("cheaper with nest-asyncio2, beyond the spread")
-    ax = aio.plot_nest_cost(table)
+    verdicts = nest_cost.nest_cost_verdicts(table)
+    assert [v.operation for v in verdicts] == list(table.index)
+    assert [v.verdict for v in verdicts] == ["dearer", "within the spread", "cheaper"]
+    assert verdicts[1].low < 1 < verdicts[1].high  # 1.05x, ranges overlap
+    ax = nest_cost.plot_nest_cost(table)
     try:
         labels = [c.get_label() for c in ax.containers if type(c).__name__ == "BarContainer"]
         assert labels == ["plain asyncio", "nest-asyncio2"]
@@ -296,7 +305,7 @@ def test_nest_cost_table_verdicts_and_figure() -> None:
 
 def test_idle_loop_demo_goes_round_a_few_times() -> None:
     tl = Timeline()
-    result = aio.idle_loop_demo(tl, delays=(0.03, 0.01, 0.02))
+    result = loops.idle_loop_demo(tl, delays=(0.03, 0.01, 0.02))
     assert result["results"] == [0.03, 0.01, 0.02]
     assert result["wall_s"] >= 0.03
     assert result["iterations"] <= 20  # a polling loop would go round thousands of times
@@ -304,7 +313,7 @@ def test_idle_loop_demo_goes_round_a_few_times() -> None:
 
 
 def test_busy_wait_polls_until_the_deadline() -> None:
-    result = aio.busy_wait(0.01)
+    result = loops.busy_wait(0.01)
     assert result["wall_s"] >= 0.01
     assert result["iterations"] >= 1 and result["cpu_s"] >= 0
 
@@ -317,7 +326,7 @@ def test_format_nest_cost_shows_each_median_with_its_spread() -> None:
     patched = (
         {k: 3.0 for k in keys} | {f"{k} p10": 2.8 for k in keys} | {f"{k} p90": 3.3 for k in keys}
     )
-    lines = aio.format_nest_cost(aio.nest_cost_table(plain, patched)).splitlines()
+    lines = nest_cost.format_nest_cost(nest_cost.nest_cost_table(plain, patched)).splitlines()
     assert len(lines) == 4
     assert "2 (1.5–2.5)" in lines[1] and "3 (2.8–3.3)" in lines[1] and lines[1].endswith("1.50×")
 
@@ -325,7 +334,7 @@ def test_format_nest_cost_shows_each_median_with_its_spread() -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="uvloop does not exist on Windows")
 def test_uvloop_is_installed_with_the_course_so_chapter_06_shows_its_rows() -> None:
     # A dependency in pyproject.toml (not an extra): chapters 03 and 06 promise its rows.
-    assert "uvloop" in aio.LOOPS
-    from concurrency_lab import bench
+    assert "uvloop" in loops.LOOPS
+    from concurrency_lab import switching
 
-    assert any("uvloop" in v.name for v in bench.VARIANTS)
+    assert any("uvloop" in v.name for v in switching.VARIANTS)
