@@ -18,7 +18,8 @@ from pamqp import commands as spec
 
 from mqlab.broker.errors import ChannelException, ConnectionException
 from mqlab.broker.frames import unchecked
-from mqlab.broker.queue import Consumer, Message, Queue, QueuedMessage, parse_expiration
+from mqlab.broker.message import Message, QueuedMessage, parse_expiration
+from mqlab.broker.queue import Consumer, Queue
 
 if TYPE_CHECKING:
     from pamqp.base import Frame

@@ -37,7 +37,7 @@ from pamqp import heartbeat as pamqp_heartbeat
 from mqlab.broker.channel import Channel
 from mqlab.broker.errors import AMQPError, ChannelException, ConnectionException
 from mqlab.broker.frames import PROTOCOL_HEADER, content_frames, method_frame
-from mqlab.broker.queue import Message
+from mqlab.broker.message import Message
 from mqlab.broker.store import Store
 from mqlab.broker.vhost import Topology, VirtualHost
 
