@@ -41,7 +41,7 @@ class BrokerSettings(Protocol):
 
 
 class ChannelOwner(Protocol):
-    """What a channel needs of its connection (:class:`mqlab.broker.server.Connection`): a
+    """What a channel needs of its connection (:class:`mqlab.broker.connection.Connection`): a
     Protocol, so the channel and the server do not import each other."""
 
     OUT_LIMIT: int
