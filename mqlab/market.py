@@ -222,7 +222,7 @@ def _bulk(
     ``cls(...)`` with the same values and as immutable (tests check both).
 
     Every field must be given, except those ``deferred``: they are made on first read by the
-    ``_source`` column (Kline only, see :class:`mqlab.events._Deferred`).
+    ``_source`` column (Kline only, see :class:`mqlab.events.model._Deferred`).
     """
     fields = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
     left_out = set(deferred)
@@ -252,7 +252,7 @@ def _twin(cls: Any, names: tuple[str, ...]) -> Callable[..., Any]:
 
 class _Filler:
     """Makes the fields a lazily built Kline left out, from the frame's columns, on first read
-    (see :class:`mqlab.events._Deferred`): ``fill(kline, row)``. Even each column's tick
+    (see :class:`mqlab.events.model._Deferred`): ``fill(kline, row)``. Even each column's tick
     size is found only then: a run that reads no high never scans the highs."""
 
     __slots__ = ("columns", "floats")
@@ -299,7 +299,7 @@ def _frame_chunks(
     n = len(frame)
     open_time = frame["open_time"].to_numpy(np.int64)
     # Making Decimals is most of what building the events costs, and a backtest mostly reads
-    # closes (opens are mostly shared): the rest is made on first read (events._Deferred).
+    # closes (opens are mostly shared): the rest is made on first read (events.model._Deferred).
     # (copies: what the events hold must not change if the frame is changed afterwards)
     deferred = {c: frame[c].to_numpy(float, copy=True) for c in KLINE_DEFERRED if c in frame}
     decimals = {c: _DecimalColumn(frame[c].to_numpy(float)) for c in ("open", "close")}
