@@ -36,14 +36,14 @@ import numpy as np
 import pandas as pd
 
 from mqlab.events import INTERVAL_MS, Kline
-from mqlab.market import (
+from mqlab.market.binance_csv import (
     BINANCE_COLUMNS,
     DataError,
     MissingDataError,
-    _gc_paused,
     _guess,
     load_binance_csv,
 )
+from mqlab.market.frames import _gc_paused
 from mqlab.venue import split_symbol
 
 __all__ = ["SAMPLE_STOCK", "Bars", "load_bars", "synthetic_daily_frame", "write_yahoo_csv"]
