@@ -21,30 +21,10 @@ becomes :class:`~mqlab.bars.Bars` through :func:`mqlab.bars.load_bars`.
 
 from __future__ import annotations
 
-from mqlab.market.binance_csv import (
-    BINANCE_COLUMNS,
-    SAMPLE_DATA,
-    DataError,
-    MissingDataError,
-    iter_binance_csv,
-    load_binance_csv,
-    write_binance_csv,
-)
-from mqlab.market.frames import frame_to_klines, iter_frame_klines, klines_to_frame
-from mqlab.market.synthetic import synthetic_book_events, synthetic_frame, synthetic_klines
+# Every name lives in one submodule and is listed once, in its __all__ (asyncio's pattern).
+from mqlab.market import binance_csv, frames, synthetic
+from mqlab.market.binance_csv import *  # noqa: F403
+from mqlab.market.frames import *  # noqa: F403
+from mqlab.market.synthetic import *  # noqa: F403
 
-__all__ = [
-    "BINANCE_COLUMNS",
-    "SAMPLE_DATA",
-    "DataError",
-    "MissingDataError",
-    "frame_to_klines",
-    "iter_binance_csv",
-    "iter_frame_klines",
-    "klines_to_frame",
-    "load_binance_csv",
-    "synthetic_book_events",
-    "synthetic_frame",
-    "synthetic_klines",
-    "write_binance_csv",
-]
+__all__ = synthetic.__all__ + frames.__all__ + binance_csv.__all__

@@ -8,25 +8,9 @@
 
 from __future__ import annotations
 
-from mqlab.topology.graph import (
-    DEFAULT_EXCHANGE,
-    Binding,
-    ExchangeSpec,
-    QueueSpec,
-    Topology,
-    routing_keys,
-    short_name,
-)
-from mqlab.topology.recorder import TopologyRecorder, Verification
+# Every name lives in one submodule and is listed once, in its __all__ (asyncio's pattern).
+from mqlab.topology import graph, recorder
+from mqlab.topology.graph import *  # noqa: F403
+from mqlab.topology.recorder import *  # noqa: F403
 
-__all__ = [
-    "DEFAULT_EXCHANGE",
-    "Binding",
-    "ExchangeSpec",
-    "QueueSpec",
-    "Topology",
-    "TopologyRecorder",
-    "Verification",
-    "routing_keys",
-    "short_name",
-]
+__all__ = graph.__all__ + recorder.__all__

@@ -14,7 +14,9 @@ them directly and a bus service wraps them unchanged; both pickle.
 
 from __future__ import annotations
 
-from mqlab.venue.margin import MarginExchange
-from mqlab.venue.spot import QUOTE_ASSETS, Latency, SimulatedExchange, split_symbol
+# Every name lives in one submodule and is listed once, in its __all__ (asyncio's pattern).
+from mqlab.venue import margin, spot
+from mqlab.venue.margin import *  # noqa: F403
+from mqlab.venue.spot import *  # noqa: F403
 
-__all__ = ["QUOTE_ASSETS", "Latency", "MarginExchange", "SimulatedExchange", "split_symbol"]
+__all__ = spot.__all__ + margin.__all__
