@@ -122,6 +122,16 @@ def _guess(path: Path, symbol: str | None, interval: str | None) -> tuple[str, s
     return symbol, interval
 
 
+def _data_file(path: Path, one: str, give: str) -> Path:
+    """``path`` if it is a file; else a DataError (a folder) or MissingDataError, each saying
+    what to give instead (``one`` file kind inside a folder, or ``give``)."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give the path of {one} inside it")
+    if not path.is_file():
+        raise MissingDataError(f"data file {path} not found; give {give}")
+    return path
+
+
 def iter_binance_csv(
     path: str | Path,
     *,
@@ -138,15 +148,12 @@ def iter_binance_csv(
     from 2025 on) are converted to milliseconds. A bad line raises :class:`DataError` when it
     is reached, and so does a file that turns out to hold no bars.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise DataError(f"{path} is a folder; give the path of one kline CSV (or .zip) inside it")
-    if not path.is_file():
-        raise MissingDataError(
-            f"data file {path} not found; give the path to a Binance kline CSV (from "
-            "https://data.binance.vision), or leave --data out to use the bundled synthetic "
-            f"sample {SAMPLE_DATA.name}"
-        )
+    path = _data_file(
+        Path(path),
+        "one kline CSV (or .zip)",
+        "the path to a Binance kline CSV (from https://data.binance.vision), or leave --data "
+        f"out to use the bundled synthetic sample {SAMPLE_DATA.name}",
+    )
     symbol, interval = _guess(path, symbol, interval)
     return _read(path, symbol, interval, platform, feed_latency_ms)
 
