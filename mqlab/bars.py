@@ -36,14 +36,14 @@ import numpy as np
 import pandas as pd
 
 from mqlab.events import INTERVAL_MS, Kline
-from mqlab.market import (
+from mqlab.market.binance_csv import (
     BINANCE_COLUMNS,
     DataError,
-    MissingDataError,
-    _gc_paused,
+    _data_file,
     _guess,
     load_binance_csv,
 )
+from mqlab.market.frames import _gc_paused
 from mqlab.venue import split_symbol
 
 __all__ = ["SAMPLE_STOCK", "Bars", "load_bars", "synthetic_daily_frame", "write_yahoo_csv"]
@@ -130,14 +130,12 @@ def load_bars(
     if isinstance(source, pd.DataFrame):
         name = symbol or "ASSET"
         return _finish(_from_frame(source, "DataFrame", "row"), name, interval, quote, platform)
-    path = Path(source)
-    if path.is_dir():
-        raise DataError(f"{path} is a folder; give the path of one data file inside it")
-    if not path.is_file():
-        raise MissingDataError(
-            f"data file {path} not found; give a CSV (Binance klines, or with a header such as "
-            "Date,Open,High,Low,Close,Volume), a .parquet file, or leave --data out"
-        )
+    path = _data_file(
+        Path(source),
+        "one data file",
+        "a CSV (Binance klines, or with a header such as Date,Open,High,Low,Close,Volume), "
+        "a .parquet file, or leave --data out",
+    )
     head = path.read_bytes()[:8192] if path.stat().st_size else b""
     if not head:
         raise DataError(

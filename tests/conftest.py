@@ -11,10 +11,14 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractRobustConnection
 
 os.environ.setdefault("LAB_QUICK", "1")
 # Tests must never pick up a learner's broker by accident; those that want one ask for it.
@@ -69,6 +73,18 @@ def amqp_url(request: pytest.FixtureRequest) -> str:
         request.node.add_marker(pytest.mark.rabbitmq)
         return request.getfixturevalue("rabbitmq_url")
     return request.getfixturevalue("embedded_url")
+
+
+@pytest.fixture
+async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
+    """A robust aio-pika connection to the broker under test (both brokers, via ``amqp_url``)."""
+    import aio_pika  # here, not at the top: most tests never touch a broker
+
+    conn = await aio_pika.connect_robust(amqp_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

@@ -54,6 +54,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "mqlab.connection",
             "mqlab.bus",
+            "mqlab.delivery",
             "mqlab.topology",
             "mqlab.patterns",
             "mqlab.faults",

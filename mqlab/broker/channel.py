@@ -18,7 +18,8 @@ from pamqp import commands as spec
 
 from mqlab.broker.errors import ChannelException, ConnectionException
 from mqlab.broker.frames import unchecked
-from mqlab.broker.queue import Consumer, Message, Queue, QueuedMessage, parse_expiration
+from mqlab.broker.message import Message, QueuedMessage, parse_expiration
+from mqlab.broker.queue import Consumer, Queue
 
 if TYPE_CHECKING:
     from pamqp.base import Frame
@@ -40,7 +41,7 @@ class BrokerSettings(Protocol):
 
 
 class ChannelOwner(Protocol):
-    """What a channel needs of its connection (:class:`mqlab.broker.server.Connection`): a
+    """What a channel needs of its connection (:class:`mqlab.broker.connection.Connection`): a
     Protocol, so the channel and the server do not import each other."""
 
     OUT_LIMIT: int

@@ -21,18 +21,23 @@ What happens to a message in a queue, in the order RabbitMQ does it:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pamqp.header import ContentHeader
-
+from mqlab.broker.arguments import QUEUE_ARGUMENTS, parse_arguments
 from mqlab.broker.errors import ChannelException
+from mqlab.broker.message import (
+    FifoReady,
+    Message,
+    PriorityReady,
+    QueuedMessage,
+    parse_expiration,
+)
 
 if TYPE_CHECKING:
     import asyncio
 
-    from pamqp.commands import Basic
 
 __all__ = [
     "QUEUE_ARGUMENTS",
@@ -45,174 +50,6 @@ __all__ = [
     "parse_arguments",
     "parse_expiration",
 ]
-
-
-def parse_expiration(value: str | None) -> int | None:
-    """The ``expiration`` property (milliseconds as a string) as an int; 406 if malformed."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bytes):
-        value = value.decode(errors="replace")
-    if not str(value).isdigit():
-        raise ChannelException(406, f"invalid expiration '{value}': {{error,no_integer}}")
-    return int(value)
-
-
-class Message:
-    """One published message, shared by every queue it was routed to.
-
-    ``header`` is the encoded content-header payload as received: it is re-sent unchanged on
-    delivery, and decoded again (by pamqp) only when someone asks for :attr:`properties`,
-    e.g. to dead-letter the message. Keeping the bytes instead of the decoded properties
-    halves the memory a queued message costs.
-    """
-
-    __slots__ = (
-        "body",
-        "exchange",
-        "header",
-        "persistent",
-        "priority",
-        "routing_key",
-        "size",
-        "ttl",
-    )
-
-    def __init__(
-        self,
-        exchange: str,
-        routing_key: str,
-        properties: Basic.Properties,
-        header: bytes,
-        body: bytes,
-        ttl: int | None = None,
-    ) -> None:
-        self.exchange = exchange
-        self.routing_key = routing_key
-        self.header = header
-        self.body = body
-        self.size = len(body)  # stays right when the body is paged out to the store
-        self.ttl = ttl  # per-message TTL in ms, from the ``expiration`` property
-        self.persistent = properties.delivery_mode == 2
-        self.priority = properties.priority or 0
-
-    def without_body(self) -> Message:
-        """A copy without the body, for a queue entry whose body waits in the store."""
-        stub = Message.__new__(Message)
-        for name in Message.__slots__:
-            setattr(stub, name, getattr(self, name))
-        stub.body = b""
-        return stub
-
-    def with_body(self, body: bytes) -> Message:
-        """A copy with ``body`` (read back from the store) in place."""
-        full = Message.__new__(Message)
-        for name in Message.__slots__:
-            setattr(full, name, getattr(self, name))
-        full.body = body
-        return full
-
-    @property
-    def properties(self) -> Basic.Properties:
-        """The message properties, decoded from :attr:`header` by pamqp."""
-        content = ContentHeader()
-        content.unmarshal(self.header)
-        return content.properties
-
-
-class QueuedMessage:
-    """A message's copy in one queue: its place in line, redelivered flag, expiry, store row.
-
-    ``seq`` is the order of arrival in the queue: a requeued message goes back in front of
-    every message with a larger one, so the queue reads in publish order again.
-    """
-
-    __slots__ = ("expires_at", "level", "message", "paged", "redelivered", "seq", "store_id")
-
-    def __init__(
-        self, message: Message, expires_at: float | None = None, seq: int = 0, level: int = 0
-    ) -> None:
-        self.message = message
-        self.redelivered = False
-        self.expires_at = expires_at
-        self.seq = seq
-        self.level = level  # priority, capped at the queue's x-max-priority
-        self.store_id: int | None = None
-        self.paged = False  # body only in the store (message is a body-less copy)
-
-
-class FifoReady(deque[QueuedMessage]):
-    """The ready messages of a plain queue: one line, in order of arrival."""
-
-    def restore(self, qm: QueuedMessage) -> None:
-        """Put a requeued message back where it was (by ``seq``)."""
-        _restore(self, qm)
-
-
-def _restore(line: deque[QueuedMessage], qm: QueuedMessage) -> None:
-    # The usual case, a requeue of the oldest messages, costs one appendleft: callers restore
-    # a batch newest first, so each one goes in front of the one restored before it.
-    if not line or qm.seq < line[0].seq:
-        line.appendleft(qm)
-        return
-    for i, other in enumerate(line):
-        if other.seq > qm.seq:
-            line.insert(i, qm)
-            return
-    line.append(qm)
-
-
-class PriorityReady:
-    """The ready messages of an ``x-max-priority`` queue: one line per priority, highest first.
-
-    It offers the part of the deque interface that :class:`Queue` uses.
-    """
-
-    def __init__(self, max_priority: int) -> None:
-        self.lines = [deque[QueuedMessage]() for _ in range(max_priority + 1)]
-        self.count = 0
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __bool__(self) -> bool:
-        return self.count > 0
-
-    def __iter__(self) -> Iterator[QueuedMessage]:
-        for line in reversed(self.lines):
-            yield from line
-
-    def __getitem__(self, index: int) -> QueuedMessage:
-        if index != 0:
-            raise IndexError("only the head of a priority queue can be looked at")
-        for line in reversed(self.lines):
-            if line:
-                return line[0]
-        raise IndexError("empty queue")
-
-    def append(self, qm: QueuedMessage) -> None:
-        self.lines[qm.level].append(qm)
-        self.count += 1
-
-    def __reversed__(self) -> Iterator[QueuedMessage]:
-        for line in self.lines:
-            yield from reversed(line)
-
-    def popleft(self) -> QueuedMessage:
-        for line in reversed(self.lines):
-            if line:
-                self.count -= 1
-                return line.popleft()
-        raise IndexError("pop from an empty queue")
-
-    def restore(self, qm: QueuedMessage) -> None:
-        _restore(self.lines[qm.level], qm)
-        self.count += 1
-
-    def clear(self) -> None:
-        for line in self.lines:
-            line.clear()
-        self.count = 0
 
 
 class ConsumerChannel(Protocol):
@@ -253,121 +90,6 @@ class Consumer:
         if not self.no_ack and self.prefetch and self.unacked >= self.prefetch:
             return False
         return self.channel.can_deliver()
-
-
-# Arguments RabbitMQ compares when a queue is declared again (with their default).
-QUEUE_ARGUMENTS: dict[str, Any] = {
-    "x-message-ttl": None,
-    "x-expires": None,
-    "x-dead-letter-exchange": None,
-    "x-dead-letter-routing-key": None,
-    "x-max-length": None,
-    "x-max-length-bytes": None,
-    "x-overflow": None,
-    "x-queue-type": "classic",
-    "x-max-priority": None,
-    "x-single-active-consumer": None,
-}
-QUEUE_TYPES = ("classic", "quorum")
-_OVERFLOW = ("drop-head", "reject-publish", "reject-publish-dlx")
-
-
-def parse_arguments(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate queue arguments like RabbitMQ (406 on a bad value); return the known ones."""
-
-    def bad(key: str, why: str) -> ChannelException:
-        return ChannelException(406, f"invalid arg '{key}' for queue '{name}' in vhost '/': {why}")
-
-    out: dict[str, Any] = {}
-    for key in ("x-message-ttl", "x-max-length", "x-max-length-bytes", "x-expires"):
-        if key in args:
-            value = args[key]
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise bad(key, f"{{unacceptable_type,{value!r}}}")
-            if value < (1 if key == "x-expires" else 0):
-                raise bad(key, f"{{value_negative,{value}}}")
-            out[key] = value
-    for key in ("x-dead-letter-exchange", "x-dead-letter-routing-key"):
-        if key in args:
-            value = args[key]
-            if isinstance(value, bytes):
-                value = value.decode()
-            if not isinstance(value, str):
-                raise bad(key, f"{{unacceptable_type,{value!r}}}")
-            out[key] = value
-    if "x-dead-letter-routing-key" in out and "x-dead-letter-exchange" not in out:
-        raise bad("x-dead-letter-routing-key", "x-dead-letter-exchange is required")
-    overflow = args.get("x-overflow", "drop-head")
-    if overflow not in _OVERFLOW:
-        raise bad("x-overflow", f"{{unacceptable_value,{overflow!r}}}")
-    out["x-overflow"] = overflow
-    kind = args.get("x-queue-type", "classic")
-    if isinstance(kind, bytes):
-        kind = kind.decode(errors="replace")
-    if kind == "stream":  # RabbitMQ has them; their offset-based consuming is another protocol
-        raise bad("x-queue-type", '"stream queues are not supported by the embedded broker"')
-    if kind not in QUEUE_TYPES:
-        raise bad("x-queue-type", f"\"unsupported queue type '{kind}'\"")
-    out["x-queue-type"] = kind
-    if "x-max-priority" in args:
-        value = args["x-max-priority"]
-        if kind == "quorum":
-            raise ChannelException(
-                406,
-                f"invalid arg 'x-max-priority' for queue '{name}' in vhost '/' of queue type "
-                "rabbit_quorum_queue",
-            )
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("x-max-priority", f'"expected integer, got {_amqp_type(value)}"')
-        if value < 0:
-            raise bad("x-max-priority", f"{{value_negative,{value}}}")
-        if value > 255:
-            raise bad("x-max-priority", f"{{max_value_exceeded,{value}}}")
-        out["x-max-priority"] = value
-    if "x-single-active-consumer" in args:
-        value = args["x-single-active-consumer"]
-        if not isinstance(value, bool):
-            raise bad("x-single-active-consumer", f"{{unacceptable_type,{_amqp_type(value)}}}")
-        out["x-single-active-consumer"] = value
-    return out
-
-
-def _amqp_type(value: Any) -> str:
-    """RabbitMQ's name for the field-table type pamqp encodes ``value`` as."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        for bits, name in ((8, "byte"), (16, "short"), (32, "signedint")):
-            if -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-                return name
-        return "long"
-    names = {str: "longstr", bytes: "longstr", float: "float", dict: "table", list: "array"}
-    return names.get(type(value), type(value).__name__)
-
-
-def inequivalent(kind: str, name: str, arg: str, new: Any, old: Any) -> ChannelException:
-    """406 for a redeclare whose ``arg`` differs, worded as RabbitMQ words it.
-
-    ``new``/``old`` are None when the argument is absent; RabbitMQ then shows the other side
-    with its type: "received none but current is the value 'quorum' of type 'longstr'".
-    """
-
-    def show(value: Any) -> str:
-        return "true" if value is True else "false" if value is False else str(value)
-
-    sides: tuple[str, ...]
-    if new is not None and old is not None:
-        sides = f"'{show(new)}'", f"'{show(old)}'"
-    else:
-        sides = tuple(
-            "none" if v is None else f"the value '{show(v)}' of type '{_amqp_type(v)}'"
-            for v in (new, old)
-        )
-    return ChannelException(
-        406,
-        f"inequivalent arg '{arg}' for {kind} '{name}' in vhost '/': "
-        f"received {sides[0]} but current is {sides[1]}",
-    )
 
 
 class Queue:

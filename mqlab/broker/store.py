@@ -19,7 +19,8 @@ from pamqp import decode, encode, header
 
 from mqlab.broker.errors import ChannelException
 from mqlab.broker.exchange import Exchange
-from mqlab.broker.queue import Message, Queue, QueueHost, parse_expiration
+from mqlab.broker.message import Message, parse_expiration
+from mqlab.broker.queue import Queue, QueueHost
 from mqlab.routing import Binding
 
 __all__ = ["Store", "Tables"]

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from pamqp import commands, header
 
+from mqlab.broker.arguments import QUEUE_ARGUMENTS, inequivalent
 from mqlab.broker.errors import ChannelException, ConnectionException
 from mqlab.broker.exchange import PREDECLARED, Exchange
 from mqlab.broker.frames import header_payload
-from mqlab.broker.queue import QUEUE_ARGUMENTS, Message, Queue, QueuedMessage, inequivalent
+from mqlab.broker.message import Message, QueuedMessage
+from mqlab.broker.queue import Queue
 from mqlab.routing import EXCHANGE_TYPES, Binding
 
 if TYPE_CHECKING:

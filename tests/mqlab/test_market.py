@@ -19,7 +19,6 @@ from mqlab.market import (
     SAMPLE_DATA,
     DataError,
     MissingDataError,
-    _bulk,
     frame_to_klines,
     iter_binance_csv,
     iter_frame_klines,
@@ -30,6 +29,7 @@ from mqlab.market import (
     synthetic_klines,
     write_binance_csv,
 )
+from mqlab.market.frames import _bulk
 
 ROW = "1704067200000,42000.00,42010.00,41990.00,42005.00,1.5,1704067259999,63000.1,12,0.7,29400,0"
 

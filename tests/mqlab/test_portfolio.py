@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal as D
 
 import numpy as np
@@ -121,10 +122,9 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
-@given(steps=steps)
-def test_books_always_balance(steps: list[tuple[bool, str, D, D]]) -> None:
-    p = Portfolio(1000)
+def _replay(p: Portfolio, steps: list[tuple[bool, str, D, D]]) -> Iterator[tuple[bool, D]]:
+    """Apply each step (a fill, or a mark at a price) to ``p``; after each, yield whether it
+    was a fill and cash plus every position at its latest price, computed here exactly."""
     last: dict[str, D] = {}
     for n, (is_fill, symbol, qty, price) in enumerate(steps):
         if is_fill:
@@ -134,8 +134,15 @@ def test_books_always_balance(steps: list[tuple[bool, str, D, D]]) -> None:
         else:
             p.on_market(mark(str(price), n, symbol))
             last[symbol] = price
-            # the curve's point is cash plus every position at its latest price, exactly
-            marked = p.cash + sum((q * last[s] for s, q in p.positions.items()), D(0))
+        yield is_fill, p.cash + sum((q * last[s] for s, q in p.positions.items()), D(0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=steps)
+def test_books_always_balance(steps: list[tuple[bool, str, D, D]]) -> None:
+    p = Portfolio(1000)
+    for is_fill, marked in _replay(p, steps):
+        if not is_fill:  # the curve's point is cash plus every position at its latest price
             assert p.equity_curve().iloc[-1] == float(marked)
         assert balanced(p)
 
@@ -146,17 +153,10 @@ def test_every_point_of_the_curve_is_exact(steps: list[tuple[bool, str, D, D]]) 
     """Points are computed when asked for, from the marks and the books after each fill: each
     must equal cash plus every position at its latest price when it was marked, exactly."""
     p = Portfolio(1000)
-    last: dict[str, D] = {}
     want: list[D] = []
-    for n, (is_fill, symbol, qty, price) in enumerate(steps):
-        if is_fill:
-            side = Side.BUY if n % 3 else Side.SELL
-            p.on_fill(fill(n, side, str(qty), str(price), fee=str(qty / 1000), symbol=symbol))
-            last.setdefault(symbol, price)
-        else:
-            p.on_market(mark(str(price), n, symbol))
-            last[symbol] = price
-            want.append(p.cash + sum((q * last[s] for s, q in p.positions.items()), D(0)))
+    for n, (is_fill, marked) in enumerate(_replay(p, steps)):
+        if not is_fill:
+            want.append(marked)
         if n % 4 == 0:  # asked for midway too: the cache must not go stale
             assert p._values() == want
     assert p._values() == want

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractRobustConnection, ExchangeType
+from aio_pika.abc import ExchangeType
 
 from mqlab.patterns import unique
 from mqlab.topology import (
@@ -17,15 +15,6 @@ from mqlab.topology import (
     routing_keys,
     short_name,
 )
-
-
-@pytest.fixture
-async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    conn = await aio_pika.connect_robust(amqp_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def _declare(rec: TopologyRecorder) -> tuple[str, str, str]:
