@@ -1,13 +1,16 @@
-"""A short paper session against the local fake server, replayed: for chapter 10 and tests.
+"""A short paper session on a live stream, replayed: for chapter 10 and tests.
 
-:func:`paper_demo` starts a :class:`~mqlab.live.fakeserver.FakeBinanceServer` playing
-SYNTHETIC time-lapse bars (with a book snapshot after each) and a disconnect, a malformed
-frame and a burst in the middle, paper-trades an SMA crossover on it through
-:class:`~mqlab.live.paper.PaperSession`, records the session, replays the file through the
-backtest (:func:`~mqlab.live.replay.replay_session`), and returns both equity curves, plus
-the backtest of the same data as it would have arrived with no faults. Use ``await
-paper_demo()`` in a notebook (its loop is already running) and :func:`run_paper_demo` in a
-script.
+By default (``endpoint=None``) :func:`paper_demo` starts a
+:class:`~mqlab.live.fakeserver.FakeBinanceServer` playing SYNTHETIC time-lapse bars (with a
+book snapshot after each) and a disconnect, a malformed frame and a burst in the middle, so it
+needs no network. Given a real endpoint (:data:`~mqlab.live.binance.BINANCE_STREAM_URL`) it
+listens to Binance's public stream instead, until ``bars`` candles have closed. Either way it
+paper-trades an SMA crossover through :class:`~mqlab.live.paper.PaperSession`, records the
+session, replays the file through the backtest (:func:`~mqlab.live.replay.replay_session`),
+and returns the equity curves, plus a backtest of the same data: for the local server, the
+script's bars as they would have arrived with no faults; for a real endpoint, the events the
+session recorded. Use ``await paper_demo()`` in a notebook (its loop is already running) and
+:func:`run_paper_demo` in a script.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -31,7 +34,11 @@ from mqlab.live.source import Backoff, BinanceSource
 from mqlab.portfolio import Portfolio
 from mqlab.strategies import SmaCross
 
-__all__ = ["LiveDemo", "events_from_script", "paper_demo", "run_paper_demo"]
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["LiveDemo", "events_from_script", "paper_demo", "plot_live", "run_paper_demo"]
 
 
 @dataclass
@@ -41,7 +48,7 @@ class LiveDemo:
     #: Equity (USDT) after each market event, indexed by the events' time (UTC).
     live: pd.Series
     replay: pd.Series
-    backtest: pd.Series  # the same bars and books with no faults, straight through Backtest
+    backtest: pd.Series  # the same data straight through Backtest (see the module docstring)
     live_summary: dict[str, Any]
     replay_summary: dict[str, Any]
     identical: bool  # the replay reproduced the live orders, fills and PnL exactly
@@ -50,7 +57,35 @@ class LiveDemo:
     session: Path  # the session file written
     fills: int = 0
     reconnects: int = 0
+    #: Where the stream came from, as a label for tables and plots.
+    source: str = "local fake server (SYNTHETIC time-lapse data)"
+    #: What the backtest curve ran on, as a label.
+    backtest_label: str = "backtest of the same bars, no faults"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def comparison(self) -> pd.DataFrame:
+        """The live run's recorded summary beside the replay's, key by key, and whether each is
+        equal (money as exact strings, the fills as a SHA-256 of their JSON)."""
+        keys = list(dict.fromkeys([*self.live_summary, *self.replay_summary]))
+
+        def shown(value: Any) -> Any:  # a digest's head is enough to read; equality uses it all
+            return value[:16] + "…" if isinstance(value, str) and len(value) > 40 else value
+
+        rows = [
+            (k, shown(self.live_summary.get(k)), shown(self.replay_summary.get(k)),
+             self.live_summary.get(k) == self.replay_summary.get(k))
+            for k in keys
+        ]  # fmt: skip
+        frame = pd.DataFrame(rows, columns=["", "live (recorded)", "replay", "equal"])
+        return frame.set_index("")
+
+    def first_divergence(self) -> pd.Timestamp | None:
+        """The first time (UTC) the backtest's equity differs from the live session's, at the
+        live session's event times (the last value at each), or None if it never does."""
+        live = self.live.groupby(level=0).last()
+        backtest = self.backtest.groupby(level=0).last().reindex(live.index)
+        apart = (backtest != live).to_numpy()
+        return live.index[int(apart.argmax())] if apart.any() else None
 
 
 def events_from_script(script: list[Step], subscription: Subscription) -> list[MarketEvent]:
@@ -67,6 +102,9 @@ def events_from_script(script: list[Step], subscription: Subscription) -> list[M
 async def paper_demo(
     bars: int = 240,
     *,
+    endpoint: str | None = None,
+    symbol: str = "BTCUSDT",
+    interval: str = "1s",
     fast: int = 5,
     slow: int = 20,
     qty: Decimal | str = "0.1",
@@ -82,9 +120,19 @@ async def paper_demo(
     seed: int = 7,
     record: str | Path | None = None,
 ) -> LiveDemo:
-    """Paper-trade SmaCross(fast, slow, qty) on ``bars`` synthetic bars from the local server,
-    then replay the session file; see the module docstring. ``pace``: seconds per frame;
-    ``latency_ms`` + up to ``jitter_ms``: the venue's simulated order latency."""
+    """Paper-trade SmaCross(fast, slow, qty) on ``bars`` bars, then replay the session file;
+    see the module docstring. ``endpoint``: None for the local server (its bars are 1m,
+    SYNTHETIC, and the fault options apply), or a Binance-format websocket URL, where
+    ``symbol`` and ``interval`` are streamed (``1s``: a bar a second). ``pace``: the local
+    server's seconds per frame; ``latency_ms`` + up to ``jitter_ms``: the venue's simulated
+    order latency."""
+    if record is None:
+        record = Path(tempfile.mkdtemp(prefix="mqlab-paper-")) / "session.jsonl"
+    if endpoint is not None:
+        return await _real_demo(
+            endpoint, symbol, interval, bars, fast=fast, slow=slow, qty=qty, cash=cash,
+            fee=fee, latency_ms=latency_ms, jitter_ms=jitter_ms, record=Path(record),
+        )  # fmt: skip
     klines = time_lapse_klines(bars, seed=seed)
     subscription = Subscription(("BTCUSDT",), klines[0].interval, book="depth5")
     script = session_script(
@@ -95,8 +143,6 @@ async def paper_demo(
         malformed_at=malformed_at,
         burst_at=burst_at,
     )
-    if record is None:
-        record = Path(tempfile.mkdtemp(prefix="mqlab-paper-")) / "session.jsonl"
     meta = {
         "symbol": "BTCUSDT",
         "interval": subscription.interval,
@@ -140,6 +186,88 @@ async def paper_demo(
     )
 
 
+async def _real_demo(
+    endpoint: str,
+    symbol: str,
+    interval: str,
+    bars: int,
+    *,
+    fast: int,
+    slow: int,
+    qty: Decimal | str,
+    cash: Decimal | str,
+    fee: Decimal | str,
+    latency_ms: int,
+    jitter_ms: int,
+    record: Path,
+) -> LiveDemo:
+    """:func:`paper_demo` on a real endpoint: ``bars`` closed candles of ``symbol``."""
+    subscription = Subscription((symbol,), interval, book="depth5")
+    meta = {
+        "symbol": subscription.symbols[0],
+        "interval": interval,
+        "streams": subscription.streams(),
+        "endpoint": endpoint,
+        "strategy": "sma_cross",
+        "params": {"fast": fast, "slow": slow, "qty": str(qty)},
+        "cash": str(cash),
+        "fee": str(fee),
+        "latency_ms": latency_ms,
+        "jitter_ms": jitter_ms,
+    }
+    source = BinanceSource(subscription, endpoint=endpoint)
+    session = PaperSession(SmaCross(fast, slow, qty), source, meta, record=record)
+    live = await session.run(max_bars=bars)
+    replay = replay_session(record)
+    # The stream has no "clean" copy to compare with: the backtest runs on what was recorded,
+    # filled at once (no order latency).
+    backtest = Backtest(
+        SmaCross(fast, slow, qty),
+        replay.session.events,
+        exchange=make_venue({**meta, "latency_ms": 0, "jitter_ms": 0}),
+        portfolio=Portfolio(cash),
+    ).run()
+    return LiveDemo(
+        live=live.portfolio.equity_curve(),
+        replay=replay.result.portfolio.equity_curve(),
+        backtest=backtest.portfolio.equity_curve(),
+        live_summary=replay.session.summary or {},
+        replay_summary=replay.summary,
+        identical=replay.identical,
+        differences=replay.differences,
+        notices=replay.session.notices,
+        session=record,
+        fills=len(live.fills),
+        reconnects=source.reconnects,
+        source=f"{endpoint} ({subscription.symbols[0]} {interval})",
+        backtest_label="backtest of the recorded events, no order latency",
+    )
+
+
 def run_paper_demo(**options: Any) -> LiveDemo:
     """:func:`paper_demo` from synchronous code (not inside a running event loop)."""
     return asyncio.run(paper_demo(**options))
+
+
+def plot_live(demo: LiveDemo, path: str | Path | None = None) -> Axes:
+    """The three equity curves of :func:`paper_demo` on one axis (USDT over UTC time): the
+    backtest, the live paper session (模拟盘) and its replay (回放), dashed so that the live
+    curve shows through where they coincide; saved as a PNG if ``path`` is given."""
+    from mqlab.backtest import plot_equity
+
+    same = "the replay retraces the live curve" if demo.identical else "the replay DIFFERS"
+    ax = plot_equity(
+        {
+            demo.backtest_label: demo.backtest,
+            f"paper session, live stream: {demo.source}": demo.live,
+            "replay of the session file": demo.replay,
+        },
+        title=f"Equity, SMA crossover: backtest, live paper session, replay ({same})",
+    )
+    ax.lines[0].set_alpha(0.6)
+    ax.lines[2].set_linestyle("--")
+    ax.lines[2].set_linewidth(2.0)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        cast("Figure", ax.figure).savefig(path, dpi=110, bbox_inches="tight")
+    return ax
