@@ -301,6 +301,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bars", type=int, default=None, help="stop after N closed bars")
     parser.add_argument("--minutes", type=float, default=None, help="stop after N minutes")
     parser.add_argument("--retries", type=int, default=8, help="connection attempts (8)")
+    parser.add_argument(
+        "--first-data-timeout", type=float, default=30.0, metavar="SECONDS",
+        help="give up if no market data arrives this long after connecting (30): the usual "
+        "sign of a symbol the venue does not list",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
         "--ccxt", default=None, metavar="EXCHANGE",
@@ -348,6 +353,7 @@ def run(args: argparse.Namespace) -> int:
                 endpoint=args.endpoint,
                 in_progress=args.in_progress,
                 backoff=Backoff(attempts=args.retries),
+                first_data_timeout=args.first_data_timeout,
             )
             streams = subscription.streams()
         else:
