@@ -16,9 +16,10 @@ function of the events and their arrival times, which the session file
 (:mod:`mqlab.live.record`) keeps; :mod:`mqlab.live.replay` feeds them to the ordinary backtest
 and gets the same fills and PnL, exactly.
 
-In process only: the services-over-the-bus version (``--url`` / ``--processes``) is not
-built yet. CLI: ``python -m mqlab paper --symbol BTCUSDT --interval 1m --strategy sma_cross``
-(``--endpoint ws://127.0.0.1:9443`` for the local server of :mod:`mqlab.live.fakeserver`).
+This is the in-process session; ``--url`` / ``--processes`` run it as services over the bus
+instead (:mod:`mqlab.live.bus`). CLI: ``python -m mqlab paper --symbol BTCUSDT --interval 1m
+--strategy sma_cross`` (``--endpoint ws://127.0.0.1:9443`` for the local server of
+:mod:`mqlab.live.fakeserver`).
 """
 
 from __future__ import annotations
@@ -308,6 +309,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
+        "--url", default=None,
+        help="run the market, strategy and venue as services on the broker at URL (amqp://...), "
+        "free-running; without it, everything runs in this process on the engine directly",
+    )  # fmt: skip
+    parser.add_argument(
+        "--processes", action="store_true",
+        help="over the bus, one OS process per service (the embedded broker if no --url)",
+    )  # fmt: skip
+    parser.add_argument(
         "--ccxt", default=None, metavar="EXCHANGE",
         help="stream klines through ccxt from EXCHANGE (okx, bybit, ...; needs the optional "
         "'live' extra); --symbol then reads BASE/QUOTE, e.g. BTC/USDT",
@@ -377,6 +387,15 @@ def run(args: argparse.Namespace) -> int:
         "latency_ms": args.latency_ms,
         "started": wall_ms(),
     }
+    if args.url is not None or args.processes:
+        if args.ccxt is not None:
+            print("error: --ccxt runs in process only; leave out --url and --processes",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        from mqlab.live.bus_cli import run_over_bus
+
+        assert isinstance(source, BinanceSource)
+        return run_over_bus(args, strategy, source, meta, record)
     tty = sys.stderr.isatty()
 
     def show(text: str) -> None:
