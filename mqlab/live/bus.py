@@ -75,6 +75,7 @@ __all__ = [
     "LiveMarketService",
     "LiveStrategyHost",
     "LiveVenueService",
+    "overtaken",
     "replay_bus_session",
     "run_bus_session",
 ]
@@ -129,6 +130,11 @@ class LiveMarketService:
         if self._task is not None:
             self._task.cancel()
 
+    async def _watch(self, stop_when: Callable[[], bool]) -> None:
+        while not stop_when():
+            await asyncio.sleep(0.05)
+        self.stop()
+
     async def _flush_notices(self, bus: Bus) -> None:
         while self._notices:
             text = self._notices.pop(0)
@@ -149,16 +155,26 @@ class LiveMarketService:
                 return
 
     async def run(
-        self, *, max_bars: int | None = None, seconds: float | None = None, wait: float = 60.0
+        self,
+        *,
+        max_bars: int | None = None,
+        seconds: float | None = None,
+        stop_when: Callable[[], bool] | None = None,
+        wait: float = 60.0,
     ) -> None:
+        """Publish until ``max_bars`` bars, ``seconds``, ``stop_when()`` (polled, for a stream
+        that went quiet) or :meth:`stop`; then publish the end message."""
         deadline = None if seconds is None else time.monotonic() + seconds
         async with Bus(self.url, prefix=self.prefix) as bus:
             await bus.wait_for_consumers(QUEUES, timeout=wait)
             self._task = asyncio.ensure_future(self._publish_all(bus, max_bars, deadline))
+            watcher = None if stop_when is None else asyncio.ensure_future(self._watch(stop_when))
             try:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
             finally:
+                if watcher is not None:
+                    watcher.cancel()
                 self.source.close()
                 await self._flush_notices(bus)
                 await bus.publish("market", END_KEY, b"{}", message_id=f"end-{self.prefix}")
@@ -372,6 +388,25 @@ class LiveVenueService:
         self.done.set()
 
 
+def overtaken(session: Session) -> list[int]:
+    """For each order of a bus session file, how many market events it could not trade on
+    although the venue handled them after it: they were stamped (``ts``) before the order
+    reached the venue, so they quote prices from before its arrival (no look-ahead either
+    way). In process, with no latency, this is always 0; over the bus, the hops add it."""
+    out: list[int] = []
+    arrivals: list[int] = []  # of the orders so far, to count for
+    for kind, i in session.sequence:
+        if kind == "order":
+            arrivals.append(session.orders[i][0])
+            out.append(0)
+            continue
+        ts = session.events[i].ts
+        for j, arrival in enumerate(arrivals):
+            if ts < arrival:
+                out[j] += 1
+    return out
+
+
 def bus_summary(
     events: int,
     orders: list[Order | Cancel],
@@ -466,6 +501,7 @@ async def run_bus_session(
     seconds: float | None = None,
     status: Callable[[str], None] | None = None,
     on_market: Callable[[LiveMarketService], None] | None = None,
+    stop_when: Callable[[], bool] | None = None,
 ) -> BusPaperResult:
     """The three services in this process, on the broker at ``url``; their queues and
     exchanges (``prefix``, unique by default) are deleted at the end."""
@@ -478,7 +514,7 @@ async def run_bus_session(
     venue_task = asyncio.ensure_future(venue.run())
     host_task = asyncio.ensure_future(host.run())
     try:
-        await market.run(max_bars=max_bars, seconds=seconds)
+        await market.run(max_bars=max_bars, seconds=seconds, stop_when=stop_when)
         result = await venue_task
         await host_task
     finally:

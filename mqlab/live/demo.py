@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pandas as pd
 
 from mqlab.backtest import Backtest
-from mqlab.events import MarketEvent
+from mqlab.events import Fill, MarketEvent
 from mqlab.live.binance import StreamParser, Subscription, events_only
 from mqlab.live.fakeserver import FakeBinanceServer, Frame, Step, session_script, time_lapse_klines
 from mqlab.live.paper import PaperSession, make_venue
@@ -38,7 +38,16 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["LiveDemo", "events_from_script", "paper_demo", "plot_live", "run_paper_demo"]
+__all__ = [
+    "LiveDemo",
+    "bus_paper_demo",
+    "events_from_script",
+    "live_comparison",
+    "paper_demo",
+    "plot_live",
+    "run_paper_demo",
+    "same_fills",
+]
 
 
 @dataclass
@@ -62,6 +71,8 @@ class LiveDemo:
     #: What the backtest curve ran on, as a label.
     backtest_label: str = "backtest of the same bars, no faults"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Each fill as (order id, side, qty, price, fee): what was traded, without its times.
+    executions: list[tuple[str, str, Decimal, Decimal, Decimal]] = field(default_factory=list)
 
     def comparison(self) -> pd.DataFrame:
         """The live run's recorded summary beside the replay's, key by key, and whether each is
@@ -86,6 +97,10 @@ class LiveDemo:
         backtest = self.backtest.groupby(level=0).last().reindex(live.index)
         apart = (backtest != live).to_numpy()
         return live.index[int(apart.argmax())] if apart.any() else None
+
+
+def _executions(fills: list[Fill]) -> list[tuple[str, str, Decimal, Decimal, Decimal]]:
+    return [(f.order_id, str(f.side), f.qty, f.price, f.fee) for f in fills]
 
 
 def events_from_script(script: list[Step], subscription: Subscription) -> list[MarketEvent]:
@@ -183,6 +198,8 @@ async def paper_demo(
         session=Path(record),
         fills=len(live.fills),
         reconnects=source.reconnects,
+        executions=_executions(live.fills),
+        extra={"latencies_ms": [x * 1e3 for x in session.latencies]},
     )
 
 
@@ -240,6 +257,8 @@ async def _real_demo(
         fills=len(live.fills),
         reconnects=source.reconnects,
         source=f"{endpoint} ({subscription.symbols[0]} {interval})",
+        executions=_executions(live.fills),
+        extra={"latencies_ms": [x * 1e3 for x in session.latencies]},
         backtest_label="backtest of the recorded events, no order latency",
     )
 
@@ -249,24 +268,140 @@ def run_paper_demo(**options: Any) -> LiveDemo:
     return asyncio.run(paper_demo(**options))
 
 
-def plot_live(demo: LiveDemo, path: str | Path | None = None) -> Axes:
-    """The three equity curves of :func:`paper_demo` on one axis (USDT over UTC time): the
-    backtest, the live paper session (模拟盘) and its replay (回放), dashed so that the live
-    curve shows through where they coincide; saved as a PNG if ``path`` is given."""
+async def bus_paper_demo(
+    url: str,
+    bars: int = 240,
+    *,
+    fast: int = 5,
+    slow: int = 20,
+    qty: Decimal | str = "0.1",
+    cash: Decimal | str = "10000",
+    fee: Decimal | str = "0.001",
+    disconnect_at: int | None = 120,
+    lost_bars: int = 3,
+    malformed_at: int | None = 60,
+    burst_at: int | None = 180,
+    pace: float = 0.002,
+    seed: int = 7,
+    record: str | Path | None = None,
+) -> LiveDemo:
+    """:func:`paper_demo`'s local session (same bars, same faults), run as services over the
+    bus at ``url``, free-running (:mod:`mqlab.live.bus`), then its file replayed through the
+    engine. ``pace``: seconds per frame (a live stream is not instant; the bus takes some
+    milliseconds per hop). ``extra`` holds ``latencies_ms`` (event → order at the venue) and
+    ``overtaken`` (per order, the market events the venue handled after it but stamped before
+    it arrived: :func:`mqlab.live.bus.overtaken`)."""
+    from mqlab.live.bus import overtaken, replay_bus_session, run_bus_session
+
+    klines = time_lapse_klines(bars, seed=seed)
+    subscription = Subscription(("BTCUSDT",), klines[0].interval, book="depth5")
+    script = session_script(
+        klines,
+        book="depth5",
+        disconnect_at=disconnect_at,
+        lost_bars=lost_bars,
+        malformed_at=malformed_at,
+        burst_at=burst_at,
+    )
+    if record is None:
+        record = Path(tempfile.mkdtemp(prefix="mqlab-paper-")) / "bus-session.jsonl"
+    meta = {
+        "symbol": "BTCUSDT",
+        "interval": subscription.interval,
+        "streams": subscription.streams(),
+        "endpoint": "local fake server (SYNTHETIC time-lapse data)",
+        "strategy": "sma_cross",
+        "params": {"fast": fast, "slow": slow, "qty": str(qty)},
+        "cash": str(cash),
+        "fee": str(fee),
+        "latency_ms": 0,
+    }
+    async with FakeBinanceServer(script, pace=pace) as server:
+        source = BinanceSource(subscription, endpoint=server.url, backoff=Backoff(initial=0.05))
+        live = await run_bus_session(
+            url, SmaCross(fast, slow, qty), source, meta, record,
+            stop_when=lambda: server.exhausted.is_set() and source.parser.frames >= server.sent,
+        )  # fmt: skip
+    replay = replay_bus_session(record)
+    clean = events_from_script(session_script(klines, book="depth5"), subscription)
+    backtest = Backtest(
+        SmaCross(fast, slow, qty), clean, exchange=make_venue(meta), portfolio=Portfolio(cash)
+    ).run()
+    return LiveDemo(
+        live=live.equity_curve,
+        replay=replay.portfolio.equity_curve(),
+        backtest=backtest.portfolio.equity_curve(),
+        live_summary=replay.session.summary or {},
+        replay_summary=replay.summary,
+        identical=replay.identical,
+        differences=replay.differences,
+        notices=replay.session.notices,
+        session=Path(record),
+        fills=len(live.fills),
+        reconnects=source.reconnects,
+        source="local fake server (SYNTHETIC time-lapse data), over the bus",
+        executions=_executions(live.fills),
+        extra={"latencies_ms": live.latencies_ms, "overtaken": overtaken(replay.session)},
+    )
+
+
+def live_comparison(in_process: LiveDemo, over_bus: LiveDemo) -> pd.DataFrame:
+    """The two live sessions side by side: fills, final equity, whether each replay was
+    identical, the event → order latency and the market events orders could not trade on."""
+    from mqlab.live.bus import overtaken
+    from mqlab.live.record import read_session
+
+    def p50(demo: LiveDemo) -> str:
+        lat = sorted(demo.extra.get("latencies_ms", []))
+        return f"{lat[len(lat) // 2]:.3f}" if lat else "-"
+
+    rows = {
+        "fills": (in_process.fills, over_bus.fills),
+        "final equity (USDT)": (
+            in_process.live_summary.get("equity"),
+            over_bus.live_summary.get("equity"),
+        ),
+        "replay identical to the live run": (in_process.identical, over_bus.identical),
+        "event → order p50 (ms)": (p50(in_process), p50(over_bus)),
+        "market events orders could not trade on": tuple(
+            sum(overtaken(read_session(d.session))) for d in (in_process, over_bus)
+        ),
+    }
+    return pd.DataFrame(rows, index=["in process", "over the bus"]).T
+
+
+def same_fills(a: LiveDemo, b: LiveDemo) -> bool:
+    """Did two sessions fill the same orders, sides, quantities, prices and fees (their
+    times aside: two runs of a live stream never arrive at the same milliseconds)?"""
+    return a.executions == b.executions
+
+
+def plot_live(
+    demo: LiveDemo, path: str | Path | None = None, *, bus: LiveDemo | None = None
+) -> Axes:
+    """The equity curves of :func:`paper_demo` on one axis (USDT over UTC time): the backtest,
+    the live paper session (模拟盘) and its replay (回放), dashed so that the live curve shows
+    through where they coincide; with ``bus``, the session over the bus too. Saved as a PNG
+    if ``path`` is given."""
     from mqlab.backtest import plot_equity
 
+    curves = {
+        demo.backtest_label: demo.backtest,
+        f"paper session in process, live stream: {demo.source}": demo.live,
+    }
+    if bus is not None:
+        curves["paper session over the bus (free-running), same stream"] = bus.live
+    curves["replay of the in-process session file"] = demo.replay
     same = "the replay retraces the live curve" if demo.identical else "the replay DIFFERS"
-    ax = plot_equity(
-        {
-            demo.backtest_label: demo.backtest,
-            f"paper session, live stream: {demo.source}": demo.live,
-            "replay of the session file": demo.replay,
-        },
-        title=f"Equity, SMA crossover: backtest, live paper session, replay ({same})",
-    )
+    where = "in process and over the bus" if bus is not None else "live paper session"
+    ax = plot_equity(curves, title=f"Equity, SMA crossover: backtest, {where}, replay ({same})")
     ax.lines[0].set_alpha(0.6)
-    ax.lines[2].set_linestyle("--")
-    ax.lines[2].set_linewidth(2.0)
+    if bus is not None:
+        ax.lines[2].set_linestyle(":")
+        ax.lines[2].set_linewidth(2.0)
+    ax.lines[-1].set_linestyle("--")
+    ax.lines[-1].set_linewidth(2.0)
+    ax.legend(loc="best", fontsize="small")
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         cast("Figure", ax.figure).savefig(path, dpi=110, bbox_inches="tight")

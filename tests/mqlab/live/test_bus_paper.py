@@ -144,3 +144,22 @@ def test_cli_paper_unreachable_broker_is_one_line(tmp_path: Path) -> None:
     assert paper.returncode == 1
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: ") and str(port) in last, err
+
+
+def test_overtaken_counts_events_stamped_before_an_order_reached_the_venue() -> None:
+    from decimal import Decimal
+
+    from mqlab.events import Order, OrderType, Side
+    from mqlab.live.bus import overtaken
+    from mqlab.live.record import Session
+
+    bars = time_lapse_klines(4, start_ms=0)  # closes at 60_000, 120_000, ...
+    order = Order("s-1", "s", "binance", "BTCUSDT", Side.BUY, OrderType.MARKET,
+                  Decimal("0.1"), None, 60_000, 60_000)  # fmt: skip
+    session = Session(Path("x"), {}, events=list(bars), orders=[(150_000, order)])
+    # handled: bar 1, the order (arrived at 150 s), bars 2 (ts 120 s: before it), 3, 4
+    session.sequence = [("market", 0), ("order", 0), ("market", 1), ("market", 2),
+                        ("market", 3)]  # fmt: skip
+    assert overtaken(session) == [1]
+    session.orders = [(100_000, order)]
+    assert overtaken(session) == [0]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from mqlab.live.demo import paper_demo, plot_live
+from mqlab.live.demo import bus_paper_demo, live_comparison, paper_demo, plot_live, same_fills
 from mqlab.live.fakeserver import FakeBinanceServer, session_script, time_lapse_klines
 
 
@@ -58,3 +59,24 @@ async def test_plot_has_three_labelled_curves(tmp_path: Path) -> None:
         assert (tmp_path / "live.png").stat().st_size > 0
     finally:
         plt.close(ax.figure)
+
+
+async def test_bus_leg_of_the_chapter(embedded_url: str, tmp_path: Path) -> None:
+    demo = await paper_demo(120, disconnect_at=60, lost_bars=2, malformed_at=None,
+                            burst_at=None, record=tmp_path / "a.jsonl")  # fmt: skip
+    over_bus = await bus_paper_demo(embedded_url, 120, disconnect_at=60, lost_bars=2,
+                                    malformed_at=None, burst_at=None,
+                                    record=tmp_path / "b.jsonl")  # fmt: skip
+    assert over_bus.identical, over_bus.differences
+    assert over_bus.reconnects == 1 and over_bus.fills > 0
+    assert len(over_bus.extra["latencies_ms"]) == over_bus.live_summary["orders_sent"]
+    table = live_comparison(demo, over_bus)
+    assert list(table.columns) == ["in process", "over the bus"]
+    assert table.loc["fills", "over the bus"] == over_bus.fills
+    assert table.loc["replay identical to the live run"].all()
+    missed = table.loc["market events orders could not trade on", "over the bus"]
+    assert missed == sum(over_bus.extra["overtaken"])
+    # same_fills compares what was traded: equal to itself, unequal once a price moves
+    assert same_fills(demo, demo)
+    moved = [(*e[:3], e[3] + 1, e[4]) for e in demo.executions]
+    assert not same_fills(demo, replace(demo, executions=moved))
