@@ -12,7 +12,7 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "broker": ("mqlab.broker.cli", "run the embedded AMQP 0-9-1 broker"),
-    "backtest": ("mqlab.backtest", "run a strategy through the event-driven backtest"),
+    "backtest": ("mqlab.backtest_cli", "run a strategy through the event-driven backtest"),
     "paper": ("mqlab.live.paper", "paper-trade a strategy on a live (or local) Binance stream"),
     "fake-binance": ("mqlab.live.fakeserver", "a local server speaking Binance's stream format"),
     "pipeline": ("mqlab.pipeline", "run market -> strategy -> exchange -> portfolio over the bus"),

@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 
 from mqlab.events import INTERVAL_MS, Kline
-from mqlab.exchange import split_symbol
 from mqlab.market import (
     BINANCE_COLUMNS,
     DataError,
@@ -45,6 +44,7 @@ from mqlab.market import (
     _guess,
     load_binance_csv,
 )
+from mqlab.venue import split_symbol
 
 __all__ = ["SAMPLE_STOCK", "Bars", "load_bars", "synthetic_daily_frame", "write_yahoo_csv"]
 

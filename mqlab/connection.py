@@ -8,16 +8,22 @@ redeclares after a network blip). The broker is chosen in this order:
 3. an embedded :class:`mqlab.broker.BrokerThread` on 127.0.0.1, started once per process
    on a free port, so the chapters run with nothing installed.
 
-:func:`broker_url` answers the same question synchronously, for handing a URL to a
-subprocess (the pipeline's services) or printing it in a notebook.
+:func:`resolve_url` is the one place that makes this choice (and checks the URL); every
+command's ``--url`` goes through it. :func:`broker_url` is its plain-string form, for handing
+a URL to a subprocess or printing it in a notebook. :func:`connect_errors` is the one place
+that turns a failed first connect into an error that names the masked URL and the fix.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import logging
 import os
 import re
 import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,12 +34,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENV_URL",
+    "BrokerURL",
     "BrokerUnavailableError",
     "InvalidURLError",
+    "NoBrokerError",
     "broker_url",
     "connect",
+    "connect_errors",
     "embedded_broker",
     "mask_url",
+    "resolve_url",
+    "running_embedded_broker",
     "url_problem",
     "validate_url",
 ]
@@ -50,6 +61,10 @@ class BrokerUnavailableError(ConnectionError):
 
 class InvalidURLError(ValueError):
     """The AMQP URL is malformed (the message says how, in one line)."""
+
+
+class NoBrokerError(LookupError):
+    """No URL was given and there is no embedded broker to fall back on."""
 
 
 _URL_SHAPE = "amqp://user:password@host:port/vhost"
@@ -118,47 +133,142 @@ def embedded_broker() -> BrokerThread:
         return _embedded
 
 
+def running_embedded_broker(url: str | None = None) -> BrokerThread | None:
+    """The process-wide embedded broker if it runs (and serves ``url``, when given); never
+    starts one."""
+    broker = _embedded
+    if broker is None or not broker.running or (url is not None and broker.url != url):
+        return None
+    return broker
+
+
+def _embedded_url() -> str:
+    return embedded_broker().url
+
+
+EMBEDDED = "the embedded broker"
+
+
+@dataclass(frozen=True)
+class BrokerURL:
+    """A broker URL and where it came from (for error messages that say what to fix)."""
+
+    url: str
+    #: ``the url argument`` (or ``--url``), ``$MQLAB_AMQP_URL``, ``the embedded broker``, or
+    #: empty when the caller does not know.
+    source: str
+
+    @property
+    def explicit(self) -> bool:
+        """Chosen by the user (argument or environment), not the embedded fallback."""
+        return self.source != EMBEDDED
+
+    @property
+    def fix(self) -> str:
+        """What to do when this broker cannot be reached."""
+        if self.source == f"${ENV_URL}":
+            return f"or unset {ENV_URL} to use the embedded broker"
+        if self.explicit:
+            return f"or leave {self.source or '--url'} out to use the embedded broker"
+        return "the embedded broker should always be reachable; please report this"
+
+
+def resolve_url(
+    url: str | None = None,
+    *,
+    fallback: Callable[[], str] | None = _embedded_url,
+    given_as: str = "the url argument",
+) -> BrokerURL:
+    """Which broker to use: ``url`` (given as ``given_as``, e.g. ``--url``), else
+    ``$MQLAB_AMQP_URL``, else ``fallback()`` (by default the process-wide embedded broker,
+    started now). The URL is checked before anyone connects.
+
+    Raises :class:`InvalidURLError` (one line, naming the source) for a malformed URL, and
+    :class:`NoBrokerError` when nothing is given and ``fallback`` is None.
+    """
+    env = os.environ.get(ENV_URL)
+    if url:
+        choice = BrokerURL(url, given_as)
+    elif env:
+        choice = BrokerURL(env, f"${ENV_URL}")
+    elif fallback is not None:
+        choice = BrokerURL(fallback(), EMBEDDED)
+    else:
+        raise NoBrokerError(f"no broker given: pass --url amqp://... or set {ENV_URL}")
+    if (problem := url_problem(choice.url)) is not None:
+        raise InvalidURLError(f"{problem} (from {choice.source})")
+    return choice
+
+
 def broker_url(url: str | None = None) -> str:
     """The URL :func:`connect` would use, starting the embedded broker if it is the one."""
-    return url or os.environ.get(ENV_URL) or embedded_broker().url
+    return resolve_url(url).url
+
+
+class _DropAll(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def connect_errors(
+    target: BrokerURL | str,
+    *,
+    unavailable: Callable[[str], Exception] = BrokerUnavailableError,
+    invalid: Callable[[str], Exception] = InvalidURLError,
+) -> Iterator[None]:
+    """Around a first connect: turn its failure into ``unavailable(message)``, one line that
+    names the (masked) URL, where it came from, and what to fix. A malformed URL raises
+    ``invalid(message)`` before anything connects.
+
+    aiormq's own traceback-laden log of the failed connect is muted meanwhile; later
+    reconnects (a broker restart mid-run) are still logged.
+    """
+    from aiormq.exceptions import AMQPError, ProbableAuthenticationError, ProtocolSyntaxError
+
+    if isinstance(target, str):
+        target = BrokerURL(target, "")  # where it came from is the caller's to say
+    said = f" (from {target.source})" if target.source else ""
+    where = mask_url(target.url) + said
+    if (problem := url_problem(target.url)) is not None:
+        raise invalid(problem + said)
+    logger, mute = logging.getLogger("aiormq.connection"), _DropAll()
+    logger.addFilter(mute)
+    try:
+        yield
+    except ProbableAuthenticationError as exc:
+        raise unavailable(
+            f"the AMQP broker at {where} refused the login ({exc}); check the user and "
+            "password in the URL (RabbitMQ's guest/guest works from localhost only)"
+        ) from exc
+    except ProtocolSyntaxError as exc:  # the broker closed it while opening
+        path = urlsplit(target.url).path or "/"
+        raise unavailable(
+            f"the AMQP broker at {where} closed the connection while it opened ({exc}); most "
+            f"often the virtual host {path[1:] or '/'!r} (the path at the end of the URL) "
+            "does not exist or the user may not use it; '/' is the default"
+        ) from exc
+    except (TimeoutError, OSError, AMQPError) as exc:
+        raise unavailable(
+            f"cannot reach the AMQP broker at {where} ({exc!r}); check the host and port in "
+            "the URL, start RabbitMQ (docs/setup.md) or `python -m mqlab broker`, "
+            + target.fix
+        ) from exc
+    finally:
+        logger.removeFilter(mute)
 
 
 async def connect(url: str | None = None, **kwargs: Any) -> AbstractRobustConnection:
     """A robust aio-pika connection to ``url``, ``$MQLAB_AMQP_URL`` or the embedded broker.
 
     Extra keyword arguments go to :func:`aio_pika.connect_robust` (e.g. ``timeout=5``).
-    Raises :class:`BrokerUnavailableError` with the (masked) URL and what to do when the
-    broker cannot be reached or refuses the credentials.
+    Raises :class:`InvalidURLError` for a malformed URL and :class:`BrokerUnavailableError`
+    with the (masked) URL and what to do when the broker cannot be reached or refuses the
+    credentials.
     """
     import aio_pika
-    from aiormq.exceptions import AMQPConnectionError, AMQPError, ProbableAuthenticationError
 
-    explicit = url or os.environ.get(ENV_URL)
-    target = broker_url(explicit)
-    source = "the url argument" if url else f"${ENV_URL}" if explicit else "the embedded broker"
-    if (problem := url_problem(target)) is not None:
-        raise InvalidURLError(f"{problem} (from {source})")
+    target = resolve_url(url)
     kwargs.setdefault("timeout", 10)
-    try:
-        return await aio_pika.connect_robust(target, **kwargs)
-    except ProbableAuthenticationError as exc:
-        raise BrokerUnavailableError(
-            f"the broker at {mask_url(target)} (from {source}) refused the login: {exc}. "
-            "Check the user and password in the URL (RabbitMQ's default guest/guest only "
-            "works from localhost)."
-        ) from exc
-    except (AMQPConnectionError, OSError, TimeoutError) as exc:
-        hint = (
-            f"Start RabbitMQ (see docs/setup.md), fix the URL, or unset {ENV_URL} to use "
-            "the embedded broker."
-            if explicit
-            else "The embedded broker should always be reachable; please report this."
-        )
-        raise BrokerUnavailableError(
-            f"cannot reach the AMQP broker at {mask_url(target)} (from {source}): {exc!r}. " + hint
-        ) from exc
-    except AMQPError as exc:  # e.g. a virtual host that does not exist
-        raise BrokerUnavailableError(
-            f"the broker at {mask_url(target)} (from {source}) refused the connection: "
-            f"{exc!r}. Check the virtual host at the end of the URL ('/' is the default)."
-        ) from exc
+    with connect_errors(target):
+        return await aio_pika.connect_robust(target.url, **kwargs)

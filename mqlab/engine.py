@@ -3,7 +3,7 @@
 :class:`Engine` is a state machine in the style of h11: the caller feeds it market events
 (:meth:`~Engine.feed`), the strategies' requests (:meth:`~Engine.submit`) and the end of the
 data (:meth:`~Engine.end`), and asks :meth:`~Engine.next` what must be delivered next. It owns
-the simulated venue (:class:`mqlab.exchange.SimulatedExchange`) and the queue of its answers,
+the simulated venue (:class:`mqlab.venue.SimulatedExchange`) and the queue of its answers,
 and nothing else: no clock, no asyncio, no broker. Every driver is a few lines around it:
 
 * :class:`mqlab.backtest.Backtest` calls the strategy directly;
@@ -40,7 +40,7 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 
 from mqlab.events import Cancel, Fill, MarketEvent, Order, OrderUpdate
-from mqlab.exchange import SimulatedExchange
+from mqlab.venue import SimulatedExchange
 
 __all__ = ["Answer", "Engine", "merge_sources", "unsorted"]
 

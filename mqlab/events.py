@@ -97,6 +97,8 @@ INTERVAL_MS: dict[str, int] = {
 
 
 class Side(StrEnum):
+    """Which way an order or fill goes: BUY or SELL."""
+
     BUY = "BUY"
     SELL = "SELL"
 
@@ -118,6 +120,17 @@ class OrderStatus(StrEnum):
 class Liquidity(StrEnum):
     MAKER = "MAKER"  # our resting order was hit
     TAKER = "TAKER"  # our order crossed the book
+
+
+# Enum members looked up on their class cost ~50 ns each (the enum metaclass hooks attribute
+# access); the per-event paths of the venue, the strategy and the portfolio import these
+# module-level aliases instead (as ``from mqlab.events import BUY as _BUY``).
+BUY, SELL = Side.BUY, Side.SELL
+MARKET_ORDER, LIMIT_ORDER = OrderType.MARKET, OrderType.LIMIT
+NEW, FILLED, PARTIALLY_FILLED = OrderStatus.NEW, OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
+CANCELED, REJECTED = OrderStatus.CANCELED, OrderStatus.REJECTED
+CANCEL_REJECTED = OrderStatus.CANCEL_REJECTED
+MAKER, TAKER = Liquidity.MAKER, Liquidity.TAKER
 
 
 Level = tuple[Decimal, Decimal]  # (price, quantity)

@@ -17,8 +17,8 @@ Public API:
 * :func:`iter_binance_csv` (lazy: the next bar is read only when asked for) and
   :func:`load_binance_csv`. Both accept ``.csv`` or Binance's ``.zip``, with or without the
   header row, with millisecond or (newer files) microsecond timestamps.
-* :func:`load_bars`: any OHLCV data (Binance CSV, a CSV with a header such as Yahoo's, a
-  DataFrame, Parquet) as :class:`~mqlab.bars.Bars`; see :mod:`mqlab.bars`.
+* any OHLCV data (Binance CSV, a CSV with a header such as Yahoo's, a DataFrame, Parquet)
+  becomes :class:`~mqlab.bars.Bars` through :func:`mqlab.bars.load_bars`.
 * :class:`DataError` for corrupt data (it names the file, line and column) and
   :class:`MissingDataError` for a missing file.
 """
@@ -38,15 +38,12 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from itertools import chain, islice, repeat
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+from typing import IO, Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
 
 from mqlab.events import INTERVAL_MS, KLINE_DEFERRED, ZERO, Kline, OrderBook, Side, Trade
-
-if TYPE_CHECKING:
-    from mqlab.bars import Bars
 
 __all__ = [
     "BINANCE_COLUMNS",
@@ -57,7 +54,6 @@ __all__ = [
     "iter_binance_csv",
     "iter_frame_klines",
     "klines_to_frame",
-    "load_bars",
     "load_binance_csv",
     "synthetic_book_events",
     "synthetic_frame",
@@ -670,12 +666,3 @@ def load_binance_csv(path: str | Path, **kw) -> list[Kline]:
     bars = iter_binance_csv(path, **kw)
     with _gc_paused():
         return list(bars)
-
-
-def load_bars(source: str | Path | pd.DataFrame, **options: Any) -> Bars:
-    """Bars from any OHLCV source: Binance kline CSV, a CSV with a header, a DataFrame with a
-    DatetimeIndex, or Parquet; ``symbol=``, ``interval=``, ``quote=`` override what the data
-    says. See :func:`mqlab.bars.load_bars` (imported on first use)."""
-    from mqlab.bars import load_bars as load
-
-    return load(source, **options)

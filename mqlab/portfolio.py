@@ -33,13 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mqlab.events import ZERO, Fill, Kline, MarketEvent, OrderBook, Side
+from mqlab.events import BUY as _BUY
+from mqlab.events import ZERO, Fill, Kline, MarketEvent, OrderBook
 
 __all__ = ["Portfolio", "PortfolioView", "Stats", "mark_price", "max_drawdown", "sharpe_ratio"]
-
-# Enum members looked up on their class cost ~50 ns each (the enum metaclass hooks
-# attribute access); the per-event paths use these module-level aliases instead.
-_BUY = Side.BUY
 
 
 _YEAR_MS = 365 * 24 * 3600 * 1000  # crypto trades every day of the year

@@ -37,6 +37,13 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Self
 
+from mqlab.events import BUY as _BUY
+from mqlab.events import CANCELED as _CANCELED
+from mqlab.events import FILLED as _FILLED
+from mqlab.events import LIMIT_ORDER as _LIMIT
+from mqlab.events import MARKET_ORDER as _MARKET
+from mqlab.events import REJECTED as _REJECTED
+from mqlab.events import SELL as _SELL
 from mqlab.events import (
     ZERO,
     Cancel,
@@ -45,8 +52,6 @@ from mqlab.events import (
     Kline,
     Order,
     OrderBook,
-    OrderStatus,
-    OrderType,
     OrderUpdate,
     Side,
     Trade,
@@ -54,16 +59,6 @@ from mqlab.events import (
 from mqlab.portfolio import Portfolio, PortfolioView
 
 __all__ = ["NotBoundError", "Send", "Strategy", "as_decimal"]
-
-# Enum members looked up on their class cost ~50 ns each (the enum metaclass hooks
-# attribute access); the per-event paths use these module-level aliases instead.
-_BUY = Side.BUY
-_SELL = Side.SELL
-_FILLED = OrderStatus.FILLED
-_CANCELED = OrderStatus.CANCELED
-_REJECTED = OrderStatus.REJECTED
-_MARKET = OrderType.MARKET
-_LIMIT = OrderType.LIMIT
 
 
 #: Where a strategy's orders and cancels go: the backtest's exchange, or a bus publisher.

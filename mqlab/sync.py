@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from concurrency_lab.timeline import RawSpan, Timeline
+from mqlab.config import RunConfig
 from mqlab.pipeline import Pipeline, PipelineResult, fill_rows
-from mqlab.services.config import RunConfig
 from mqlab.services.protocol import DEFAULT_WINDOW
 
 if TYPE_CHECKING:

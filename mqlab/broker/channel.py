@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pamqp import commands as spec
 
@@ -25,9 +25,41 @@ if TYPE_CHECKING:
     from pamqp.header import ContentHeader
 
     from mqlab.broker.exchange import Exchange
-    from mqlab.broker.server import Connection
+    from mqlab.broker.vhost import VirtualHost
 
-__all__ = ["Channel"]
+__all__ = ["Channel", "ChannelOwner"]
+
+
+class BrokerSettings(Protocol):
+    """What a channel reads of the broker: the body size cap and the memory alarm."""
+
+    @property
+    def max_message_size(self) -> int: ...
+    @property
+    def alarm(self) -> bool: ...
+
+
+class ChannelOwner(Protocol):
+    """What a channel needs of its connection (:class:`mqlab.broker.server.Connection`): a
+    Protocol, so the channel and the server do not import each other."""
+
+    OUT_LIMIT: int
+    user: str
+    out: list[bytes]
+    paused: bool
+    throttled: bool
+    published: bool
+
+    @property
+    def broker(self) -> BrokerSettings: ...
+    @property
+    def vhost(self) -> VirtualHost: ...
+    def block(self) -> None: ...
+    def send(self, channel: int, method: Any) -> None: ...
+    def send_content(self, channel: int, method: Any, message: Message) -> None: ...
+    def confirm_pending(self, ch: Channel) -> None: ...
+    def forget_channel(self, number: int) -> None: ...
+
 
 #: What the channel remembers about a delivery until it is settled.
 Unacked = tuple[Queue, QueuedMessage, Consumer | None]
@@ -36,7 +68,7 @@ Unacked = tuple[Queue, QueuedMessage, Consumer | None]
 class Channel:
     """Per-channel state and the handlers of every channel-level method."""
 
-    def __init__(self, conn: Connection, number: int) -> None:
+    def __init__(self, conn: ChannelOwner, number: int) -> None:
         self.conn = conn
         self.vhost = conn.vhost
         self.number = number

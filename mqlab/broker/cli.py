@@ -20,6 +20,8 @@ import re
 import sys
 from pathlib import Path
 
+from mqlab.loop import run as run_loop
+
 __all__ = ["PASSWORD_ENV", "add_arguments", "parse_size", "run"]
 
 PASSWORD_ENV = "MQLAB_BROKER_PASSWORD"
@@ -117,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     )
     trace = None
     if args.trace:
-        from mqlab.frametrace import print_frame
+        from mqlab.broker.frametrace import print_frame
 
         trace = print_frame
     broker = Broker(
@@ -155,5 +157,5 @@ def run(args: argparse.Namespace) -> int:
             await broker.stop()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        run_loop(serve())
     return 0

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mqlab.broker.routing import Binding, route
+from mqlab.routing import Binding, route
 
 __all__ = ["PREDECLARED", "Exchange"]
 

@@ -591,7 +591,7 @@ class Broker:
 
     ``data_dir`` makes durable exchanges/queues/bindings and persistent messages survive a
     restart; without it everything lives in memory. ``trace`` is called for every frame
-    (see :mod:`mqlab.frametrace`).
+    (see :mod:`mqlab.broker.frametrace`).
     """
 
     def __init__(

@@ -13,19 +13,27 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pamqp import decode, encode, header
 
 from mqlab.broker.errors import ChannelException
 from mqlab.broker.exchange import Exchange
-from mqlab.broker.queue import Message, Queue, parse_expiration
-from mqlab.broker.routing import Binding
+from mqlab.broker.queue import Message, Queue, QueueHost, parse_expiration
+from mqlab.routing import Binding
 
-if TYPE_CHECKING:
-    from mqlab.broker.vhost import VirtualHost
+__all__ = ["Store", "Tables"]
 
-__all__ = ["Store"]
+
+class Tables(QueueHost, Protocol):
+    """What :meth:`Store.load_into` fills: a virtual host's exchanges and queues (a
+    Protocol, so the store and :mod:`mqlab.broker.vhost` do not import each other)."""
+
+    @property
+    def exchanges(self) -> dict[str, Exchange]: ...
+    @property
+    def queues(self) -> dict[str, Queue]: ...
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -196,7 +204,7 @@ class Store:
 
     # -- recovery --------------------------------------------------------------------------
 
-    def load_into(self, vhost: VirtualHost) -> None:
+    def load_into(self, vhost: Tables) -> None:
         """Recreate durable definitions and persistent messages after a restart."""
         db = self.db
         for name, kind, auto_delete, internal, args in db.execute("SELECT * FROM exchanges"):

@@ -19,7 +19,7 @@ from mqlab.broker.errors import ChannelException, ConnectionException
 from mqlab.broker.exchange import PREDECLARED, Exchange
 from mqlab.broker.frames import header_payload
 from mqlab.broker.queue import QUEUE_ARGUMENTS, Message, Queue, QueuedMessage, inequivalent
-from mqlab.broker.routing import EXCHANGE_TYPES, Binding
+from mqlab.routing import EXCHANGE_TYPES, Binding
 
 if TYPE_CHECKING:
     import asyncio

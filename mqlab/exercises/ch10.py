@@ -125,9 +125,9 @@ async def check_risk_check(risk_check: RiskCheck, url: str | None = None) -> str
 
 async def _ladder_over_the_bus(risk_check: RiskCheck, url: str | None) -> tuple[Decimal, int]:
     """Run :class:`Ladder` for 300 bars with the risk service; (peak position, refusals)."""
+    from mqlab.config import RunConfig
     from mqlab.connection import broker_url
     from mqlab.pipeline import Pipeline
-    from mqlab.services.config import RunConfig
     from mqlab.services.strategy_host import StrategyHost
 
     config = RunConfig(limit=300)

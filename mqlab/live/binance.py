@@ -64,7 +64,7 @@ from mqlab.events import (
     Trade,
     validate,
 )
-from mqlab.exchange import QUOTE_ASSETS
+from mqlab.venue import QUOTE_ASSETS
 
 __all__ = [
     "BINANCE_INTERVALS",

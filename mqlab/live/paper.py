@@ -40,7 +40,6 @@ from typing import Any
 from mqlab.backtest import BacktestResult
 from mqlab.engine import Engine
 from mqlab.events import Cancel, Event, Fill, Kline, MarketEvent, Order, encode
-from mqlab.exchange import Latency, SimulatedExchange
 from mqlab.live.binance import (
     BINANCE_STREAM_URL,
     BOOK_STREAMS,
@@ -57,6 +56,7 @@ from mqlab.live.source import Backoff, BinanceSource, LiveSourceError, Reconnect
 from mqlab.portfolio import Portfolio
 from mqlab.strategies import make_strategy
 from mqlab.strategy import Strategy
+from mqlab.venue import Latency, SimulatedExchange
 
 __all__ = [
     "PaperSession",
@@ -269,7 +269,7 @@ class PaperSession:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mqlab.backtest import _amount
+    from mqlab.config import amount_arg
     from mqlab.strategies import STRATEGIES
 
     parser.add_argument("--symbol", default="BTCUSDT", help="Binance symbol (BTCUSDT)")
@@ -279,8 +279,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--param", action="append", default=[], metavar="NAME=VALUE",
         help="strategy parameter, e.g. --param fast=5 (repeatable)",
     )  # fmt: skip
-    parser.add_argument("--cash", type=_amount, default="10000", help="starting USDT (10000)")
-    parser.add_argument("--fee", type=_amount, default="0.001", help="taker fee rate (0.001)")
+    parser.add_argument("--cash", type=amount_arg, default="10000", help="starting USDT (10000)")
+    parser.add_argument("--fee", type=amount_arg, default="0.001", help="taker fee rate (0.001)")
     parser.add_argument("--latency-ms", type=int, default=0, help="simulated order latency (0)")
     parser.add_argument(
         "--endpoint", default=BINANCE_STREAM_URL,
@@ -346,12 +346,11 @@ def _ccxt_source(args: argparse.Namespace) -> CcxtKlineSource:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mqlab.backtest import _params
-    from mqlab.strategies import strategy_class, typed_params
+    from mqlab.strategies import split_params, strategy_class, typed_params
 
     source: BinanceSource | CcxtKlineSource
     try:
-        params = typed_params(strategy_class(args.strategy), _params(args.param))
+        params = typed_params(strategy_class(args.strategy), split_params(args.param))
         strategy = make_strategy(args.strategy, **params)
         if args.ccxt is None:
             book = None if args.book == "none" else args.book
@@ -381,7 +380,7 @@ def run(args: argparse.Namespace) -> int:
         "streams": streams,
         "endpoint": args.endpoint,
         "strategy": args.strategy,
-        "params": _params(args.param),  # as typed on the command line (JSON-safe)
+        "params": split_params(args.param),  # as typed on the command line (JSON-safe)
         "cash": format(args.cash, "f"),
         "fee": format(args.fee, "f"),
         "latency_ms": args.latency_ms,

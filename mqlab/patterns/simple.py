@@ -16,7 +16,7 @@ from mqlab.patterns._common import DeliveryLog, PatternRun, consume_into, unique
 from mqlab.topology import DEFAULT_EXCHANGE, TopologyRecorder
 
 if TYPE_CHECKING:
-    from mqlab.frametrace import FrameRecord, FrameTrace
+    from mqlab.broker.frametrace import FrameRecord, FrameTrace
 
 __all__ = ["demo", "send", "trace_hello"]
 
@@ -50,7 +50,7 @@ async def trace_hello(
     labels naming the two client connections. ``broker`` is an embedded ``BrokerThread``
     (``mqlab.connection.embedded_broker()``): RabbitMQ does not show us its frames.
     """
-    from mqlab.frametrace import FrameTrace
+    from mqlab.broker.frametrace import FrameTrace
 
     trace = FrameTrace()
     publisher, consumer = await aio_pika.connect(broker.url), await aio_pika.connect(broker.url)

@@ -6,7 +6,7 @@ Each service is a module with ``add_arguments(parser)`` and ``run(args) -> int``
 
 * :mod:`~mqlab.services.market`: replays market data as numbered steps;
 * :mod:`~mqlab.services.strategy_host`: runs any :class:`~mqlab.strategy.Strategy`;
-* :mod:`~mqlab.services.exchange`: the :class:`~mqlab.exchange.SimulatedExchange`;
+* :mod:`~mqlab.services.exchange`: the :class:`~mqlab.venue.SimulatedExchange`;
 * :mod:`~mqlab.services.portfolio`: the :class:`~mqlab.portfolio.Portfolio`, report and plots;
 * :mod:`~mqlab.services.risk` (optional): a pre-trade check between strategy and exchange.
 
@@ -25,15 +25,27 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mqlab.bus import Bus, BusError
+from mqlab.loop import run as run_loop
 from mqlab.services._runtime import Journal, Outgoing, Service
 
 if TYPE_CHECKING:
-    from mqlab.services.config import RunConfig
+    from mqlab.config import RunConfig
 
-__all__ = ["PARENT_ENV", "Journal", "Outgoing", "Service", "load_config", "serve", "write_stats"]
+S = TypeVar("S", bound=Service)
+
+__all__ = [
+    "PARENT_ENV",
+    "Journal",
+    "Outgoing",
+    "Service",
+    "add_service_arguments",
+    "run_service",
+    "serve",
+    "write_stats",
+]
 
 #: Set by a pipeline for the services it starts: the pid whose death must end them too.
 PARENT_ENV = "MQLAB_PARENT_PID"
@@ -62,46 +74,25 @@ def write_stats(out: Path | None, service: Service, extra: dict[str, Any] | None
     (out / f"{service.name}.json").write_text(json.dumps(data, indent=1, default=str))
 
 
-def load_config(args: argparse.Namespace) -> RunConfig | None:
-    """The run settings in ``args``, checked before any broker is contacted.
-
-    On a bad ``--data``, ``--param``, ``--cash``... prints ``error: ...`` (what is wrong and
-    what to do) and returns None; the command then exits with status 2.
-    """
-    from mqlab.market import DataError
-    from mqlab.services.config import RunConfig
-
-    try:
-        config = RunConfig.from_args(args)
-        config.check()
-    except (DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
-    except TypeError as exc:  # a strategy given a parameter of the wrong kind
-        print(
-            f"error: {args.strategy} cannot run with --param {' --param '.join(args.param)} "
-            f"({exc}); numbers are written bare, e.g. --param fast=5",
-            file=sys.stderr,
-        )
-        return None
-    return config
-
-
 def serve(args: argparse.Namespace, build: Callable[[Bus], Service]) -> int:
     """Run one service until it finishes or gets Ctrl-C/SIGTERM; print what it did.
 
     Exit status: 0 finished, 1 the broker failed, 2 no URL, 130 stopped by Ctrl-C (start it
     again with the same ``--state-dir`` to resume).
     """
-    from mqlab.connection import ENV_URL, mask_url
+    from mqlab.connection import InvalidURLError, NoBrokerError, mask_url, resolve_url
 
-    url = args.url or os.environ.get(ENV_URL)
-    if url is None:
+    try:
+        url = resolve_url(args.url, fallback=None, given_as="--url").url
+    except NoBrokerError as exc:
         print(
-            "error: a service alone needs the broker the other services use: pass --url "
-            f"amqp://... or set {ENV_URL} (or run them together: python -m mqlab pipeline)",
+            f"error: a service alone needs the broker the other services use; {exc} (or run "
+            "them together: python -m mqlab pipeline)",
             file=sys.stderr,
         )
+        return 2
+    except InvalidURLError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
 
     async def main() -> int:
@@ -138,7 +129,31 @@ def serve(args: argparse.Namespace, build: Callable[[Bus], Service]) -> int:
             return 0
 
     try:
-        return asyncio.run(main())
+        return run_loop(main())
     except BusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every service's command line starts with: ``--url``, ``--prefix``,
+    ``--state-dir`` and the run settings (:func:`mqlab.config.add_config_arguments`)."""
+    from mqlab.config import add_config_arguments
+    from mqlab.services._runtime import add_common_arguments
+
+    add_common_arguments(parser)
+    add_config_arguments(parser)
+
+
+def run_service(
+    args: argparse.Namespace, name: str, build: Callable[[Bus, RunConfig, Journal], S]
+) -> int:
+    """One service's ``run(args)``: check the run settings (exit 2 on a bad one), then
+    :func:`serve` what ``build(bus, config, journal)`` makes, its journal in ``--state-dir``."""
+    from mqlab.config import load_config
+    from mqlab.services._runtime import journal_for
+
+    config = load_config(args)
+    if config is None:
+        return 2
+    return serve(args, lambda bus: build(bus, config, journal_for(args.state_dir, name)))

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from mqlab.bus import Bus, Delivery, Reject
+from mqlab.config import RunConfig
 from mqlab.engine import Answer, Engine
 from mqlab.events import (
     ZERO,
@@ -40,9 +41,8 @@ from mqlab.events import (
     encode,
     routing_key,
 )
-from mqlab.exchange import SimulatedExchange
 from mqlab.portfolio import mark_price
-from mqlab.services._runtime import EngineService, Journal, Outgoing, add_common_arguments
+from mqlab.services._runtime import EngineService, Journal, Outgoing
 from mqlab.services.protocol import (
     CHECKED,
     EXCHANGE_END,
@@ -63,6 +63,7 @@ from mqlab.services.protocol import (
     parse_done,
 )
 from mqlab.services.risk import HEADER_RISK_REASON
+from mqlab.venue import SimulatedExchange
 
 __all__ = ["ExchangeService", "add_arguments", "explain_journal", "run"]
 
@@ -450,10 +451,9 @@ def _refusal(order: Order, reason: str, exchange: SimulatedExchange) -> OrderUpd
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mqlab.services.config import add_config_arguments
+    from mqlab.services import add_service_arguments
 
-    add_common_arguments(parser)
-    add_config_arguments(parser)
+    add_service_arguments(parser)
     parser.add_argument(
         "--strategies", nargs="+", help="strategy ids to serve (default: the --strategy's id)"
     )
@@ -467,20 +467,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mqlab.services import load_config, serve
-    from mqlab.services._runtime import journal_for
+    from mqlab.services import run_service
 
-    config = load_config(args)
-    if config is None:
-        return 2
-
-    def build(bus: Bus) -> ExchangeService:
+    def build(bus: Bus, config: RunConfig, journal: Journal) -> ExchangeService:
         return ExchangeService(
             bus,
             config.make_exchange(),
-            journal_for(args.state_dir, "exchange"),
+            journal,
             strategies=args.strategies or [config.strategy_id],
             orders_from=CHECKED if args.risk else ORDERS,
         )
 
-    return serve(args, build)
+    return run_service(args, "exchange", build)

@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from mqlab.bus import Bus, Delivery
+from mqlab.config import RunConfig
 from mqlab.events import MarketEvent, encode, encode_batch, routing_key
 from mqlab.services._runtime import (
     Journal,
     Outgoing,
     Service,
-    add_common_arguments,
-    journal_for,
 )
 from mqlab.services.protocol import (
     DEFAULT_WINDOW,
@@ -45,6 +44,7 @@ from mqlab.services.protocol import (
     HEADER_WINDOW,
     MARKET,
     PAUSE_KEY,
+    default_queues,
     parse_control,
 )
 
@@ -202,19 +202,11 @@ def _now() -> int:
     return time.time_ns()
 
 
-def default_queues(strategies: Sequence[str], risk: bool = False) -> list[str]:
-    """The queues a pipeline's consumers declare; the market waits until each has a consumer."""
-    queues = ["exchange.market", "exchange.orders", "portfolio.execution"]
-    for sid in strategies:
-        queues += [f"strategy.{sid}.market", f"strategy.{sid}.execution"]
-    return queues + (["risk.orders"] if risk else [])
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mqlab.services.config import add_config_arguments, positive_int
+    from mqlab.config import positive_int
+    from mqlab.services import add_service_arguments
 
-    add_common_arguments(parser)
-    add_config_arguments(parser)
+    add_service_arguments(parser)
     parser.add_argument(
         "--speed",
         type=float,
@@ -255,11 +247,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mqlab.services import load_config, serve
+    from mqlab.services import run_service
 
-    config = load_config(args)
-    if config is None:
-        return 2
     if args.batch > args.window:
         print(f"error: --batch {args.batch} is more than --window {args.window}; raise --window",
               file=sys.stderr)  # fmt: skip
@@ -268,11 +257,11 @@ def run(args: argparse.Namespace) -> int:
     def say(queue: str) -> None:
         print(f"market: waiting for a consumer on {queue} (start that service)", file=sys.stderr)
 
-    def build(bus: Bus) -> MarketService:
+    def build(bus: Bus, config: RunConfig, journal: Journal) -> MarketService:
         return MarketService(
             bus,
             config.events,
-            journal_for(args.state_dir, "market"),
+            journal,
             speed=args.speed,
             window=args.window,
             batch=args.batch,
@@ -281,4 +270,4 @@ def run(args: argparse.Namespace) -> int:
             on_wait=say,
         )
 
-    return serve(args, build)
+    return run_service(args, "market", build)

@@ -20,11 +20,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from mqlab.broker.routing import topic_match
 from mqlab.bus import Bus, Delivery, Reject
+from mqlab.config import RunConfig
 from mqlab.events import Fill, decode
 from mqlab.portfolio import Portfolio
-from mqlab.services._runtime import EngineService, Journal, add_common_arguments
+from mqlab.routing import topic_match
+from mqlab.services._runtime import EngineService, Journal
 from mqlab.services.protocol import (
     EXCHANGE_END,
     EXCHANGE_STEP,
@@ -223,10 +224,9 @@ def write_report(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mqlab.services.config import add_config_arguments
+    from mqlab.services import add_service_arguments
 
-    add_common_arguments(parser)
-    add_config_arguments(parser)
+    add_service_arguments(parser)
     parser.add_argument(
         "--subscribe", nargs="+", metavar="PATTERN", help="price keys (default: all in the data)"
     )
@@ -234,21 +234,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mqlab.services import load_config, serve
-    from mqlab.services._runtime import journal_for
+    from mqlab.services import run_service
 
-    config = load_config(args)
-    if config is None:
-        return 2
-
-    def build(bus: Bus) -> PortfolioService:
+    def build(bus: Bus, config: RunConfig, journal: Journal) -> PortfolioService:
         return PortfolioService(
             bus,
             config.make_portfolio(),
-            journal_for(args.state_dir, "portfolio"),
+            journal,
             patterns=args.subscribe or config.market_keys,
             out=args.out,
             title=f"{config.strategy_id} over the bus on {config.label}",
         )
 
-    return serve(args, build)
+    return run_service(args, "portfolio", build)

@@ -37,9 +37,10 @@ flow control move on in batches under load and promptly when idle.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from mqlab.bus import Delivery, Reject
+from mqlab.bus import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, Delivery, Reject
 from mqlab.services._runtime import Outgoing
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "batch_size",
     "call_key",
     "control",
+    "default_queues",
     "done_key",
     "done_message",
     "header_int",
@@ -68,6 +70,8 @@ __all__ = [
     "market_records",
     "parse_control",
     "parse_done",
+    "pipeline_exchanges",
+    "pipeline_queues",
 ]
 
 #: Market steps in flight: the market publishes step N once the exchange matched N - WINDOW.
@@ -221,3 +225,24 @@ def market_records(delivery: Delivery, after: int) -> list[tuple[dict[str, Any],
             record = {"id": (single and delivery.message_id) or event.id, "seq": seq}
             records.append((record | {"body": body} | shared, event))
     return records
+
+
+def default_queues(strategies: Sequence[str], risk: bool = False) -> list[str]:
+    """The queues a pipeline's consumers declare; the market waits until each has a consumer."""
+    queues = ["exchange.market", "exchange.orders", "portfolio.execution"]
+    for sid in strategies:
+        queues += [f"strategy.{sid}.market", f"strategy.{sid}.execution"]
+    return queues + (["risk.orders"] if risk else [])
+
+
+def pipeline_queues(strategies: Sequence[str]) -> list[str]:
+    """Every queue a run may declare (unprefixed): the consumers' (with a risk service's),
+    the market's flow control, the risk service's control, the process runner's progress,
+    and the dead letters; deleting a run's topology deletes these."""
+    extra = ["market.progress", "risk.control", "pipeline.progress", DEAD_LETTER_QUEUE]
+    return default_queues(strategies, risk=True) + extra
+
+
+def pipeline_exchanges() -> list[str]:
+    """Every exchange a run may declare (unprefixed), the dead-letter exchange included."""
+    return [MARKET, ORDERS, EXECUTION, CHECKED, DEAD_LETTER_EXCHANGE]

@@ -170,7 +170,7 @@ def _limit(text: str) -> Decimal:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mqlab.services.config import add_config_arguments
+    from mqlab.config import add_config_arguments
 
     add_common_arguments(parser)
     parser.add_argument(

@@ -19,8 +19,8 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mqlab.broker.routing import topic_match
 from mqlab.bus import Bus, Delivery, Reject
+from mqlab.config import RunConfig
 from mqlab.events import (
     Cancel,
     Fill,
@@ -30,7 +30,8 @@ from mqlab.events import (
     encode,
     routing_key,
 )
-from mqlab.services._runtime import EngineService, Journal, Outgoing, add_common_arguments
+from mqlab.routing import topic_match
+from mqlab.services._runtime import EngineService, Journal, Outgoing
 from mqlab.services.protocol import (
     EXCHANGE_END,
     EXECUTION,
@@ -292,10 +293,9 @@ class StrategyHost(EngineService):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mqlab.services.config import add_config_arguments
+    from mqlab.services import add_service_arguments
 
-    add_common_arguments(parser)
-    add_config_arguments(parser)
+    add_service_arguments(parser)
     parser.add_argument(
         "--subscribe",
         nargs="+",
@@ -307,19 +307,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mqlab.services import load_config, serve
-    from mqlab.services._runtime import journal_for
+    from mqlab.services import run_service
 
-    config = load_config(args)
-    if config is None:
-        return 2
+    def build(bus: Bus, config: RunConfig, journal: Journal) -> StrategyHost:
+        patterns = args.subscribe or config.market_keys
+        return StrategyHost(bus, config.make_strategy(), journal, patterns=patterns)
 
-    def build(bus: Bus) -> StrategyHost:
-        return StrategyHost(
-            bus,
-            config.make_strategy(),
-            journal_for(args.state_dir, "strategy"),
-            patterns=args.subscribe or config.market_keys,
-        )
-
-    return serve(args, build)
+    return run_service(args, "strategy", build)

@@ -30,6 +30,7 @@ __all__ = [
     "StrategyLoadError",
     "make_strategy",
     "parse_params",
+    "split_params",
     "strategy_class",
     "typed_params",
 ]
@@ -174,31 +175,27 @@ def make_strategy(name: str, **params: Any) -> Strategy:
     return cls(**params)
 
 
-def parse_params(pairs: list[str], strategy: str | None = None) -> dict[str, Any]:
-    """``--param NAME=VALUE`` pairs, each converted to the type of the strategy's default.
-
-    A parameter whose default is a whole number must be one: ``fast=abc`` is refused here,
-    naming the parameter and the type, instead of failing later inside the strategy. The
-    backtest CLI, the pipeline and every service read their parameters with this.
-    """
-    defaults: dict[str, Any] = {}
-    if strategy in STRATEGIES:
-        for p in inspect.signature(STRATEGIES[strategy]).parameters.values():
-            defaults[p.name] = p.default
-    params: dict[str, Any] = {}
+def split_params(pairs: list[str]) -> dict[str, str]:
+    """``["fast=5", "qty=0.2"]`` -> ``{"fast": "5", "qty": "0.2"}``: the texts, untyped."""
+    params: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep:
+        if not sep or not name:
             raise ValueError(f"--param {pair!r}: write NAME=VALUE, e.g. --param fast=5")
-        default = defaults.get(name)
-        if isinstance(default, int) and not isinstance(default, bool):
-            try:
-                params[name] = int(value)
-            except ValueError:
-                raise ValueError(
-                    f"--param {pair}: {strategy}'s parameter {name!r} expects a whole number "
-                    f"(int), e.g. --param {name}={default}"
-                ) from None
-        else:
-            params[name] = int(value) if value.lstrip("-").isdigit() else value
+        params[name] = value
     return params
+
+
+def parse_params(pairs: list[str], strategy: str | None = None) -> dict[str, Any]:
+    """``--param NAME=VALUE`` pairs, typed as ``strategy``'s constructor declares them
+    (:func:`typed_params`); the one reader of parameters for the backtest CLI, the pipeline,
+    every service and paper trading.
+
+    A parameter declared ``int`` must be one: ``fast=abc`` is refused here, naming the
+    parameter and the type, instead of failing later inside the strategy. Without a
+    strategy, whole numbers become ``int`` and everything else stays text.
+    """
+    texts = split_params(pairs)
+    if strategy is None:
+        return {k: int(v) if v.lstrip("-").isdigit() else v for k, v in texts.items()}
+    return typed_params(strategy_class(strategy), texts)

@@ -1,7 +1,7 @@
 """SMA crossover: hold ``qty`` while the fast moving average is above the slow one.
 
 The signal is decided on a bar's close; the resulting market order can only fill at a later
-event (the next bar's open), which :mod:`mqlab.exchange` enforces. The averages are compared
+event (the next bar's open), which :mod:`mqlab.venue` enforces. The averages are compared
 exactly, ``fast_sum * slow > slow_sum * fast`` in Decimal, with no division and no rounding,
 so :mod:`mqlab.vectorised` (integer ticks) and this class agree on every bar, ties included.
 

@@ -25,10 +25,10 @@ from mqlab.backtest import (
     timed,
 )
 from mqlab.events import Fill, Kline, OrderBook, OrderStatus, OrderUpdate, Trade
-from mqlab.exchange import Latency, SimulatedExchange
 from mqlab.market import synthetic_book_events, synthetic_frame, synthetic_klines
 from mqlab.strategies import BookImbalance, SmaCross
 from mqlab.strategy import Strategy
+from mqlab.venue import Latency, SimulatedExchange
 
 KLINES = synthetic_klines(3000, seed=21)
 

@@ -18,11 +18,10 @@ import pytest
 
 from mqlab.__main__ import main
 from mqlab.backtest import run_backtest
-from mqlab.bars import SAMPLE_STOCK, Bars
-from mqlab.exchange import MarginExchange
-from mqlab.market import load_bars
+from mqlab.bars import SAMPLE_STOCK, Bars, load_bars
 from mqlab.report import build_report
 from mqlab.strategies import strategy_class
+from mqlab.venue import MarginExchange
 
 bt = pytest.importorskip(
     "backtrader", reason="backtrader is the outside reference: pip install -e '.[dev]'"

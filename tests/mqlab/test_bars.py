@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mqlab.bars import SAMPLE_STOCK, Bars, synthetic_daily_frame, write_yahoo_csv
+from mqlab.bars import SAMPLE_STOCK, Bars, load_bars, synthetic_daily_frame, write_yahoo_csv
 from mqlab.events import validate
-from mqlab.market import SAMPLE_DATA, DataError, MissingDataError, load_bars
+from mqlab.market import SAMPLE_DATA, DataError, MissingDataError
 
 YAHOO = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 

@@ -11,13 +11,12 @@ import pytest
 
 from mqlab.__main__ import main
 from mqlab.backtest import run_backtest
-from mqlab.bars import SAMPLE_STOCK, SAMPLE_STRATEGY
+from mqlab.bars import SAMPLE_STOCK, SAMPLE_STRATEGY, load_bars
 from mqlab.events import Kline, Order
-from mqlab.exchange import SimulatedExchange
-from mqlab.market import load_bars
 from mqlab.portfolio import Portfolio
 from mqlab.strategies import SmaCross, StrategyLoadError, strategy_class, typed_params
 from mqlab.strategy import NotBoundError, Strategy
+from mqlab.venue import SimulatedExchange
 
 LEARNER = f"{SAMPLE_STRATEGY}:SmaLongShort"
 

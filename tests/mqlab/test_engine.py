@@ -12,9 +12,9 @@ import pytest
 from mqlab.backtest import run_backtest
 from mqlab.engine import Engine, merge_sources
 from mqlab.events import Event, Fill, Kline, MarketEvent, OrderBook, OrderUpdate, Trade
-from mqlab.exchange import Latency, SimulatedExchange
 from mqlab.market import synthetic_book_events, synthetic_klines
 from mqlab.strategy import Strategy
+from mqlab.venue import Latency, SimulatedExchange
 
 
 class Fidget(Strategy):

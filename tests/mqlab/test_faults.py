@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from mqlab.bus import HEADER_REASON, Bus
+from mqlab.config import RunConfig
 from mqlab.events import encode
 from mqlab.faults import FaultProxy, inject, malformed_messages
 from mqlab.pipeline import Pipeline, ProcessPipeline, fill_rows
-from mqlab.services.config import RunConfig
 from mqlab.services.exchange import ExchangeService
 from mqlab.services.portfolio import PortfolioService
 from mqlab.services.protocol import HEADER_SEQ

@@ -19,19 +19,19 @@ import psutil
 import pytest
 
 from mqlab.bus import Bus
+from mqlab.config import RunConfig
 from mqlab.events import Kline
 from mqlab.faults import malformed_messages
 from mqlab.pipeline import (
     Pipeline,
-    _mark,
     fill_rows,
     injected_table,
+    mark_state,
     prepare_state,
     resumable,
     run_pipeline,
 )
 from mqlab.services._runtime import Journal
-from mqlab.services.config import RunConfig
 from mqlab.services.exchange import explain_journal
 
 CASES = {
@@ -309,7 +309,7 @@ def test_a_killed_run_resumes_only_on_the_broker_that_holds_its_messages(tmp_pat
     assert not resumable(tmp_path, RunConfig(limit=99), "amqp://rabbit-a/")
     again, resuming = prepare_state(tmp_path, config, broker="amqp://rabbit-a/")
     assert resuming and again == prefix
-    _mark(tmp_path, paused=True)  # a Ctrl-C pause drains every queue
+    mark_state(tmp_path, paused=True)  # a Ctrl-C pause drains every queue
     assert resumable(tmp_path, config, "amqp://rabbit-b/")
     fresh, resuming = prepare_state(tmp_path, config, fresh=True, broker="amqp://rabbit-b/")
     assert not resuming and fresh != prefix

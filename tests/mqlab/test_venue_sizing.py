@@ -19,8 +19,8 @@ from mqlab.events import (
     decode,
     encode,
 )
-from mqlab.exchange import MarginExchange, SimulatedExchange
 from mqlab.portfolio import Portfolio
+from mqlab.venue import MarginExchange, SimulatedExchange
 
 T0 = 1_704_067_200_000
 DAY = 86_400_000

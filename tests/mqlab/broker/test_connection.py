@@ -123,3 +123,27 @@ def test_cli_bad_url_is_one_line(url: str) -> None:
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "invalid AMQP URL" in lines[0], done.stderr
+
+
+def test_resolve_url_order_argument_then_environment_then_fallback(monkeypatch) -> None:
+    given, env, own = (
+        "amqp://guest:guest@127.0.0.1:5001/",
+        "amqp://guest:guest@127.0.0.1:5002/",
+        "amqp://guest:guest@127.0.0.1:5003/",
+    )
+    monkeypatch.setenv(connection.ENV_URL, env)
+    assert connection.resolve_url(given, given_as="--url") == connection.BrokerURL(given, "--url")
+    assert connection.resolve_url(None, fallback=lambda: own).source == "$MQLAB_AMQP_URL"
+    monkeypatch.delenv(connection.ENV_URL)
+    chosen = connection.resolve_url(None, fallback=lambda: own)
+    assert chosen.url == own and not chosen.explicit
+    with pytest.raises(connection.NoBrokerError, match="--url"):
+        connection.resolve_url(None, fallback=None)
+
+
+def test_resolve_url_names_the_source_of_a_bad_url(monkeypatch) -> None:
+    monkeypatch.setenv(connection.ENV_URL, "amqp://h:notaport/")
+    with pytest.raises(connection.InvalidURLError, match=r"from \$MQLAB_AMQP_URL"):
+        connection.resolve_url()
+    with pytest.raises(connection.InvalidURLError, match="from --url"):
+        connection.resolve_url("http://h/", given_as="--url")

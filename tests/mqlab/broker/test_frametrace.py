@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 from mqlab.broker import Broker, BrokerThread
-from mqlab.frametrace import BROKER_TO_CLIENT, CLIENT_TO_BROKER, FrameTrace, describe
+from mqlab.broker.frametrace import BROKER_TO_CLIENT, CLIENT_TO_BROKER, FrameTrace, describe
 
 
 async def _publish_and_consume_one(url: str) -> None:

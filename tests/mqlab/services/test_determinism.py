@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
-from mqlab.broker.routing import topic_match
 from mqlab.bus import BusStats, Delivery, Handler, Reject, SeenIds
+from mqlab.config import RunConfig
 from mqlab.pipeline import fill_rows
-from mqlab.services.config import RunConfig
+from mqlab.routing import topic_match
 from mqlab.services.exchange import ExchangeService
-from mqlab.services.market import MarketService, default_queues
+from mqlab.services.market import MarketService
 from mqlab.services.portfolio import PortfolioService
+from mqlab.services.protocol import default_queues
 from mqlab.services.strategy_host import StrategyHost
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from mqlab.bus import BusError, Delivery
+from mqlab.config import RunConfig, parse_params
 from mqlab.events import Order, OrderType, Side, encode
 from mqlab.services._runtime import Journal, Outgoing, Service
-from mqlab.services.config import RunConfig, parse_params
 from mqlab.services.market import MarketService
 from mqlab.services.protocol import (
     HEADER_SENT,

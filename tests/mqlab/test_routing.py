@@ -6,9 +6,9 @@ import doctest
 
 import pytest
 
-from mqlab.broker import routing
+from mqlab import routing
 from mqlab.broker.exchange import Exchange
-from mqlab.broker.routing import Binding, headers_match, route, topic_match
+from mqlab.routing import Binding, headers_match, route, topic_match
 
 
 def test_doctests_in_the_module_hold() -> None:

@@ -56,6 +56,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from mqlab.events import BUY as _BUY
+from mqlab.events import CANCEL_REJECTED as _CANCEL_REJECTED
+from mqlab.events import CANCELED as _CANCELED
+from mqlab.events import FILLED as _FILLED
+from mqlab.events import MAKER as _MAKER
+from mqlab.events import MARKET_ORDER as _MARKET
+from mqlab.events import NEW as _NEW
+from mqlab.events import PARTIALLY_FILLED as _PARTIALLY_FILLED
+from mqlab.events import REJECTED as _REJECTED
+from mqlab.events import SELL as _SELL
+from mqlab.events import TAKER as _TAKER
 from mqlab.events import (
     ZERO,
     Cancel,
@@ -66,27 +77,11 @@ from mqlab.events import (
     Order,
     OrderBook,
     OrderStatus,
-    OrderType,
     OrderUpdate,
-    Side,
     Trade,
 )
 
 __all__ = ["QUOTE_ASSETS", "Latency", "MarginExchange", "SimulatedExchange", "split_symbol"]
-
-# Enum members looked up on their class cost ~50 ns each (the enum metaclass hooks
-# attribute access); the per-event paths use these module-level aliases instead.
-_BUY = Side.BUY
-_SELL = Side.SELL
-_NEW = OrderStatus.NEW
-_FILLED = OrderStatus.FILLED
-_CANCELED = OrderStatus.CANCELED
-_REJECTED = OrderStatus.REJECTED
-_PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
-_CANCEL_REJECTED = OrderStatus.CANCEL_REJECTED
-_MAKER = Liquidity.MAKER
-_TAKER = Liquidity.TAKER
-_MARKET = OrderType.MARKET
 
 
 #: Quote assets recognised at the end of a symbol, longest first (BTCUSDT -> BTC / USDT).

@@ -1,4 +1,5 @@
-"""How an exchange (交换机) picks queues: the four AMQP routing rules as pure functions.
+"""How an exchange (交换机) picks queues: the four AMQP routing rules as pure functions, shared
+by the embedded broker (which routes with them) and the services (which filter keys).
 
 Chapters 08–09 read this module. Each rule answers one question, "does this binding match
 this message?", and :func:`route` applies a rule to every binding of an exchange:

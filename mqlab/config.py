@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,11 +17,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mqlab.backtest import BacktestResult
     from mqlab.events import MarketEvent
-    from mqlab.exchange import SimulatedExchange
     from mqlab.portfolio import Portfolio
     from mqlab.strategy import Strategy
+    from mqlab.venue import SimulatedExchange
 
-__all__ = ["RunConfig", "add_config_arguments", "amount", "parse_params", "positive_int"]
+from mqlab.strategies import parse_params
+
+__all__ = [
+    "RunConfig",
+    "add_config_arguments",
+    "amount",
+    "amount_arg",
+    "load_config",
+    "parse_amount",
+    "parse_params",
+    "positive_int",
+]
 
 #: Order-book snapshots the ``imbalance`` strategy runs on (as in ``python -m mqlab backtest``).
 BOOK_EVENTS = 3000
@@ -118,7 +130,7 @@ class RunConfig:
         return self.make_strategy().name
 
     def make_exchange(self) -> SimulatedExchange:
-        from mqlab.exchange import Latency, SimulatedExchange
+        from mqlab.venue import Latency, SimulatedExchange
 
         return SimulatedExchange(
             {"USDT": self.cash}, taker_fee=self.fee, latency=Latency(self.latency_ms)
@@ -142,19 +154,33 @@ class RunConfig:
         ).run()
 
 
+def parse_amount(text: str, name: str = "amount") -> Decimal:
+    """An exact, finite, non-negative number from text; ``ValueError`` naming ``name`` if not."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        value = Decimal("NaN")
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{name}: expected a number >= 0 (e.g. 10000 or 0.001), got {text!r}")
+    return value
+
+
 def amount(text: str, name: str = "amount") -> str:
     """``text`` if it is a finite number >= 0 (money stays text, parsed as Decimal later)."""
-    from mqlab.backtest import amount as parse_amount
-
     parse_amount(text, name)
     return text
 
 
-def _amount_arg(text: str) -> str:
+def amount_arg(text: str) -> Decimal:
+    """argparse type: :func:`parse_amount`, its error without the ``amount:`` prefix."""
     try:
-        return amount(text)
+        return parse_amount(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("amount: ")) from None
+
+
+def _amount_text(text: str) -> str:
+    return f"{amount_arg(text)}"
 
 
 def positive_int(text: str) -> int:
@@ -166,14 +192,6 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
-
-
-def parse_params(pairs: list[str], strategy: str | None = None) -> dict[str, Any]:
-    """``["fast=5", "qty=0.2"]`` → ``{"fast": 5, "qty": "0.2"}``, as the backtest CLI reads
-    them (typed like the strategy's defaults: :func:`mqlab.strategies.parse_params`)."""
-    from mqlab.strategies import parse_params as typed
-
-    return typed(pairs, strategy)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -201,9 +219,35 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         help="strategy parameter, e.g. --param fast=5 (repeatable)",
     )
     group.add_argument(
-        "--cash", type=_amount_arg, default="10000", help="starting USDT (default: 10000)"
+        "--cash", type=_amount_text, default="10000", help="starting USDT (default: 10000)"
     )
     group.add_argument(
-        "--fee", type=_amount_arg, default="0.001", help="taker fee rate (default: 0.001)"
+        "--fee", type=_amount_text, default="0.001", help="taker fee rate (default: 0.001)"
     )
     group.add_argument("--latency-ms", type=int, default=0, help="order latency in ms (default: 0)")
+
+
+def load_config(args: argparse.Namespace) -> RunConfig | None:
+    """The run settings in ``args``, checked before any broker is contacted.
+
+    On a bad ``--data``, ``--param``, ``--cash``... prints ``error: ...`` (what is wrong and
+    what to do) and returns None; the command then exits with status 2.
+    """
+    import sys
+
+    from mqlab.market import DataError
+
+    try:
+        config = RunConfig.from_args(args)
+        config.check()
+    except (DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    except TypeError as exc:  # a strategy given a parameter of the wrong kind
+        print(
+            f"error: {args.strategy} cannot run with --param {' --param '.join(args.param)} "
+            f"({exc}); numbers are written bare, e.g. --param fast=5",
+            file=sys.stderr,
+        )
+        return None
+    return config

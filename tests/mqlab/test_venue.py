@@ -20,7 +20,7 @@ from mqlab.events import (
     Side,
     Trade,
 )
-from mqlab.exchange import Latency, SimulatedExchange, split_symbol
+from mqlab.venue import Latency, SimulatedExchange, split_symbol
 
 T0 = 1_704_067_200_000
 MIN = 60_000
