@@ -59,13 +59,13 @@ from mqlab.events import (
     encode,
     routing_key,
 )
-from mqlab.exchange import Latency
 from mqlab.live.binance import Notice
-from mqlab.live.paper import make_venue, session_summary
+from mqlab.live.common import make_venue, session_summary
 from mqlab.live.record import Session, SessionRecorder, read_session
 from mqlab.live.source import BinanceSource, Reconnect, wall_ms
 from mqlab.portfolio import Portfolio
 from mqlab.strategy import Strategy
+from mqlab.venue import Latency
 
 __all__ = [
     "END_KEY",

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
 import signal
 import sys
@@ -39,7 +38,7 @@ from typing import Any
 
 from mqlab.backtest import BacktestResult
 from mqlab.engine import Engine
-from mqlab.events import Cancel, Event, Fill, Kline, MarketEvent, Order, encode
+from mqlab.events import Cancel, Event, Fill, Kline, MarketEvent, Order
 from mqlab.live.binance import (
     BINANCE_STREAM_URL,
     BOOK_STREAMS,
@@ -51,12 +50,12 @@ from mqlab.live.binance import (
     check_interval,
 )
 from mqlab.live.ccxt_source import CcxtKlineSource
+from mqlab.live.common import fills_digest, make_venue, session_summary
 from mqlab.live.record import SessionRecorder
 from mqlab.live.source import Backoff, BinanceSource, LiveSourceError, Reconnect, wall_ms
 from mqlab.portfolio import Portfolio
 from mqlab.strategies import make_strategy
 from mqlab.strategy import Strategy
-from mqlab.venue import Latency, SimulatedExchange
 
 __all__ = [
     "PaperSession",
@@ -66,34 +65,6 @@ __all__ = [
     "run",
     "session_summary",
 ]
-
-
-def make_venue(meta: dict[str, Any]) -> SimulatedExchange:
-    """The simulated venue a session's settings describe (paper and replay build it alike)."""
-    return SimulatedExchange(
-        {meta.get("quote", "USDT"): Decimal(meta["cash"])},
-        maker_fee=Decimal(meta.get("maker_fee", "0.0002")),
-        taker_fee=Decimal(meta["fee"]),
-        platform=meta.get("platform", "binance"),
-        latency=Latency(int(meta.get("latency_ms", 0)), int(meta.get("jitter_ms", 0))),
-    )
-
-
-def fills_digest(fills: list[Fill]) -> str:
-    """SHA-256 over the fills' exact JSON, in order: equal digests, equal fills."""
-    h = hashlib.sha256()
-    for fill in fills:
-        h.update(encode(fill) + b"\n")
-    return h.hexdigest()
-
-
-def session_summary(result: BacktestResult) -> dict[str, Any]:
-    """What a replay must reproduce: counts, money (exact strings) and the fills' digest."""
-    s = result.summary()
-    keep = ("events", "orders_sent", "rejected", "fills", "equity", "realised", "unrealised")
-    out = {k: s[k] for k in (*keep, "fees", "turnover")}
-    out["fills_sha256"] = fills_digest(result.fills)
-    return out
 
 
 class PaperSession:
