@@ -6,6 +6,8 @@
 * :mod:`mqlab.live.record`: the session file a paper run writes and a replay reads;
 * :mod:`mqlab.live.paper`: :class:`PaperSession`, the engine driven by a live source
   (``python -m mqlab paper``);
+* :mod:`mqlab.live.bus`: the same session as services over the bus, free-running
+  (``python -m mqlab paper --url URL [--processes]``), and :func:`replay_bus_session`;
 * :mod:`mqlab.live.replay`: :func:`replay_session` (``python -m mqlab backtest --replay``);
 * :mod:`mqlab.live.demo`: :func:`paper_demo`, a short session on the local server, replayed;
 * :mod:`mqlab.live.ccxt_source`: other venues through ccxt (optional ``live`` extra).

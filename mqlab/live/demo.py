@@ -1,13 +1,16 @@
-"""A short paper session against the local fake server, replayed: for chapter 10 and tests.
+"""A short paper session on a live stream, replayed: for chapter 10 and tests.
 
-:func:`paper_demo` starts a :class:`~mqlab.live.fakeserver.FakeBinanceServer` playing
-SYNTHETIC time-lapse bars (with a book snapshot after each) and a disconnect, a malformed
-frame and a burst in the middle, paper-trades an SMA crossover on it through
-:class:`~mqlab.live.paper.PaperSession`, records the session, replays the file through the
-backtest (:func:`~mqlab.live.replay.replay_session`), and returns both equity curves, plus
-the backtest of the same data as it would have arrived with no faults. Use ``await
-paper_demo()`` in a notebook (its loop is already running) and :func:`run_paper_demo` in a
-script.
+By default (``endpoint=None``) :func:`paper_demo` starts a
+:class:`~mqlab.live.fakeserver.FakeBinanceServer` playing SYNTHETIC time-lapse bars (with a
+book snapshot after each) and a disconnect, a malformed frame and a burst in the middle, so it
+needs no network. Given a real endpoint (:data:`~mqlab.live.binance.BINANCE_STREAM_URL`) it
+listens to Binance's public stream instead, until ``bars`` candles have closed. Either way it
+paper-trades an SMA crossover through :class:`~mqlab.live.paper.PaperSession`, records the
+session, replays the file through the backtest (:func:`~mqlab.live.replay.replay_session`),
+and returns the equity curves, plus a backtest of the same data: for the local server, the
+script's bars as they would have arrived with no faults; for a real endpoint, the events the
+session recorded. Use ``await paper_demo()`` in a notebook (its loop is already running) and
+:func:`run_paper_demo` in a script.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
 from mqlab.backtest import Backtest
-from mqlab.events import MarketEvent
+from mqlab.events import Fill, MarketEvent
 from mqlab.live.binance import StreamParser, Subscription, events_only
 from mqlab.live.fakeserver import FakeBinanceServer, Frame, Step, session_script, time_lapse_klines
 from mqlab.live.paper import PaperSession, make_venue
@@ -31,7 +34,20 @@ from mqlab.live.source import Backoff, BinanceSource
 from mqlab.portfolio import Portfolio
 from mqlab.strategies import SmaCross
 
-__all__ = ["LiveDemo", "events_from_script", "paper_demo", "run_paper_demo"]
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "LiveDemo",
+    "bus_paper_demo",
+    "events_from_script",
+    "live_comparison",
+    "paper_demo",
+    "plot_live",
+    "run_paper_demo",
+    "same_fills",
+]
 
 
 @dataclass
@@ -41,7 +57,7 @@ class LiveDemo:
     #: Equity (USDT) after each market event, indexed by the events' time (UTC).
     live: pd.Series
     replay: pd.Series
-    backtest: pd.Series  # the same bars and books with no faults, straight through Backtest
+    backtest: pd.Series  # the same data straight through Backtest (see the module docstring)
     live_summary: dict[str, Any]
     replay_summary: dict[str, Any]
     identical: bool  # the replay reproduced the live orders, fills and PnL exactly
@@ -50,7 +66,41 @@ class LiveDemo:
     session: Path  # the session file written
     fills: int = 0
     reconnects: int = 0
+    #: Where the stream came from, as a label for tables and plots.
+    source: str = "local fake server (SYNTHETIC time-lapse data)"
+    #: What the backtest curve ran on, as a label.
+    backtest_label: str = "backtest of the same bars, no faults"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Each fill as (order id, side, qty, price, fee): what was traded, without its times.
+    executions: list[tuple[str, str, Decimal, Decimal, Decimal]] = field(default_factory=list)
+
+    def comparison(self) -> pd.DataFrame:
+        """The live run's recorded summary beside the replay's, key by key, and whether each is
+        equal (money as exact strings, the fills as a SHA-256 of their JSON)."""
+        keys = list(dict.fromkeys([*self.live_summary, *self.replay_summary]))
+
+        def shown(value: Any) -> Any:  # a digest's head is enough to read; equality uses it all
+            return value[:16] + "…" if isinstance(value, str) and len(value) > 40 else value
+
+        rows = [
+            (k, shown(self.live_summary.get(k)), shown(self.replay_summary.get(k)),
+             self.live_summary.get(k) == self.replay_summary.get(k))
+            for k in keys
+        ]  # fmt: skip
+        frame = pd.DataFrame(rows, columns=["", "live (recorded)", "replay", "equal"])
+        return frame.set_index("")
+
+    def first_divergence(self) -> pd.Timestamp | None:
+        """The first time (UTC) the backtest's equity differs from the live session's, at the
+        live session's event times (the last value at each), or None if it never does."""
+        live = self.live.groupby(level=0).last()
+        backtest = self.backtest.groupby(level=0).last().reindex(live.index)
+        apart = (backtest != live).to_numpy()
+        return live.index[int(apart.argmax())] if apart.any() else None
+
+
+def _executions(fills: list[Fill]) -> list[tuple[str, str, Decimal, Decimal, Decimal]]:
+    return [(f.order_id, str(f.side), f.qty, f.price, f.fee) for f in fills]
 
 
 def events_from_script(script: list[Step], subscription: Subscription) -> list[MarketEvent]:
@@ -67,6 +117,9 @@ def events_from_script(script: list[Step], subscription: Subscription) -> list[M
 async def paper_demo(
     bars: int = 240,
     *,
+    endpoint: str | None = None,
+    symbol: str = "BTCUSDT",
+    interval: str = "1s",
     fast: int = 5,
     slow: int = 20,
     qty: Decimal | str = "0.1",
@@ -82,9 +135,19 @@ async def paper_demo(
     seed: int = 7,
     record: str | Path | None = None,
 ) -> LiveDemo:
-    """Paper-trade SmaCross(fast, slow, qty) on ``bars`` synthetic bars from the local server,
-    then replay the session file; see the module docstring. ``pace``: seconds per frame;
-    ``latency_ms`` + up to ``jitter_ms``: the venue's simulated order latency."""
+    """Paper-trade SmaCross(fast, slow, qty) on ``bars`` bars, then replay the session file;
+    see the module docstring. ``endpoint``: None for the local server (its bars are 1m,
+    SYNTHETIC, and the fault options apply), or a Binance-format websocket URL, where
+    ``symbol`` and ``interval`` are streamed (``1s``: a bar a second). ``pace``: the local
+    server's seconds per frame; ``latency_ms`` + up to ``jitter_ms``: the venue's simulated
+    order latency."""
+    if record is None:
+        record = Path(tempfile.mkdtemp(prefix="mqlab-paper-")) / "session.jsonl"
+    if endpoint is not None:
+        return await _real_demo(
+            endpoint, symbol, interval, bars, fast=fast, slow=slow, qty=qty, cash=cash,
+            fee=fee, latency_ms=latency_ms, jitter_ms=jitter_ms, record=Path(record),
+        )  # fmt: skip
     klines = time_lapse_klines(bars, seed=seed)
     subscription = Subscription(("BTCUSDT",), klines[0].interval, book="depth5")
     script = session_script(
@@ -95,8 +158,6 @@ async def paper_demo(
         malformed_at=malformed_at,
         burst_at=burst_at,
     )
-    if record is None:
-        record = Path(tempfile.mkdtemp(prefix="mqlab-paper-")) / "session.jsonl"
     meta = {
         "symbol": "BTCUSDT",
         "interval": subscription.interval,
@@ -137,9 +198,211 @@ async def paper_demo(
         session=Path(record),
         fills=len(live.fills),
         reconnects=source.reconnects,
+        executions=_executions(live.fills),
+        extra={"latencies_ms": [x * 1e3 for x in session.latencies]},
+    )
+
+
+async def _real_demo(
+    endpoint: str,
+    symbol: str,
+    interval: str,
+    bars: int,
+    *,
+    fast: int,
+    slow: int,
+    qty: Decimal | str,
+    cash: Decimal | str,
+    fee: Decimal | str,
+    latency_ms: int,
+    jitter_ms: int,
+    record: Path,
+) -> LiveDemo:
+    """:func:`paper_demo` on a real endpoint: ``bars`` closed candles of ``symbol``."""
+    subscription = Subscription((symbol,), interval, book="depth5")
+    meta = {
+        "symbol": subscription.symbols[0],
+        "interval": interval,
+        "streams": subscription.streams(),
+        "endpoint": endpoint,
+        "strategy": "sma_cross",
+        "params": {"fast": fast, "slow": slow, "qty": str(qty)},
+        "cash": str(cash),
+        "fee": str(fee),
+        "latency_ms": latency_ms,
+        "jitter_ms": jitter_ms,
+    }
+    source = BinanceSource(subscription, endpoint=endpoint)
+    session = PaperSession(SmaCross(fast, slow, qty), source, meta, record=record)
+    live = await session.run(max_bars=bars)
+    replay = replay_session(record)
+    # The stream has no "clean" copy to compare with: the backtest runs on what was recorded,
+    # filled at once (no order latency).
+    backtest = Backtest(
+        SmaCross(fast, slow, qty),
+        replay.session.events,
+        exchange=make_venue({**meta, "latency_ms": 0, "jitter_ms": 0}),
+        portfolio=Portfolio(cash),
+    ).run()
+    return LiveDemo(
+        live=live.portfolio.equity_curve(),
+        replay=replay.result.portfolio.equity_curve(),
+        backtest=backtest.portfolio.equity_curve(),
+        live_summary=replay.session.summary or {},
+        replay_summary=replay.summary,
+        identical=replay.identical,
+        differences=replay.differences,
+        notices=replay.session.notices,
+        session=record,
+        fills=len(live.fills),
+        reconnects=source.reconnects,
+        source=f"{endpoint} ({subscription.symbols[0]} {interval})",
+        executions=_executions(live.fills),
+        extra={"latencies_ms": [x * 1e3 for x in session.latencies]},
+        backtest_label="backtest of the recorded events, no order latency",
     )
 
 
 def run_paper_demo(**options: Any) -> LiveDemo:
     """:func:`paper_demo` from synchronous code (not inside a running event loop)."""
     return asyncio.run(paper_demo(**options))
+
+
+async def bus_paper_demo(
+    url: str,
+    bars: int = 240,
+    *,
+    fast: int = 5,
+    slow: int = 20,
+    qty: Decimal | str = "0.1",
+    cash: Decimal | str = "10000",
+    fee: Decimal | str = "0.001",
+    disconnect_at: int | None = 120,
+    lost_bars: int = 3,
+    malformed_at: int | None = 60,
+    burst_at: int | None = 180,
+    pace: float = 0.002,
+    seed: int = 7,
+    record: str | Path | None = None,
+) -> LiveDemo:
+    """:func:`paper_demo`'s local session (same bars, same faults), run as services over the
+    bus at ``url``, free-running (:mod:`mqlab.live.bus`), then its file replayed through the
+    engine. ``pace``: seconds per frame (a live stream is not instant; the bus takes some
+    milliseconds per hop). ``extra`` holds ``latencies_ms`` (event → order at the venue) and
+    ``overtaken`` (per order, the market events the venue handled after it but stamped before
+    it arrived: :func:`mqlab.live.bus.overtaken`)."""
+    from mqlab.live.bus import overtaken, replay_bus_session, run_bus_session
+
+    klines = time_lapse_klines(bars, seed=seed)
+    subscription = Subscription(("BTCUSDT",), klines[0].interval, book="depth5")
+    script = session_script(
+        klines,
+        book="depth5",
+        disconnect_at=disconnect_at,
+        lost_bars=lost_bars,
+        malformed_at=malformed_at,
+        burst_at=burst_at,
+    )
+    if record is None:
+        record = Path(tempfile.mkdtemp(prefix="mqlab-paper-")) / "bus-session.jsonl"
+    meta = {
+        "symbol": "BTCUSDT",
+        "interval": subscription.interval,
+        "streams": subscription.streams(),
+        "endpoint": "local fake server (SYNTHETIC time-lapse data)",
+        "strategy": "sma_cross",
+        "params": {"fast": fast, "slow": slow, "qty": str(qty)},
+        "cash": str(cash),
+        "fee": str(fee),
+        "latency_ms": 0,
+    }
+    async with FakeBinanceServer(script, pace=pace) as server:
+        source = BinanceSource(subscription, endpoint=server.url, backoff=Backoff(initial=0.05))
+        live = await run_bus_session(
+            url, SmaCross(fast, slow, qty), source, meta, record,
+            stop_when=lambda: server.exhausted.is_set() and source.parser.frames >= server.sent,
+        )  # fmt: skip
+    replay = replay_bus_session(record)
+    clean = events_from_script(session_script(klines, book="depth5"), subscription)
+    backtest = Backtest(
+        SmaCross(fast, slow, qty), clean, exchange=make_venue(meta), portfolio=Portfolio(cash)
+    ).run()
+    return LiveDemo(
+        live=live.equity_curve,
+        replay=replay.portfolio.equity_curve(),
+        backtest=backtest.portfolio.equity_curve(),
+        live_summary=replay.session.summary or {},
+        replay_summary=replay.summary,
+        identical=replay.identical,
+        differences=replay.differences,
+        notices=replay.session.notices,
+        session=Path(record),
+        fills=len(live.fills),
+        reconnects=source.reconnects,
+        source="local fake server (SYNTHETIC time-lapse data), over the bus",
+        executions=_executions(live.fills),
+        extra={"latencies_ms": live.latencies_ms, "overtaken": overtaken(replay.session)},
+    )
+
+
+def live_comparison(in_process: LiveDemo, over_bus: LiveDemo) -> pd.DataFrame:
+    """The two live sessions side by side: fills, final equity, whether each replay was
+    identical, the event → order latency and the market events orders could not trade on."""
+    from mqlab.live.bus import overtaken
+    from mqlab.live.record import read_session
+
+    def p50(demo: LiveDemo) -> str:
+        lat = sorted(demo.extra.get("latencies_ms", []))
+        return f"{lat[len(lat) // 2]:.3f}" if lat else "-"
+
+    rows = {
+        "fills": (in_process.fills, over_bus.fills),
+        "final equity (USDT)": (
+            in_process.live_summary.get("equity"),
+            over_bus.live_summary.get("equity"),
+        ),
+        "replay identical to the live run": (in_process.identical, over_bus.identical),
+        "event → order p50 (ms)": (p50(in_process), p50(over_bus)),
+        "market events orders could not trade on": tuple(
+            sum(overtaken(read_session(d.session))) for d in (in_process, over_bus)
+        ),
+    }
+    return pd.DataFrame(rows, index=["in process", "over the bus"]).T
+
+
+def same_fills(a: LiveDemo, b: LiveDemo) -> bool:
+    """Did two sessions fill the same orders, sides, quantities, prices and fees (their
+    times aside: two runs of a live stream never arrive at the same milliseconds)?"""
+    return a.executions == b.executions
+
+
+def plot_live(
+    demo: LiveDemo, path: str | Path | None = None, *, bus: LiveDemo | None = None
+) -> Axes:
+    """The equity curves of :func:`paper_demo` on one axis (USDT over UTC time): the backtest,
+    the live paper session (模拟盘) and its replay (回放), dashed so that the live curve shows
+    through where they coincide; with ``bus``, the session over the bus too. Saved as a PNG
+    if ``path`` is given."""
+    from mqlab.backtest import plot_equity
+
+    curves = {
+        demo.backtest_label: demo.backtest,
+        f"paper session in process, live stream: {demo.source}": demo.live,
+    }
+    if bus is not None:
+        curves["paper session over the bus (free-running), same stream"] = bus.live
+    curves["replay of the in-process session file"] = demo.replay
+    same = "the replay retraces the live curve" if demo.identical else "the replay DIFFERS"
+    where = "in process and over the bus" if bus is not None else "live paper session"
+    ax = plot_equity(curves, title=f"Equity, SMA crossover: backtest, {where}, replay ({same})")
+    ax.lines[0].set_alpha(0.6)
+    if bus is not None:
+        ax.lines[2].set_linestyle(":")
+        ax.lines[2].set_linewidth(2.0)
+    ax.lines[-1].set_linestyle("--")
+    ax.lines[-1].set_linewidth(2.0)
+    ax.legend(loc="best", fontsize="small")
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        cast("Figure", ax.figure).savefig(path, dpi=110, bbox_inches="tight")
+    return ax

@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -495,6 +496,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--book", choices=["depth5", "bookTicker"], default="depth5")
     parser.add_argument("--disconnect-at", type=int, default=None, help="drop the connection "
                         "before this bar (the client must reconnect)")  # fmt: skip
+    parser.add_argument("--malformed-at", type=int, default=None,
+                        help="send a malformed frame before this bar")  # fmt: skip
+    parser.add_argument("--gap-at", type=int, default=None,
+                        help="skip 2 bars before this bar (the client reports a gap)")  # fmt: skip
+    parser.add_argument("--burst-at", type=int, default=None,
+                        help="send 5 bars at once, unpaced, before this bar")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -503,10 +510,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         symbol, interval = check_symbol(args.symbol), check_interval(args.interval)
     except LiveInputError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     bars = time_lapse_klines(args.bars, interval=interval, symbol=symbol)
-    script = session_script(bars, book=args.book, disconnect_at=args.disconnect_at)
+    script = session_script(
+        bars,
+        book=args.book,
+        disconnect_at=args.disconnect_at,
+        malformed_at=args.malformed_at,
+        gap_at=args.gap_at,
+        burst_at=args.burst_at,
+    )
 
     async def main() -> None:
         async with FakeBinanceServer(script, pace=args.pace, port=args.port) as server:

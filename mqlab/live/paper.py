@@ -16,9 +16,10 @@ function of the events and their arrival times, which the session file
 (:mod:`mqlab.live.record`) keeps; :mod:`mqlab.live.replay` feeds them to the ordinary backtest
 and gets the same fills and PnL, exactly.
 
-In process only: the services-over-the-bus version (``--url`` / ``--processes``) is not
-built yet. CLI: ``python -m mqlab paper --symbol BTCUSDT --interval 1m --strategy sma_cross``
-(``--endpoint ws://127.0.0.1:9443`` for the local server of :mod:`mqlab.live.fakeserver`).
+This is the in-process session; ``--url`` / ``--processes`` run it as services over the bus
+instead (:mod:`mqlab.live.bus`). CLI: ``python -m mqlab paper --symbol BTCUSDT --interval 1m
+--strategy sma_cross`` (``--endpoint ws://127.0.0.1:9443`` for the local server of
+:mod:`mqlab.live.fakeserver`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
 import signal
 import sys
@@ -38,7 +38,7 @@ from typing import Any
 
 from mqlab.backtest import BacktestResult
 from mqlab.engine import Engine
-from mqlab.events import Cancel, Event, Fill, Kline, MarketEvent, Order, encode
+from mqlab.events import Cancel, Event, Fill, Kline, MarketEvent, Order
 from mqlab.live.binance import (
     BINANCE_STREAM_URL,
     BOOK_STREAMS,
@@ -50,12 +50,12 @@ from mqlab.live.binance import (
     check_interval,
 )
 from mqlab.live.ccxt_source import CcxtKlineSource
+from mqlab.live.common import fills_digest, make_venue, session_summary
 from mqlab.live.record import SessionRecorder
 from mqlab.live.source import Backoff, BinanceSource, LiveSourceError, Reconnect, wall_ms
 from mqlab.portfolio import Portfolio
 from mqlab.strategies import make_strategy
 from mqlab.strategy import Strategy
-from mqlab.venue import Latency, SimulatedExchange
 
 __all__ = [
     "PaperSession",
@@ -65,34 +65,6 @@ __all__ = [
     "run",
     "session_summary",
 ]
-
-
-def make_venue(meta: dict[str, Any]) -> SimulatedExchange:
-    """The simulated venue a session's settings describe (paper and replay build it alike)."""
-    return SimulatedExchange(
-        {meta.get("quote", "USDT"): Decimal(meta["cash"])},
-        maker_fee=Decimal(meta.get("maker_fee", "0.0002")),
-        taker_fee=Decimal(meta["fee"]),
-        platform=meta.get("platform", "binance"),
-        latency=Latency(int(meta.get("latency_ms", 0)), int(meta.get("jitter_ms", 0))),
-    )
-
-
-def fills_digest(fills: list[Fill]) -> str:
-    """SHA-256 over the fills' exact JSON, in order: equal digests, equal fills."""
-    h = hashlib.sha256()
-    for fill in fills:
-        h.update(encode(fill) + b"\n")
-    return h.hexdigest()
-
-
-def session_summary(result: BacktestResult) -> dict[str, Any]:
-    """What a replay must reproduce: counts, money (exact strings) and the fills' digest."""
-    s = result.summary()
-    keep = ("events", "orders_sent", "rejected", "fills", "equity", "realised", "unrealised")
-    out = {k: s[k] for k in (*keep, "fees", "turnover")}
-    out["fills_sha256"] = fills_digest(result.fills)
-    return out
 
 
 class PaperSession:
@@ -301,7 +273,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bars", type=int, default=None, help="stop after N closed bars")
     parser.add_argument("--minutes", type=float, default=None, help="stop after N minutes")
     parser.add_argument("--retries", type=int, default=8, help="connection attempts (8)")
+    parser.add_argument(
+        "--first-data-timeout", type=float, default=30.0, metavar="SECONDS",
+        help="give up if no market data arrives this long after connecting (30): the usual "
+        "sign of a symbol the venue does not list",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--url", default=None,
+        help="run the market, strategy and venue as services on the broker at URL (amqp://...), "
+        "free-running; without it, everything runs in this process on the engine directly",
+    )  # fmt: skip
+    parser.add_argument(
+        "--processes", action="store_true",
+        help="over the bus, one OS process per service (the embedded broker if no --url)",
+    )  # fmt: skip
     parser.add_argument(
         "--ccxt", default=None, metavar="EXCHANGE",
         help="stream klines through ccxt from EXCHANGE (okx, bybit, ...; needs the optional "
@@ -347,6 +333,7 @@ def run(args: argparse.Namespace) -> int:
                 endpoint=args.endpoint,
                 in_progress=args.in_progress,
                 backoff=Backoff(attempts=args.retries),
+                first_data_timeout=args.first_data_timeout,
             )
             streams = subscription.streams()
         else:
@@ -370,6 +357,15 @@ def run(args: argparse.Namespace) -> int:
         "latency_ms": args.latency_ms,
         "started": wall_ms(),
     }
+    if args.url is not None or args.processes:
+        if args.ccxt is not None:
+            print("error: --ccxt runs in process only; leave out --url and --processes",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        from mqlab.live.bus_cli import run_over_bus
+
+        assert isinstance(source, BinanceSource)
+        return run_over_bus(args, strategy, source, meta, record)
     tty = sys.stderr.isatty()
 
     def show(text: str) -> None:

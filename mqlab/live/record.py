@@ -107,6 +107,9 @@ class Session:
     orders: list[tuple[int, Order | Cancel]] = field(default_factory=list)  # (venue arrival, o)
     notices: list[str] = field(default_factory=list)
     summary: dict[str, Any] | None = None
+    #: The file's market and order lines in their order: ("market", i) is ``events[i]``,
+    #: ("order", i) is ``orders[i]`` (a bus session's venue handled them in this order).
+    sequence: list[tuple[str, int]] = field(default_factory=list)
 
 
 def read_session(path: str | Path) -> Session:
@@ -144,14 +147,17 @@ def read_session(path: str | Path) -> Session:
                     event = decode(json.dumps(obj["event"]))
                     if not isinstance(event, Kline | OrderBook | Trade):
                         raise SessionError(f"{where}: a market line holds a {type(event).__name__}")
-                    session.events.append(event)
                     session.arrivals.append(int(obj["t"]))
+                    session.sequence.append(("market", len(session.events)))
+                    session.events.append(event)
                 elif kind == "order":
                     request = decode(json.dumps(obj["event"]))
                     if not isinstance(request, Order | Cancel):
                         what = type(request).__name__
                         raise SessionError(f"{where}: an order line holds a {what}")
-                    session.orders.append((int(obj["t"]), request))
+                    t = int(obj["t"])
+                    session.sequence.append(("order", len(session.orders)))
+                    session.orders.append((t, request))
                 elif kind == "notice":
                     session.notices.append(str(obj["text"]))
                 elif kind == "end":

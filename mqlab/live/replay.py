@@ -86,16 +86,26 @@ def replay_session(session: str | Path | Session) -> ReplayResult:
 
 def run_replay(path: Path, as_json: bool = False) -> int:
     """The ``backtest --replay`` command: replay, print the report, exit 1 on a difference."""
+    from mqlab.live.bus import replay_bus_session
+
     try:
-        replay = replay_session(path)
+        session = read_session(path)
+        replay: ReplayResult | Any
+        if session.meta.get("mode") == "bus":  # recorded by the venue service of a bus session
+            replay = replay_bus_session(session)
+            numbers = {k: v for k, v in replay.summary.items() if k != "fills_sha256"}
+        else:
+            replay = replay_session(session)
+            numbers = replay.result.summary()
     except (SessionError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     meta = replay.session.meta
     report: dict[str, Any] = {
         "session": str(path),
-        "recorded": f"{meta.get('symbol')} {meta.get('interval')} from {meta.get('endpoint')}",
-        **replay.result.summary(),
+        "recorded": f"{meta.get('symbol')} {meta.get('interval')} from {meta.get('endpoint')}"
+        + (" over the bus" if meta.get("mode") == "bus" else ""),
+        **numbers,
         "notices": len(replay.session.notices),
         "identical_to_live": replay.identical,
     }

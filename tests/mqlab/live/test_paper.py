@@ -186,3 +186,55 @@ def test_cli_paper_unreachable_endpoint(tmp_path: Path) -> None:
 def test_cli_replay_of_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backtest", "--replay", "no/such/session.jsonl"]) == 2
     assert "error: session file no/such/session.jsonl not found" in capsys.readouterr().err
+
+
+def _serve(*extra: str) -> tuple[object, str]:
+    port = free_port()
+    server = mqlab("fake-binance", "--port", str(port), "--pace", "0.002", *extra)
+    assert server.stdout is not None
+    line = server.stdout.readline()  # printed once it listens
+    assert "SYNTHETIC" in line, line
+    return server, f"ws://127.0.0.1:{port}"
+
+
+def test_cli_paper_malformed_frames_and_a_gap_are_reported_and_survived(tmp_path: Path) -> None:
+    server, url = _serve("--bars", "120", "--malformed-at", "20", "--gap-at", "40")
+    record = tmp_path / "s.jsonl"
+    try:
+        paper = mqlab("paper", "--endpoint", url, "--bars", "80", "--record", str(record),
+                      "--json")  # fmt: skip
+        out, err = paper.communicate(timeout=60)
+    finally:
+        server.send_signal(signal.SIGINT)  # type: ignore[attr-defined]
+        server.communicate(timeout=10)  # type: ignore[attr-defined]
+    assert paper.returncode == 0, err
+    report = json.loads(out)
+    assert report["malformed"] == 1 and report["gaps"] == 1 and report["bars"] == 80
+    reasons = [line for line in err.splitlines() if line.startswith("malformed frame ignored")]
+    assert len(reasons) == 1 and "not JSON" in reasons[0]  # one line, with its reason
+    assert "Traceback" not in err
+    assert replay_session(record).identical
+
+
+def test_cli_paper_well_formed_but_unlisted_symbol_ends_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    server, url = _serve("--bars", "50")  # serves BTCUSDT only
+    try:
+        record = str(tmp_path / "s.jsonl")
+        paper = mqlab("paper", "--endpoint", url, "--symbol", "ETHUSDT",
+                      "--first-data-timeout", "1", "--record", record)  # fmt: skip
+        _, err = paper.communicate(timeout=60)
+    finally:
+        server.send_signal(signal.SIGINT)  # type: ignore[attr-defined]
+        server.communicate(timeout=10)  # type: ignore[attr-defined]
+    assert paper.returncode == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: no market data within 1") and "ETHUSDT" in last, err
+
+
+def test_cli_fake_server_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fake-binance", "--symbol", "BTC-USDT"]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown symbol 'BTC-USDT'")
+    assert main(["fake-binance", "--interval", "2m"]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown interval '2m'")
