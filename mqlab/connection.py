@@ -97,7 +97,12 @@ def _mask_loosely(url: str) -> str:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``****`` (safe to print or log)."""
+    """The URL with its password replaced by ``****`` (safe to print or log).
+
+    A comma-separated list of node URLs (a cluster, see :mod:`mqlab.ha`) is masked URL by URL.
+    """
+    if "," in url:
+        return ",".join(mask_url(one) for one in url.split(","))
     parts = urlsplit(url)
     if parts.password is None:
         return url

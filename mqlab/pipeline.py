@@ -1066,9 +1066,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--url",
-        help="AMQP URL of a broker, e.g. amqp://guest:guest@127.0.0.1:5672/ (default: "
+        help="AMQP URL of a broker, e.g. amqp://guest:guest@127.0.0.1:5672/, or of a "
+        "cluster's nodes, comma-separated, to fail over between them (default: "
         "$MQLAB_AMQP_URL, else an embedded broker started for this run)",
     )
+    from mqlab.ha import add_queue_type_argument
+
+    add_queue_type_argument(parser)
     parser.add_argument(
         "--processes", action="store_true", help="run each service as its own OS process"
     )
@@ -1120,8 +1124,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mqlab.bus import BusError
+    from mqlab.ha import apply_queue_type
     from mqlab.services import load_config
 
+    apply_queue_type(args)  # every bus of the run, and the --processes children, use it
     config = load_config(args)
     if config is None:
         return 2

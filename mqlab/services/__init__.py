@@ -94,7 +94,9 @@ def serve(args: argparse.Namespace, build: Callable[[Bus], Service]) -> int:
     again with the same ``--state-dir`` to resume).
     """
     from mqlab.connection import ENV_URL, mask_url
+    from mqlab.ha import apply_queue_type
 
+    apply_queue_type(args)  # --queue-type (or $MQLAB_QUEUE_TYPE) for this service's bus
     url = args.url or os.environ.get(ENV_URL)
     if url is None:
         print(
