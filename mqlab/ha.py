@@ -1,7 +1,8 @@
 """The bus on a cluster (集群): a list of node URLs with failover, and quorum queues (仲裁队列).
 
 **Several URLs.** ``--url`` (and ``$MQLAB_AMQP_URL``) may name several nodes of one cluster,
-comma-separated: ``amqp://u:p@h1:5672/,amqp://u:p@h2:5672/``. aio-pika's ``connect_robust``
+comma-separated: ``amqp://u:p@h1:5672/,amqp://u:p@h2:5672/``. Each client starts at a
+random node of the list, so a pipeline's services spread over the cluster. aio-pika's ``connect_robust``
 reconnects to the one URL it was given, so when that node dies, it retries a dead address
 forever. :class:`FailoverConnection` is a ``RobustConnection`` that, on every (re)connect
 attempt, tries the nodes in turn, starting with the one after the node it lost. Everything
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 from typing import Any
 
 import aio_pika
@@ -120,13 +122,16 @@ class FailoverConnection(RobustConnection):
     that aio-pika still has it, so an upgrade that renames it fails loudly, not silently.
     """
 
-    def __init__(self, urls: list[str], **kwargs: Any) -> None:
+    def __init__(self, urls: list[str], start: int | None = None, **kwargs: Any) -> None:
         if not urls:
             raise ValueError("FailoverConnection needs at least one URL")
-        super().__init__(URL(urls[0]), **kwargs)
+        # A random first node unless told: the services of one pipeline then spread over
+        # the cluster, and a node's death moves only its own clients, not all of them.
+        self.node_index = random.randrange(len(urls)) if start is None else start % len(urls)
+        super().__init__(URL(urls[self.node_index]), **kwargs)
         self.urls = [URL(u) for u in urls]
-        #: The node the next attempt starts with, and the one the connection is (was) on.
-        self.node_index = 0
+        #: The node the next attempt starts with (node_index), and the one the connection
+        #: is (or was last) on.
         self.connected_index: int | None = None
         #: How many times the connection moved to another node (a reconnect to the same one
         #: does not count).
@@ -159,13 +164,16 @@ class FailoverConnection(RobustConnection):
         await super()._on_connection_close(closing)
 
 
-async def connect(url: str, **kwargs: Any) -> AbstractRobustConnection:
-    """``aio_pika.connect_robust`` for one URL; a :class:`FailoverConnection` for several."""
+async def connect(
+    url: str, start: int | None = None, **kwargs: Any
+) -> AbstractRobustConnection:
+    """``aio_pika.connect_robust`` for one URL; a :class:`FailoverConnection` for several,
+    starting at node ``start`` (default: a random one)."""
     urls = split_urls(url)
     if len(urls) == 1:
         return await aio_pika.connect_robust(urls[0], **kwargs)
     timeout = kwargs.pop("timeout", None)
-    connection = FailoverConnection(urls, **kwargs)
+    connection = FailoverConnection(urls, start=start, **kwargs)
     await connection.connect(timeout=timeout)
     return connection
 
