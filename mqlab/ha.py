@@ -4,8 +4,8 @@
 comma-separated: ``amqp://u:p@h1:5672/,amqp://u:p@h2:5672/``. Each client starts at a
 random node of the list, so a pipeline's services spread over the cluster. aio-pika's
 ``connect_robust`` reconnects to the one URL it was given, so when that node dies, it retries
-a dead address forever. :class:`FailoverConnection` is a ``RobustConnection`` that, on every (re)connect
-attempt, tries the nodes in turn, starting with the one after the node it lost. Everything
+a dead address forever. :class:`FailoverConnection` is a ``RobustConnection`` that, on every
+(re)connect attempt, tries the nodes in turn, starting with the one after the node it lost. Everything
 else stays aio-pika's: after the reconnect it reopens channels, redeclares exchanges, queues
 and bindings and restarts the consumers, exactly as for one URL. We hook the one place it
 opens the socket rather than write our own reconnect loop around ``aio_pika.connect``,
