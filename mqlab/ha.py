@@ -1,15 +1,15 @@
 """The bus on a cluster (集群): a list of node URLs with failover, and quorum queues (仲裁队列).
 
 **Several URLs.** ``--url`` (and ``$MQLAB_AMQP_URL``) may name several nodes of one cluster,
-comma-separated: ``amqp://u:p@h1:5672/,amqp://u:p@h2:5672/``. Each client starts at a
-random node of the list, so a pipeline's services spread over the cluster. aio-pika's
-``connect_robust`` reconnects to the one URL it was given, so when that node dies, it retries
-a dead address forever. :class:`FailoverConnection` is a ``RobustConnection`` that, on every
-(re)connect attempt, tries the nodes in turn, starting with the one after the node it lost. Everything
-else stays aio-pika's: after the reconnect it reopens channels, redeclares exchanges, queues
-and bindings and restarts the consumers, exactly as for one URL. We hook the one place it
-opens the socket rather than write our own reconnect loop around ``aio_pika.connect``,
-because that loop would have to redo all that restoring, which aio-pika already does well.
+comma-separated: ``amqp://u:p@h1:5672/,amqp://u:p@h2:5672/``. Each client starts at a random
+node of the list, so a pipeline's services spread over the cluster. aio-pika's
+``connect_robust`` reconnects to the one URL it was given, so when that node dies, it retries a
+dead address forever. :class:`FailoverConnection` is a ``RobustConnection`` that, on every
+(re)connect attempt, tries the nodes in turn, starting with the one after the node it lost.
+Everything else stays aio-pika's: after the reconnect it reopens channels, redeclares exchanges,
+queues and bindings and restarts the consumers, exactly as for one URL. We hook the one place it
+opens the socket rather than write our own reconnect loop around ``aio_pika.connect``, because
+that loop would have to redo all that restoring, which aio-pika already does well.
 
 **Quorum queues.** ``queue_type="quorum"`` (``--queue-type quorum``, ``$MQLAB_QUEUE_TYPE``)
 declares every bus queue with ``x-queue-type: quorum``: a Raft-replicated queue with a leader
