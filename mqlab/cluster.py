@@ -30,17 +30,24 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mqlab.pipeline import ProcessPipeline
 
 __all__ = [
     "DEFAULT_BASE",
     "Cluster",
     "ClusterError",
     "Node",
+    "NodeKill",
     "QueueInfo",
     "add_arguments",
     "available",
+    "busiest_leader",
+    "kill_node_during_run",
     "run",
+    "why_not_available",
 ]
 
 #: Where the nodes keep their data, logs and pid files unless told otherwise.
@@ -62,14 +69,15 @@ class Node:
     base: Path
     amqp_port: int
     dist_port: int
+    prefix: str = "c"
 
     @property
     def name(self) -> str:
-        return f"c{self.index}@localhost"
+        return f"{self.prefix}{self.index}@localhost"
 
     @property
     def dir(self) -> Path:
-        return self.base / f"c{self.index}"
+        return self.base / f"{self.prefix}{self.index}"
 
     @property
     def pid_file(self) -> Path:
@@ -146,6 +154,8 @@ class Cluster:
     size: int = 3
     amqp_base_port: int = AMQP_BASE_PORT
     dist_base_port: int = DIST_BASE_PORT
+    #: Node names are ``{prefix}1@localhost`` ...: unique per machine, like the ports.
+    prefix: str = "c"
     nodes: list[Node] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -153,7 +163,9 @@ class Cluster:
             raise ClusterError(f"a cluster needs at least 1 node, got {self.size}")
         self.base = Path(self.base)
         self.nodes = [
-            Node(i, self.base, self.amqp_base_port + i - 1, self.dist_base_port + i - 1)
+            Node(
+                i, self.base, self.amqp_base_port + i - 1, self.dist_base_port + i - 1, self.prefix
+            )
             for i in range(1, self.size + 1)
         ]
 
@@ -483,3 +495,77 @@ def _print_status(cluster: Cluster) -> None:
         for q in queues:
             print(f"{q.name:32} {q.type:8} {q.leader:14} {', '.join(q.members)}")
     _print_urls(cluster)
+
+
+# -- a node killed under a running pipeline ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeKill:
+    """What happened when one node was killed under a running pipeline."""
+
+    node: str
+    why: str  # e.g. "leader of mqlab.x.strategy (12 messages)" or "chosen at random"
+    at_step: int  # the pipeline's step (events the exchange matched) at the kill
+    stall_s: float  # longest pause in the pipeline's progress while the node was down
+    restart_s: float  # from the kill to the node running again
+
+
+def busiest_leader(cluster: Cluster, prefix: str) -> tuple[str, str]:
+    """The leader (主节点) of the queue under ``prefix`` holding the most messages, and why.
+
+    On a tie (say, every queue is drained as fast as it fills) the first queue by name wins.
+    """
+    queues = [q for q in cluster.queues(prefix) if q.leader]
+    if not queues:
+        raise ClusterError(f"no queue named {prefix}* has a leader on the cluster")
+    busiest = max(sorted(queues, key=lambda q: q.name), key=lambda q: q.messages)
+    return busiest.leader, f"leader of {busiest.name} ({busiest.messages} messages)"
+
+
+async def kill_node_during_run(
+    cluster: Cluster,
+    pipeline: ProcessPipeline,
+    at_step: int,
+    node: str | None = None,
+    stall_timeout: float = 120.0,
+) -> NodeKill:
+    """When ``pipeline`` reaches ``at_step``, ``kill -9`` a node and restart it; time the stall.
+
+    ``node=None`` kills the leader of the pipeline's busiest queue. The restart runs while
+    the pipeline goes on; this returns once the node is back (the pipeline may still run).
+    """
+    import asyncio
+
+    while pipeline.step < at_step:
+        await asyncio.sleep(0.005)
+    if node is None:
+        victim, why = await asyncio.to_thread(busiest_leader, cluster, pipeline.prefix)
+    else:
+        victim, why = node, "chosen by the caller"
+    step = pipeline.step
+    total = len(pipeline.config.events)
+    await asyncio.to_thread(cluster.kill, victim)
+    killed = last_change = time.monotonic()
+
+    async def back_after() -> float:
+        await asyncio.to_thread(cluster.restart, victim)
+        return time.monotonic() - killed
+
+    restart = asyncio.create_task(back_after())
+    # The stall is the longest pause in the pipeline's progress from the kill until the node
+    # is back and the pipeline moved once more (or finished): the messages already in flight
+    # on the surviving nodes can hide the failover from the first step after the kill.
+    stall, seen = 0.0, step
+    async with asyncio.timeout(stall_timeout + 120):
+        while pipeline.step < total:
+            now = time.monotonic()
+            if pipeline.step != seen:
+                stall, seen, last_change = max(stall, now - last_change), pipeline.step, now
+                if restart.done():
+                    break
+            elif now - last_change > stall_timeout:
+                raise ClusterError(f"the pipeline made no progress for {stall_timeout:.0f} s")
+            await asyncio.sleep(0.005)
+    back = await restart
+    return NodeKill(cluster.node(victim).name, why, step, stall, back)
