@@ -514,12 +514,16 @@ class NodeKill:
 def busiest_leader(cluster: Cluster, prefix: str) -> tuple[str, str]:
     """The leader (主节点) of the queue under ``prefix`` holding the most messages, and why.
 
-    On a tie (say, every queue is drained as fast as it fills) the first queue by name wins.
+    On a tie (say, every queue is drained as fast as it fills) the market events' queue (the
+    one every market event passes through) wins, and the dead-letter queue comes last.
     """
     queues = [q for q in cluster.queues(prefix) if q.leader]
     if not queues:
         raise ClusterError(f"no queue named {prefix}* has a leader on the cluster")
-    busiest = max(sorted(queues, key=lambda q: q.name), key=lambda q: q.messages)
+    busiest = max(
+        sorted(queues, key=lambda q: q.name),
+        key=lambda q: (q.messages, q.name.endswith(".market"), not q.name.endswith(".dlq")),
+    )
     return busiest.leader, f"leader of {busiest.name} ({busiest.messages} messages)"
 
 
