@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mqlab.bus import Bus, Delivery, probe
+from mqlab.loop import run as run_loop
 from mqlab.services import PARENT_ENV
 from mqlab.services._runtime import Journal, Service
 from mqlab.services.config import RunConfig, add_config_arguments
@@ -558,7 +559,7 @@ def _serve_broker(conn: Any, data_dir: str, parent: int) -> None:
             await broker.stop()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        run_loop(serve())
 
 
 def _broker_name(url: str) -> str:
@@ -1157,7 +1158,7 @@ def run(args: argparse.Namespace) -> int:
                 shutil.rmtree(data, ignore_errors=True)
             url = stack.enter_context(embedded_broker(data))
         try:
-            result = asyncio.run(
+            result = run_loop(
                 run_pipeline(
                     config,
                     url=url,

@@ -20,6 +20,8 @@ import re
 import sys
 from pathlib import Path
 
+from mqlab.loop import run as run_loop
+
 __all__ = ["PASSWORD_ENV", "add_arguments", "parse_size", "run"]
 
 PASSWORD_ENV = "MQLAB_BROKER_PASSWORD"
@@ -155,5 +157,5 @@ def run(args: argparse.Namespace) -> int:
             await broker.stop()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        run_loop(serve())
     return 0

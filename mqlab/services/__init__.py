@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mqlab.bus import Bus, BusError
+from mqlab.loop import run as run_loop
 from mqlab.services._runtime import Journal, Outgoing, Service
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ def serve(args: argparse.Namespace, build: Callable[[Bus], Service]) -> int:
             return 0
 
     try:
-        return asyncio.run(main())
+        return run_loop(main())
     except BusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
