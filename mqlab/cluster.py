@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -468,7 +469,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             _print_status(cluster)
     except (ClusterError, subprocess.TimeoutExpired, OSError) as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
 
