@@ -8,7 +8,7 @@ PORT   ?= 8888
 BOOK   := _build/html
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo test test-fast lab git-filter strip bench lint clean book book-check serve-book
+.PHONY: cluster-up cluster-down cluster-status demo test test-fast lab git-filter strip bench lint clean book book-check serve-book
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -21,6 +21,17 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m mqlab pipeline
+
+# A 3-node RabbitMQ cluster on 127.0.0.1 (AMQP 5701-5703), from Debian's rabbitmq-server; needs
+# root (sudo make cluster-up) because the nodes run as the rabbitmq user. See docs/setup.md.
+cluster-up: $(STAMP)
+	$(PY) -m mqlab cluster up
+
+cluster-down: $(STAMP)
+	$(PY) -m mqlab cluster down
+
+cluster-status: $(STAMP)
+	$(PY) -m mqlab cluster status
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

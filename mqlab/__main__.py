@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "paper": ("mqlab.live.paper", "paper-trade a strategy on a live (or local) Binance stream"),
     "fake-binance": ("mqlab.live.fakeserver", "a local server speaking Binance's stream format"),
     "pipeline": ("mqlab.pipeline", "run market -> strategy -> exchange -> portfolio over the bus"),
+    "cluster": ("mqlab.cluster", "start, stop or show a 3-node RabbitMQ cluster on 127.0.0.1"),
     "market": ("mqlab.services.market", "market data service alone"),
     "strategy": ("mqlab.services.strategy_host", "strategy host alone"),
     "exchange": ("mqlab.services.exchange", "simulated exchange service alone"),

@@ -260,8 +260,14 @@ class Bus:
         publish_timeout: float = 120.0,
         reconnect_interval: float = 0.5,
         connect_timeout: float = 10.0,
+        queue_type: str | None = None,
     ) -> None:
+        from mqlab.ha import queue_arguments, resolve_queue_type
+
         self.url = url
+        #: "classic" or "quorum" (mqlab.ha): the type of every queue this bus declares.
+        self.queue_type = resolve_queue_type(queue_type)
+        self._queue_arguments = queue_arguments(self.queue_type)
         self.prefix = prefix
         self.prefetch = prefetch
         self.publish_timeout = publish_timeout
@@ -292,17 +298,21 @@ class Bus:
             from mqlab.connection import broker_url
 
             url = self.url = broker_url()
+        from mqlab.ha import connect  # several comma-separated URLs: fail over between them
+
         with connect_errors(url, unavailable=BusError, invalid=BusError):
-            self.connection = await aio_pika.connect_robust(
+            self.connection = await connect(
                 url, reconnect_interval=self.reconnect_interval, timeout=self.connect_timeout
             )
         self._channel = await self.connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
         dlx = await self.declare_exchange(DEAD_LETTER_EXCHANGE)
-        dlq = await self._channel.declare_queue(self.name(DEAD_LETTER_QUEUE), durable=True)
+        dlq = await self._channel.declare_queue(
+            self.name(DEAD_LETTER_QUEUE), durable=True, arguments=self._queue_arguments
+        )
         await dlq.bind(dlx, "#")
-        self.declared["queues"][dlq.name] = {}
+        self.declared["queues"][dlq.name] = dict(self._queue_arguments)
         self.declared["bindings"].append((dlx.name, dlq.name, "#"))
         return self
 
@@ -342,6 +352,7 @@ class Bus:
         (say, one nacked without requeue by some other client) lands in the DLQ.
         """
         arguments: dict[str, Any] = {"x-dead-letter-exchange": self.name(DEAD_LETTER_EXCHANGE)}
+        arguments.update(self._queue_arguments)
         queue = await (channel or self.channel).declare_queue(
             self.name(suffix), durable=True, arguments=arguments
         )
@@ -456,7 +467,9 @@ class Bus:
 
     async def dead_letters(self, limit: int = 1000) -> list[Delivery]:
         """Read (and ack) what sits in the DLQ, e.g. to show it or to count it in a test."""
-        queue = await self.channel.declare_queue(self.name(DEAD_LETTER_QUEUE), durable=True)
+        queue = await self.channel.declare_queue(
+            self.name(DEAD_LETTER_QUEUE), durable=True, arguments=self._queue_arguments
+        )
         found: list[Delivery] = []
         while len(found) < limit and (message := await queue.get(no_ack=False, fail=False)):
             found.append(Delivery.of(message, queue.name))
@@ -521,6 +534,7 @@ async def probe(url: str, timeout: float = 10.0) -> None:
 
     For a check before starting anything that leaves traces (state directories, services).
     """
+    from mqlab.ha import probe_any  # any one node of a comma-separated list will do
+
     with connect_errors(url, unavailable=BusError, invalid=BusError):
-        connection = await aio_pika.connect(url, timeout=timeout)
-    await connection.close()
+        await probe_any(url, timeout=timeout)

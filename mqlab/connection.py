@@ -112,7 +112,12 @@ def _mask_loosely(url: str) -> str:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``****`` (safe to print or log)."""
+    """The URL with its password replaced by ``****`` (safe to print or log).
+
+    A comma-separated list of node URLs (a cluster, see :mod:`mqlab.ha`) is masked URL by URL.
+    """
+    if "," in url:
+        return ",".join(mask_url(one) for one in url.split(","))
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -195,8 +200,10 @@ def resolve_url(
         choice = BrokerURL(fallback(), EMBEDDED)
     else:
         raise NoBrokerError(f"no broker given: pass --url amqp://... or set {ENV_URL}")
-    if (problem := url_problem(choice.url)) is not None:
-        raise InvalidURLError(f"{problem} (from {choice.source})")
+    # A cluster's nodes come comma-separated (mqlab.ha): each one must be a URL.
+    for node in choice.url.split(","):
+        if (problem := url_problem(node.strip())) is not None:
+            raise InvalidURLError(f"{problem} (from {choice.source})")
     return choice
 
 
@@ -230,8 +237,9 @@ def connect_errors(
         target = BrokerURL(target, "")  # where it came from is the caller's to say
     said = f" (from {target.source})" if target.source else ""
     where = mask_url(target.url) + said
-    if (problem := url_problem(target.url)) is not None:
-        raise invalid(problem + said)
+    for node in target.url.split(","):  # a cluster's nodes, comma-separated (mqlab.ha)
+        if (problem := url_problem(node.strip())) is not None:
+            raise invalid(problem + said)
     logger, mute = logging.getLogger("aiormq.connection"), _DropAll()
     logger.addFilter(mute)
     try:

@@ -59,11 +59,15 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "mqlab.patterns",
             "mqlab.faults",
             "mqlab.features",
+            "mqlab.ha",
         ),
     ),
     ("services", ("mqlab.services", "mqlab.live")),
-    ("pipeline", ("mqlab.pipeline", "mqlab.sync")),
-    ("apps", ("mqlab.__main__", "mqlab.backtest_cli", "mqlab.exercises", "mqlab")),
+    ("pipeline", ("mqlab.pipeline", "mqlab.sync", "mqlab.cluster")),
+    (
+        "apps",
+        ("mqlab.__main__", "mqlab.backtest_cli", "mqlab.exercises", "mqlab.cluster_lab", "mqlab"),
+    ),
 ]
 
 BROKER = "mqlab.broker"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mqlab.config import RunConfig, add_config_arguments
 from mqlab.connection import InvalidURLError, NoBrokerError, resolve_url
+from mqlab.ha import add_queue_type_argument, apply_queue_type
 from mqlab.loop import run as run_loop
 from mqlab.pipeline.embedded import embedded_broker
 from mqlab.pipeline.processes import ServiceFailed
@@ -35,9 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--url",
-        help="AMQP URL of a broker, e.g. amqp://guest:guest@127.0.0.1:5672/ (default: "
+        help="AMQP URL of a broker, e.g. amqp://guest:guest@127.0.0.1:5672/, or of a "
+        "cluster's nodes, comma-separated, to fail over between them (default: "
         "$MQLAB_AMQP_URL, else an embedded broker started for this run)",
     )
+    add_queue_type_argument(parser)
     parser.add_argument(
         "--processes", action="store_true", help="run each service as its own OS process"
     )
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from mqlab.bus import BusError
     from mqlab.config import load_config
 
+    apply_queue_type(args)  # every bus of the run, and the --processes children, use it
     config = load_config(args)
     if config is None:
         return 2

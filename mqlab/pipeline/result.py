@@ -92,7 +92,8 @@ class PipelineResult:
     @property
     def broker_label(self) -> str:
         """``embedded broker`` or ``broker at host:port``, for titles."""
-        where = self.broker.split("@")[-1].rstrip("/")
+        # Several node URLs (a cluster): name every node, "h1:p1, h2:p2".
+        where = ", ".join(u.split("@")[-1].rstrip("/") for u in self.broker.split(","))
         return "embedded broker" if self.broker.startswith("embedded") else f"broker at {where}"
 
     @property

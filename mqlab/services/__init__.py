@@ -81,7 +81,9 @@ def serve(args: argparse.Namespace, build: Callable[[Bus], Service]) -> int:
     again with the same ``--state-dir`` to resume).
     """
     from mqlab.connection import InvalidURLError, NoBrokerError, mask_url, resolve_url
+    from mqlab.ha import apply_queue_type
 
+    apply_queue_type(args)  # --queue-type (or $MQLAB_QUEUE_TYPE) for this service's bus
     try:
         url = resolve_url(args.url, fallback=None, given_as="--url").url
     except NoBrokerError as exc:

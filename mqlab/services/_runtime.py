@@ -425,6 +425,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="directory for the service's journal; with it, a restarted service resumes "
         "where it stopped (default: in memory)",
     )
+    from mqlab.ha import add_queue_type_argument
+
+    add_queue_type_argument(parser)
 
 
 def journal_for(state_dir: Path | None, name: str) -> Journal:
