@@ -35,6 +35,29 @@ def _closing(*coros: Coroutine[Any, Any, Any]) -> Iterator[None]:
                 coro.close()
 
 
+async def _expect_own_error(
+    call: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]],
+    *,
+    came_out_as: str,
+    swallowed: str,
+    hint: str,
+) -> None:
+    """``await call(job)``, with a job that raises KeyError, must let that KeyError out."""
+
+    async def broken() -> None:
+        raise KeyError("broken")
+
+    failing = broken()
+    try:
+        with _closing(failing):
+            await call(failing)
+    except KeyError:
+        return
+    except BaseException as error:
+        expect(False, f"{came_out_as} {error!r}", hint)
+    expect(False, swallowed, hint)
+
+
 @contextlib.contextmanager
 def _no_gc_pauses() -> Iterator[None]:
     """Keep the garbage collector from pausing the loop while we time the learner's code.
@@ -215,27 +238,13 @@ def check_with_timeout(with_timeout: Callable[..., Coroutine[Any, Any, Any]]) ->
             "asyncio.timeout and asyncio.wait_for cancel the work for you; asyncio.wait does not",
         )
 
-        async def broken() -> None:
-            raise KeyError("broken")
-
-        failing = broken()
-        try:
-            with _closing(failing):
-                await with_timeout(failing, 0.5, "default")
-        except KeyError:
-            pass
-        except BaseException as error:
-            expect(
-                False,
-                f"a job's KeyError came out of with_timeout as {error!r}",
-                "catch TimeoutError only, and let every other error propagate unchanged",
-            )
-        else:
-            expect(
-                False,
-                "a job that raised KeyError gave the default: errors must not look like timeouts",
-                "catch TimeoutError only",
-            )
+        await _expect_own_error(
+            lambda job: with_timeout(job, 0.5, "default"),
+            came_out_as="a job's KeyError came out of with_timeout as",
+            swallowed="a job that raised KeyError gave the default: errors must not look like "
+            "timeouts",
+            hint="catch TimeoutError only, and let every other error propagate unchanged",
+        )
 
     run_sync(main)
     return passed("with_timeout", "result, default on timeout, work cancelled, errors kept")

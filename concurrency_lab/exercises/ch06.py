@@ -12,7 +12,7 @@ from typing import Any
 
 from concurrency_lab import miniloop
 from concurrency_lab.exercises import ExerciseError, Verdict, expect, passed
-from concurrency_lab.exercises.ch05 import _closing
+from concurrency_lab.exercises.ch05 import _closing, _expect_own_error
 
 __all__ = ["check_mini_sleep", "check_mini_wait_for"]
 
@@ -136,27 +136,13 @@ def check_mini_wait_for(wait_for: Callable[..., Coroutine[Any, Any, Any]]) -> Ve
             "you get from `await task` into TimeoutError",
         )
 
-        async def broken() -> None:
-            raise KeyError("broken")
-
-        failing = broken()
-        try:
-            with _closing(failing):
-                await wait_for(failing, 0.5)
-        except KeyError:
-            pass
-        except BaseException as error:
-            expect(
-                False,
-                f"a job's own KeyError came out of wait_for as {error!r}",
-                "turn only the CancelledError your timer caused into TimeoutError",
-            )
-        else:
-            expect(
-                False,
-                "a job's own KeyError did not come out of wait_for",
-                "let the job's own errors propagate from `await task`",
-            )
+        await _expect_own_error(
+            lambda job: wait_for(job, 0.5),
+            came_out_as="a job's own KeyError came out of wait_for as",
+            swallowed="a job's own KeyError did not come out of wait_for",
+            hint="let the job's own errors propagate from `await task`; turn only the "
+            "CancelledError your timer caused into TimeoutError",
+        )
         return log
 
     _run(main())

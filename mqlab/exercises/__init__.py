@@ -14,16 +14,8 @@ from collections.abc import Iterator
 
 from aiormq.exceptions import AMQPError
 
-from concurrency_lab.exercises.harness import (
-    ExerciseError,
-    Verdict,
-    expect,
-    passed,
-    register_refusal,
-    solution_source,
-    submit,
-    unanswered,
-)
+from concurrency_lab.exercises import ExerciseError, Verdict, expect, passed, submit, unanswered
+from concurrency_lab.exercises.harness import register_refusal, solution_source
 
 __all__ = [
     "ExerciseError",

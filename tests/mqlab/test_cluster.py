@@ -57,6 +57,7 @@ def cluster() -> Iterator[Cluster]:
         assert test_cluster.running() == [], "a node of the test cluster outlived down()"
 
 
+@pytest.mark.slow  # starts a 3-node cluster: tens of seconds; make test runs it
 def test_cluster_is_three_joined_nodes(cluster: Cluster) -> None:
     status = cluster.cluster_status()
     assert sorted(status["running_nodes"]) == sorted(cluster.names)
@@ -70,6 +71,7 @@ def test_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
         Cluster(Path("/nonexistent")).node("c9")
 
 
+@pytest.mark.slow  # starts a 3-node cluster: tens of seconds; make test runs it
 async def test_kill_a_node_under_the_pipeline(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

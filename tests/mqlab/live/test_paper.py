@@ -197,6 +197,7 @@ def _serve(*extra: str) -> tuple[object, str]:
     return server, f"ws://127.0.0.1:{port}"
 
 
+@pytest.mark.slow  # a CLI subprocess session: ~12 s; make test runs it
 def test_cli_paper_malformed_frames_and_a_gap_are_reported_and_survived(tmp_path: Path) -> None:
     server, url = _serve("--bars", "120", "--malformed-at", "20", "--gap-at", "40")
     record = tmp_path / "s.jsonl"
@@ -216,6 +217,7 @@ def test_cli_paper_malformed_frames_and_a_gap_are_reported_and_survived(tmp_path
     assert replay_session(record).identical
 
 
+@pytest.mark.slow  # a CLI subprocess session: ~12 s; make test runs it
 def test_cli_paper_well_formed_but_unlisted_symbol_ends_with_a_clear_error(
     tmp_path: Path,
 ) -> None:
