@@ -213,6 +213,7 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def measure(quick: bool) -> dict[str, Any]:
+    load_start = round(os.getloadavg()[0], 2)
     config = RunConfig(limit=800 if quick else None)
     warm = RunConfig(limit=200)
     repeats = 1 if quick else 3
@@ -288,6 +289,7 @@ def measure(quick: bool) -> dict[str, Any]:
     result["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load_1min_start": load_start,
         "load_1min": round(os.getloadavg()[0], 2),
         "event_loop": loop_name(),
     }
@@ -319,11 +321,77 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"load average while measuring: {result['machine']['load_1min']}")
 
 
+#: How docs/benchmarks.md names each row.
+LABELS = {
+    "in_process": "in-process backtest (no broker)",
+    "embedded": "`make demo`: services in one process, embedded broker in its own",
+    "embedded_batch8": "the same, `--batch 8` (8 events per message)",
+    "embedded_paced": "the same, market paced at {paced} events/s (a live feed)",
+    "embedded_process": "the same, broker started by hand",
+    "embedded_processes": "embedded broker, `--processes`",
+    "rabbitmq": "RabbitMQ, one process",
+    "rabbitmq_processes": "RabbitMQ, `--processes`",
+}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """docs/benchmarks.md's table, from a result (so no figure there is typed by hand)."""
+    lines = [
+        "| variant | events/s | p50 ms | p99 ms | broker messages per bar "
+        "(published + delivered) | share of the broker's ceiling |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("in_process", *BUS_ROWS):
+        row = result.get(name)
+        label = LABELS[name].format(paced=result.get("paced_events_per_s", PACED_EVENTS_PER_S))
+        if row is None:
+            lines.append(f"| {label} | not measured | | | | |")
+            continue
+        per = row.get("messages_per_event")
+        msgs = f"{per['total']} ({per['published']} + {per['delivered']})" if per else ""
+        share = row.get("ceiling_share")
+        lines.append(
+            f"| {label} | {row['events_per_s']:,.0f} | {row['latency_ms_p50']:.2f} | "
+            f"{row['latency_ms_p99']:.2f} | {msgs} | {'' if share is None else f'{share:.0%}'} |"
+        )
+    ceilings = ", ".join(f"{k} {v:,}" for k, v in result["ceiling_messages_per_s"].items())
+    lines.append("")
+    lines.append(f"Broker ceilings, messages/s (published + delivered): {ceilings}.")
+    verdicts = {True: "holds", False: "**not met**", None: "not measured"}
+    lines.append("")
+    lines.append("| must reach | |")
+    lines.append("|---|---|")
+    lines += [f"| `{target}` | {verdicts[ok]} |" for target, ok in result["targets"].items()]
+    machine = result["machine"]
+    rows = [result[name] for name in ("in_process", *BUS_ROWS) if result.get(name)]
+    parity = "made" if all(row["same_fills"] for row in rows) else "did NOT make"
+    lines.append("")
+    lines.append(
+        f"{result['events']} bars, median of {result['repeats']} interleaved runs after a "
+        f"warm-up; {machine['cpus']} cores, load average "
+        f"{machine.get('load_1min_start', '?')} at the start and {machine['load_1min']} at "
+        "the end, "
+        f"Python {machine['python']}, {machine.get('event_loop', 'asyncio')}; every row "
+        f"{parity} the backtest's fills."
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="800 bars, one repeat")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help=f"measure nothing: print docs/benchmarks.md's table from {RESULTS.name}",
+    )
     args = parser.parse_args(argv)
+    if args.markdown:
+        if not RESULTS.exists():
+            parser.error(f"{RESULTS} does not exist yet: run python benchmarks/pipeline.py first")
+        print(markdown(json.loads(RESULTS.read_text())))
+        return 0
     result = measure(args.quick)
     if not args.quick:  # a quick run is a smoke test: it must not replace the full figures
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
