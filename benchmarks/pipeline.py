@@ -21,13 +21,16 @@ Like for like, every broker keeps messages on disk: the embedded broker runs wit
 directory (as ``make demo`` does), RabbitMQ with its durable queues and persistent messages.
 Variants: ``in_process`` (the backtest engine, no broker); ``embedded`` (what ``make demo``
 runs: four services in one process, the broker it starts with a data dir in another);
-``embedded_process``
-(the same with a broker started by hand, ``python -m mqlab broker --data-dir``);
-``embedded_processes`` (``--processes``: broker and each service in its own process);
-``rabbitmq`` and ``rabbitmq_processes`` (``MQLAB_RABBITMQ_URL`` or guest on loopback;
+``embedded_batch8`` (``--batch 8``: eight events per message); ``embedded_paced`` (the market
+publishing 500 events/s, as a live feed arrives: latency without queueing);
+``embedded_process`` (the same with a broker started by hand, ``python -m mqlab broker
+--data-dir``); ``embedded_processes`` (``--processes``: broker and each service in its own
+process) and ``embedded_processes_window32`` (the same with ``--window 32``); ``rabbitmq``
+and ``rabbitmq_processes`` (``MQLAB_RABBITMQ_URL`` or guest on loopback;
 ``null`` when unreachable). Each variant is warmed up once; repeats alternate the variants so
 background load hits all alike; figures are medians. ``targets`` checks the issue's "must
-reach" figures. Full runs (not ``--quick``) also write benchmarks/results/pipeline.json.
+reach" figures on the default settings (window 16, one event per message) unless a row says
+otherwise. Full runs (not ``--quick``) also write benchmarks/results/pipeline.json.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from mqlab.config import RunConfig
 from mqlab.loop import loop_name
 from mqlab.loop import run as run_loop
 from mqlab.pipeline import embedded_broker, fill_rows, in_process_latency, run_pipeline
+from mqlab.services.protocol import DEFAULT_WINDOW
 
 RESULTS = Path(__file__).parent / "results" / "pipeline.json"
 DEFAULT_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
@@ -66,12 +70,18 @@ def in_process(config: RunConfig) -> dict[str, Any]:
 
 
 async def over_bus(
-    config: RunConfig, url: str, processes: bool = False, *, batch: int = 1, speed: float = 0.0
+    config: RunConfig,
+    url: str,
+    processes: bool = False,
+    *,
+    batch: int = 1,
+    speed: float = 0.0,
+    window: int = DEFAULT_WINDOW,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as out:
         result = await run_pipeline(
             config, url=url, out=Path(out), processes=processes, progress=False, plots=False,
-            batch=batch, speed=speed,
+            batch=batch, speed=speed, window=window,
         )  # fmt: skip
     return {
         "events_per_s": result.events_per_s,
@@ -170,7 +180,8 @@ def reachable(url: str) -> bool:
 
 
 BUS_ROWS = ("embedded", "embedded_batch8", "embedded_paced", "embedded_process",
-            "embedded_processes", "rabbitmq", "rabbitmq_processes")  # fmt: skip
+            "embedded_processes", "embedded_processes_window32", "rabbitmq",
+            "rabbitmq_processes")  # fmt: skip
 #: ``embedded_paced``: the market publishes at this many events a second (about a third of
 #: what the pipeline can take), the way a live feed arrives. Flat out, an event's latency is
 #: mostly the time it queues behind the window's other events (Little's law: about
@@ -229,6 +240,11 @@ def measure(quick: bool) -> dict[str, Any]:
             "embedded_paced": paced,
             "embedded_process": lambda c: run_loop(over_bus(c, url)),
             "embedded_processes": lambda c: run_loop(over_bus(c, url, processes=True)),
+            # The window is the knob between throughput and latency (Little's law): with
+            # each service on its own process, twice the default keeps more of them busy.
+            "embedded_processes_window32": lambda c: run_loop(
+                over_bus(c, url, processes=True, window=32)
+            ),
         }
         if has_rabbit:
             variants["rabbitmq"] = lambda c: run_loop(over_bus(c, rabbit))
@@ -329,6 +345,7 @@ LABELS = {
     "embedded_paced": "the same, market paced at {paced} events/s (a live feed)",
     "embedded_process": "the same, broker started by hand",
     "embedded_processes": "embedded broker, `--processes`",
+    "embedded_processes_window32": "the same, `--window 32` (default 16)",
     "rabbitmq": "RabbitMQ, one process",
     "rabbitmq_processes": "RabbitMQ, `--processes`",
 }
