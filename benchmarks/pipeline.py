@@ -54,6 +54,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from mqlab.config import RunConfig
+from mqlab.connection import listening
 from mqlab.loop import loop_name
 from mqlab.loop import run as run_loop
 from mqlab.pipeline import embedded_broker, fill_rows, in_process_latency, run_pipeline
@@ -168,17 +169,6 @@ def broker_process(data_dir: str) -> Iterator[str]:
         process.wait(10)
 
 
-def reachable(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 1).close()
-    except OSError:
-        return False
-    return True
-
-
 BUS_ROWS = ("embedded", "embedded_batch8", "embedded_paced", "embedded_process",
             "embedded_processes", "embedded_processes_window32", "rabbitmq",
             "rabbitmq_processes")  # fmt: skip
@@ -229,7 +219,7 @@ def measure(quick: bool) -> dict[str, Any]:
     warm = RunConfig(limit=200)
     repeats = 1 if quick else 3
     rabbit = os.environ.get("MQLAB_RABBITMQ_URL", DEFAULT_RABBITMQ)
-    has_rabbit = reachable(rabbit)
+    has_rabbit = listening(rabbit)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ("in_process", *BUS_ROWS)}
     ceilings: dict[str, list[float]] = {"embedded": [], "rabbitmq": []}
     with tempfile.TemporaryDirectory() as data, broker_process(data) as url:
