@@ -66,3 +66,15 @@ def test_markdown_says_what_was_not_met_and_not_measured(bench: ModuleType) -> N
     assert "| `embedded.messages_per_event` | **not met** |" in text
     assert "4.4 (1.0 + 3.4" in text
     assert "made the backtest's fills" in text
+
+
+def test_docs_table_is_the_recorded_result(bench: ModuleType) -> None:
+    """docs/benchmarks.md shows benchmarks/results/pipeline.json as it is (re-render it with
+    ``python benchmarks/pipeline.py --markdown`` after a full run)."""
+    import json
+
+    docs = (PATH.parents[1] / "docs" / "benchmarks.md").read_text()
+    start = docs.index("<!-- pipeline-table: python benchmarks/pipeline.py --markdown -->\n")
+    end = docs.index("<!-- /pipeline-table -->")
+    shown = docs[start:end].split("\n", 1)[1].strip()
+    assert shown == bench.markdown(json.loads(bench.RESULTS.read_text())).strip()
