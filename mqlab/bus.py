@@ -73,9 +73,6 @@ HEADER_QUEUE = "x-mqlab-queue"
 DEAD_LETTER_EXCHANGE = "dlx"
 DEAD_LETTER_QUEUE = "dlq"
 
-#: How long a subscription lets handled messages wait for one ack covering them all (s).
-ACK_DELAY_S = 0.002
-
 # Errors that mean "the connection or channel went away", not "this message is bad".
 _TRANSIENT: tuple[type[BaseException], ...] = (
     amqp_errors.AMQPConnectionError,
@@ -140,11 +137,6 @@ class Subscription:
         self.stats = BusStats()
         self._inbox: asyncio.Queue[DeliveredMessage] = asyncio.Queue()
         self._unacked = 0
-        #: The last handled message not acked yet; one ``multiple`` ack settles it and all
-        #: before it.
-        self._last: DeliveredMessage | None = None
-        self._ack_timer: asyncio.TimerHandle | None = None
-        self._acking: set[asyncio.Task[None]] = set()
         self._tag: str | None = None
         self._worker: asyncio.Task[None] | None = None
         self._restoring: set[asyncio.Task[None]] = set()
@@ -192,11 +184,6 @@ class Subscription:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        # What was handled is acked before the channel goes, so a resumed run is not
-        # redelivered it (the id store would drop it, but as a counted duplicate).
-        self._ack_now()
-        if self._acking:
-            await asyncio.wait(set(self._acking))
         with contextlib.suppress(*_TRANSIENT):
             await self.channel.close()
 
@@ -215,30 +202,13 @@ class Subscription:
             message = await self._inbox.get()
             await self._handle(message)
             self._unacked += 1
-            self._last = message
             dry = self._inbox.empty()
-            if self._unacked >= self.ack_every:
+            if dry or self._unacked >= self.ack_every:
                 # Every message up to this one was handled: one ack settles them all.
                 await _settle(message, multiple=True)
-                self._last, self._unacked = None, 0
-            elif dry and self._ack_timer is None:
-                # Deliveries trickle in one by one, so "ack when the inbox runs dry" acked
-                # nearly every message: a frame each way and a broker wake-up. An ack only
-                # frees prefetch slots (256), so it can wait a moment and cover more.
-                loop = asyncio.get_running_loop()
-                self._ack_timer = loop.call_later(ACK_DELAY_S, self._ack_now)
+                self._unacked = 0
             if dry and self.on_idle is not None:
                 await self.on_idle()
-
-    def _ack_now(self) -> None:
-        if self._ack_timer is not None:
-            self._ack_timer.cancel()
-            self._ack_timer = None
-        message, self._last, self._unacked = self._last, None, 0
-        if message is not None:
-            task = asyncio.get_running_loop().create_task(_settle(message, multiple=True))
-            self._acking.add(task)
-            task.add_done_callback(self._acking.discard)
 
     async def _handle(self, message: DeliveredMessage) -> None:
         self.stats.delivered += 1
