@@ -121,6 +121,7 @@ async def test_kill_a_node_under_the_pipeline(
     print(f"failover stalls over {ROUNDS} kills: " + ", ".join(f"{s:.2f} s" for s in stalls))
 
 
+@pytest.mark.slow  # runs chapter 11 on a 3-node cluster: ~60 s; make test runs it
 def test_chapter_11_on_the_cluster(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
     """Chapter 11 with a cluster up: its cluster cells run (tests/test_notebooks.py runs it
     without one, where they must only say how to start it)."""
