@@ -21,13 +21,16 @@ Like for like, every broker keeps messages on disk: the embedded broker runs wit
 directory (as ``make demo`` does), RabbitMQ with its durable queues and persistent messages.
 Variants: ``in_process`` (the backtest engine, no broker); ``embedded`` (what ``make demo``
 runs: four services in one process, the broker it starts with a data dir in another);
-``embedded_process``
-(the same with a broker started by hand, ``python -m mqlab broker --data-dir``);
-``embedded_processes`` (``--processes``: broker and each service in its own process);
-``rabbitmq`` and ``rabbitmq_processes`` (``MQLAB_RABBITMQ_URL`` or guest on loopback;
+``embedded_batch8`` (``--batch 8``: eight events per message); ``embedded_paced`` (the market
+publishing 500 events/s, as a live feed arrives: latency without queueing);
+``embedded_process`` (the same with a broker started by hand, ``python -m mqlab broker
+--data-dir``); ``embedded_processes`` (``--processes``: broker and each service in its own
+process) and ``embedded_processes_window32`` (the same with ``--window 32``); ``rabbitmq``
+and ``rabbitmq_processes`` (``MQLAB_RABBITMQ_URL`` or guest on loopback;
 ``null`` when unreachable). Each variant is warmed up once; repeats alternate the variants so
 background load hits all alike; figures are medians. ``targets`` checks the issue's "must
-reach" figures. Full runs (not ``--quick``) also write benchmarks/results/pipeline.json.
+reach" figures on the default settings (window 16, one event per message) unless a row says
+otherwise. Full runs (not ``--quick``) also write benchmarks/results/pipeline.json.
 """
 
 from __future__ import annotations
@@ -51,9 +54,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from mqlab.config import RunConfig
+from mqlab.connection import listening
 from mqlab.loop import loop_name
 from mqlab.loop import run as run_loop
 from mqlab.pipeline import embedded_broker, fill_rows, in_process_latency, run_pipeline
+from mqlab.services.protocol import DEFAULT_WINDOW
 
 RESULTS = Path(__file__).parent / "results" / "pipeline.json"
 DEFAULT_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
@@ -66,12 +71,18 @@ def in_process(config: RunConfig) -> dict[str, Any]:
 
 
 async def over_bus(
-    config: RunConfig, url: str, processes: bool = False, *, batch: int = 1, speed: float = 0.0
+    config: RunConfig,
+    url: str,
+    processes: bool = False,
+    *,
+    batch: int = 1,
+    speed: float = 0.0,
+    window: int = DEFAULT_WINDOW,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as out:
         result = await run_pipeline(
             config, url=url, out=Path(out), processes=processes, progress=False, plots=False,
-            batch=batch, speed=speed,
+            batch=batch, speed=speed, window=window,
         )  # fmt: skip
     return {
         "events_per_s": result.events_per_s,
@@ -158,19 +169,9 @@ def broker_process(data_dir: str) -> Iterator[str]:
         process.wait(10)
 
 
-def reachable(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 1).close()
-    except OSError:
-        return False
-    return True
-
-
 BUS_ROWS = ("embedded", "embedded_batch8", "embedded_paced", "embedded_process",
-            "embedded_processes", "rabbitmq", "rabbitmq_processes")  # fmt: skip
+            "embedded_processes", "embedded_processes_window32", "rabbitmq",
+            "rabbitmq_processes")  # fmt: skip
 #: ``embedded_paced``: the market publishes at this many events a second (about a third of
 #: what the pipeline can take), the way a live feed arrives. Flat out, an event's latency is
 #: mostly the time it queues behind the window's other events (Little's law: about
@@ -213,11 +214,12 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def measure(quick: bool) -> dict[str, Any]:
+    load_start = round(os.getloadavg()[0], 2)
     config = RunConfig(limit=800 if quick else None)
     warm = RunConfig(limit=200)
     repeats = 1 if quick else 3
     rabbit = os.environ.get("MQLAB_RABBITMQ_URL", DEFAULT_RABBITMQ)
-    has_rabbit = reachable(rabbit)
+    has_rabbit = listening(rabbit)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ("in_process", *BUS_ROWS)}
     ceilings: dict[str, list[float]] = {"embedded": [], "rabbitmq": []}
     with tempfile.TemporaryDirectory() as data, broker_process(data) as url:
@@ -228,6 +230,11 @@ def measure(quick: bool) -> dict[str, Any]:
             "embedded_paced": paced,
             "embedded_process": lambda c: run_loop(over_bus(c, url)),
             "embedded_processes": lambda c: run_loop(over_bus(c, url, processes=True)),
+            # The window is the knob between throughput and latency (Little's law): with
+            # each service on its own process, twice the default keeps more of them busy.
+            "embedded_processes_window32": lambda c: run_loop(
+                over_bus(c, url, processes=True, window=32)
+            ),
         }
         if has_rabbit:
             variants["rabbitmq"] = lambda c: run_loop(over_bus(c, rabbit))
@@ -288,6 +295,7 @@ def measure(quick: bool) -> dict[str, Any]:
     result["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load_1min_start": load_start,
         "load_1min": round(os.getloadavg()[0], 2),
         "event_loop": loop_name(),
     }
@@ -319,11 +327,78 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"load average while measuring: {result['machine']['load_1min']}")
 
 
+#: How docs/benchmarks.md names each row.
+LABELS = {
+    "in_process": "in-process backtest (no broker)",
+    "embedded": "`make demo`: services in one process, embedded broker in its own",
+    "embedded_batch8": "the same, `--batch 8` (8 events per message)",
+    "embedded_paced": "the same, market paced at {paced} events/s (a live feed)",
+    "embedded_process": "the same, broker started by hand",
+    "embedded_processes": "embedded broker, `--processes`",
+    "embedded_processes_window32": "the same, `--window 32` (default 16)",
+    "rabbitmq": "RabbitMQ, one process",
+    "rabbitmq_processes": "RabbitMQ, `--processes`",
+}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """docs/benchmarks.md's table, from a result (so no figure there is typed by hand)."""
+    lines = [
+        "| variant | events/s | p50 ms | p99 ms | broker messages per bar "
+        "(published + delivered) | share of the broker's ceiling |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("in_process", *BUS_ROWS):
+        row = result.get(name)
+        label = LABELS[name].format(paced=result.get("paced_events_per_s", PACED_EVENTS_PER_S))
+        if row is None:
+            lines.append(f"| {label} | not measured | | | | |")
+            continue
+        per = row.get("messages_per_event")
+        msgs = f"{per['total']} ({per['published']} + {per['delivered']})" if per else ""
+        share = row.get("ceiling_share")
+        lines.append(
+            f"| {label} | {row['events_per_s']:,.0f} | {row['latency_ms_p50']:.2f} | "
+            f"{row['latency_ms_p99']:.2f} | {msgs} | {'' if share is None else f'{share:.0%}'} |"
+        )
+    ceilings = ", ".join(f"{k} {v:,}" for k, v in result["ceiling_messages_per_s"].items())
+    lines.append("")
+    lines.append(f"Broker ceilings, messages/s (published + delivered): {ceilings}.")
+    verdicts = {True: "holds", False: "**not met**", None: "not measured"}
+    lines.append("")
+    lines.append("| must reach | |")
+    lines.append("|---|---|")
+    lines += [f"| `{target}` | {verdicts[ok]} |" for target, ok in result["targets"].items()]
+    machine = result["machine"]
+    rows = [result[name] for name in ("in_process", *BUS_ROWS) if result.get(name)]
+    parity = "made" if all(row["same_fills"] for row in rows) else "did NOT make"
+    lines.append("")
+    lines.append(
+        f"{result['events']} bars, median of {result['repeats']} interleaved runs after a "
+        f"warm-up; {machine['cpus']} cores, load average "
+        f"{machine.get('load_1min_start', '?')} at the start and {machine['load_1min']} at "
+        "the end, "
+        f"Python {machine['python']}, {machine.get('event_loop', 'asyncio')}; every row "
+        f"{parity} the backtest's fills."
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="800 bars, one repeat")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help=f"measure nothing: print docs/benchmarks.md's table from {RESULTS.name}",
+    )
     args = parser.parse_args(argv)
+    if args.markdown:
+        if not RESULTS.exists():
+            parser.error(f"{RESULTS} does not exist yet: run python benchmarks/pipeline.py first")
+        print(markdown(json.loads(RESULTS.read_text())))
+        return 0
     result = measure(args.quick)
     if not args.quick:  # a quick run is a smoke test: it must not replace the full figures
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -53,8 +53,11 @@ __all__ = [
 
 #: Where the nodes keep their data, logs and pid files unless told otherwise.
 DEFAULT_BASE = Path(os.environ.get("MQLAB_CLUSTER_DIR", "/tmp/mqlab-cluster"))
-AMQP_BASE_PORT = 5701
-DIST_BASE_PORT = 25701
+# The environment may move the default cluster (the tests start theirs beside a learner's and
+# point chapter 11, which says only ``Cluster()``, at it).
+AMQP_BASE_PORT = int(os.environ.get("MQLAB_CLUSTER_PORT", "5701"))
+DIST_BASE_PORT = int(os.environ.get("MQLAB_CLUSTER_DIST_PORT", "25701"))
+NODE_PREFIX = os.environ.get("MQLAB_CLUSTER_PREFIX", "c")
 RABBITMQ_USER = "rabbitmq"
 
 
@@ -156,7 +159,7 @@ class Cluster:
     amqp_base_port: int = AMQP_BASE_PORT
     dist_base_port: int = DIST_BASE_PORT
     #: Node names are ``{prefix}1@localhost`` ...: unique per machine, like the ports.
-    prefix: str = "c"
+    prefix: str = NODE_PREFIX
     nodes: list[Node] = field(init=False)
 
     def __post_init__(self) -> None:

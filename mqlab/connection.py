@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ __all__ = [
     "connect",
     "connect_errors",
     "embedded_broker",
+    "listening",
     "mask_url",
     "resolve_url",
     "running_embedded_broker",
@@ -96,6 +98,19 @@ def url_problem(url: object) -> str | None:
     if port == 0:
         return f"invalid AMQP URL {shown!r}: port 0 is not a port to connect to"
     return None
+
+
+def listening(url: str, timeout: float = 1.0) -> bool:
+    """Whether something accepts a TCP connection at ``url``'s host and port (5672 if none):
+    a cheap first check, before an AMQP handshake that would take its whole timeout."""
+    parts = urlsplit(url)
+    try:
+        socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or 5672), timeout
+        ).close()
+    except OSError:
+        return False
+    return True
 
 
 def validate_url(url: str) -> str:
@@ -259,8 +274,7 @@ def connect_errors(
     except (TimeoutError, OSError, AMQPError) as exc:
         raise unavailable(
             f"cannot reach the AMQP broker at {where} ({exc!r}); check the host and port in "
-            "the URL, start RabbitMQ (docs/setup.md) or `python -m mqlab broker`, "
-            + target.fix
+            "the URL, start RabbitMQ (docs/setup.md) or `python -m mqlab broker`, " + target.fix
         ) from exc
     finally:
         logger.removeFilter(mute)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -42,7 +42,6 @@ __all__ = [
     "FactorEvaluation",
     "FactorRecorder",
     "RollingSignal",
-    "describe_live",
     "evaluate_event_driven",
     "evaluate_vectorised",
     "live_decision_costs",
@@ -57,9 +56,6 @@ class FactorEvaluation:
     hit_rate: float  # share of pairs, both non-zero, whose signs agree
     pairs: int  # (factor, next change) pairs evaluated
     factor: tuple[int, ...]  # the factor at each bar from bar n on, in ticks
-
-    def line(self) -> str:
-        return f"IC {self.ic:+.4f}, hit rate {self.hit_rate:.2%} over {self.pairs:,} bars"
 
 
 def _from_sums(
@@ -221,25 +217,3 @@ def live_decision_costs(
         "event-driven µs": _best_per_call(event_driven, len(klines), repeats) * 1e6,
         "same decisions": same,
     }
-
-
-def describe_live(costs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """What :func:`live_decision_costs` runs on histories of different lengths show, in words."""
-    lines = []
-    for c in costs:
-        roll, event = c["rolling window µs"], c["event-driven µs"]
-        cheaper = "event-driven" if event < roll else "rolling window"
-        lines.append(
-            f"{c['bars']:>9,} bars: rolling window {roll:6.2f} µs, event-driven {event:5.2f} µs "
-            f"per decision; cheaper: {cheaper}, {max(roll, event) / min(roll, event):.1f}x; "
-            f"rolling window decided as the research code at every bar: {c['same decisions']}"
-        )
-    if len(costs) >= 2:
-        first, last = costs[0], costs[-1]
-        growth = {k: last[k] / first[k] for k in ("rolling window µs", "event-driven µs")}
-        lines.append(
-            f"history {last['bars'] / first['bars']:.0f}x as long: cost per decision x"
-            f"{growth['rolling window µs']:.2f} (rolling window), "
-            f"x{growth['event-driven µs']:.2f} (event-driven)"
-        )
-    return lines

@@ -9,13 +9,13 @@ in which case it fails: CI must never pass by skipping the real broker.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import pytest
+
+from mqlab.connection import listening
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractRobustConnection
@@ -26,15 +26,6 @@ os.environ.pop("MQLAB_AMQP_URL", None)
 
 RABBITMQ_URL = os.environ.get("MQLAB_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 RABBITMQ_REQUIRED = os.environ.get("MQLAB_REQUIRE_RABBITMQ") == "1"
-
-
-def _reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 1).close()
-    except OSError:
-        return False
-    return True
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +39,7 @@ def _close_figures() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def rabbitmq_url() -> str:
     """URL of a real RabbitMQ; skips (or fails in CI) when there is none."""
-    if _reachable(RABBITMQ_URL):
+    if listening(RABBITMQ_URL):
         return RABBITMQ_URL
     msg = f"RabbitMQ not reachable at {RABBITMQ_URL}"
     if RABBITMQ_REQUIRED:

@@ -1,28 +1,36 @@
-"""Auto-checked exercises for chapters 00–06.
+"""Auto-checked exercises for chapters 00–06, and the harness every chapter's exercises use.
 
-Each chapter has a module ``chNN`` of ``check_*`` functions. A check runs the learner's answer,
-raises :class:`ExerciseError` with a hint when it is wrong, and prints a tick when it is right.
-Reference solutions live apart, in ``concurrency_lab.exercises.solutions.chNN``.
+Each chapter has a module ``chNN`` of ``check_*`` functions. A learner hands an answer to
+:func:`submit`, which runs the check and returns a :class:`Verdict`: ✓, or what is wrong and a
+hint saying what to do (see :mod:`concurrency_lab.exercises.harness`). Reference solutions live
+apart, in ``concurrency_lab.exercises.solutions.chNN``; :func:`show_solution` prints one.
 """
 
 from __future__ import annotations
 
+from concurrency_lab.exercises.harness import (
+    ExerciseError,
+    Verdict,
+    expect,
+    passed,
+    solution_source,
+    submit,
+    unanswered,
+)
 
-class ExerciseError(AssertionError):
-    """A wrong answer: the message says what was expected and gives a hint."""
+__all__ = [
+    "ExerciseError",
+    "Verdict",
+    "expect",
+    "passed",
+    "show_solution",
+    "submit",
+    "unanswered",
+]
 
 
-def expect(condition: bool, message: str, hint: str = "") -> None:
-    """Raise :class:`ExerciseError` with ``message`` (and a hint) unless ``condition`` holds."""
-    if not condition:
-        raise ExerciseError(message + (f"\nHint: {hint}" if hint else ""))
-
-
-def passed(name: str, detail: str = "") -> str:
-    """Print and return the success line every check ends with."""
-    line = f"✓ {name}: correct" + (f" ({detail})" if detail else "")
-    print(line)
-    return line
-
-
-__all__ = ["ExerciseError", "expect", "passed"]
+def show_solution(chapter: str, name: str) -> str:
+    """Print (and return) reference solution ``name`` of ``chapter``, e.g. ``"ch02"``."""
+    text = solution_source(__name__, chapter, name)
+    print(text)
+    return text

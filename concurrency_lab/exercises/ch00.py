@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 
-from concurrency_lab.exercises import expect, passed
+from concurrency_lab.exercises import Verdict, expect, passed
 
 __all__ = ["WORKLOADS", "check_switch_order", "check_workloads"]
 
@@ -54,7 +54,7 @@ _WHY = {
 }
 
 
-def check_switch_order(order: Sequence[str]) -> str:
+def check_switch_order(order: Sequence[str]) -> Verdict:
     """``order``: the four mechanisms, most expensive switch first."""
     got = [str(x).strip().lower() for x in order]
     expect(
@@ -71,7 +71,7 @@ def check_switch_order(order: Sequence[str]) -> str:
     return passed("switch order", " > ".join(_ORDER) + "; chapter 03 measures it")
 
 
-def check_workloads(answers: Mapping[str, str]) -> str:
+def check_workloads(answers: Mapping[str, str]) -> Verdict:
     """``answers``: each key of :data:`WORKLOADS` mapped to ``"cpu"`` or ``"io"``."""
     missing = sorted(set(WORKLOADS) - set(answers))
     extra = sorted(set(answers) - set(WORKLOADS))
@@ -81,7 +81,11 @@ def check_workloads(answers: Mapping[str, str]) -> str:
         f"answer exactly the keys {sorted(WORKLOADS)}",
     )
     bad_values = {k: v for k, v in answers.items() if str(v).lower() not in ("cpu", "io")}
-    expect(not bad_values, f"answers must be 'cpu' or 'io', got {bad_values}")
+    expect(
+        not bad_values,
+        f"answers must be 'cpu' or 'io', got {bad_values}",
+        'write "cpu" or "io" for each workload',
+    )
     wrong = [k for k, v in answers.items() if str(v).lower() != _KINDS[k]]
     expect(
         not wrong,

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from concurrency_lab.exercises import ExerciseError, expect, passed
+from concurrency_lab.exercises import ExerciseError, Verdict, expect, passed
 
 __all__ = ["SPEEDUP_CASES", "check_run_concurrently", "check_speedups"]
 
@@ -24,7 +24,7 @@ _ARGS = (3, 1, 4, 5, 9)
 _WAIT = {3: 0.10, 1: 0.08, 4: 0.06, 5: 0.04, 9: 0.02}
 
 
-def check_run_concurrently(run_all: RunAll) -> str:
+def check_run_concurrently(run_all: RunAll) -> Verdict:
     """``run_all(job, args)`` returns ``[job(a) for a in args]``, running the jobs concurrently."""
     lock = threading.Lock()
     in_flight, peak = 0, 0
@@ -48,9 +48,9 @@ def check_run_concurrently(run_all: RunAll) -> str:
     except Exception as exc:
         if "pickle" in f"{type(exc).__name__} {exc}".lower():
             raise ExerciseError(
-                f"the job could not be sent to another process ({exc})\n"
-                "Hint: these jobs wait on IO, so threads are enough (and share memory): "
-                "use concurrent.futures.ThreadPoolExecutor"
+                f"the job could not be sent to another process ({exc})",
+                "these jobs wait on IO, so threads are enough (and share memory): "
+                "use concurrent.futures.ThreadPoolExecutor",
             ) from exc
         raise
     expect(got is not None, "run_all returned None", "return the list of results")
@@ -102,7 +102,7 @@ _EXPECTED = {
 }
 
 
-def check_speedups(predictions: Mapping[tuple[str, str], float]) -> str:
+def check_speedups(predictions: Mapping[tuple[str, str], float]) -> Verdict:
     """Speed-up over serial for 8 equal jobs, one worker each, on a quiet 4-core machine."""
     missing = [c for c in SPEEDUP_CASES if c not in predictions]
     expect(

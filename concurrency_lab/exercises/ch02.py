@@ -16,13 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from concurrency_lab.exercises import expect, passed
+from concurrency_lab.exercises import Verdict, expect, passed
 from concurrency_lab.races import Account, DeadlockError, TimedLock, run_transfers
 
 __all__ = ["check_deposit", "check_pay"]
 
 
-def check_deposit(deposit: Callable[[Account, int], None]) -> str:
+def check_deposit(deposit: Callable[[Account, int], None]) -> Verdict:
     """Four threads each deposit 1 fifty times into one account: the balance must be 200."""
     account = Account("savings", 0, TimedLock("savings", timeout=2.0))
     errors: list[BaseException] = []
@@ -54,7 +54,11 @@ def check_deposit(deposit: Callable[[Account, int], None]) -> str:
         f"a deposit waited for the lock forever: {first}",
         "release the lock when done: use `with account.lock:` rather than acquire() alone",
     )
-    expect(not errors, f"deposit() raised {first!r}")
+    expect(
+        not errors,
+        f"deposit() raised {first!r}",
+        "read with account.read_balance(), write with account.write_balance(value)",
+    )
     expect(
         account.balance != 0,
         "the balance is still 0",
@@ -85,7 +89,7 @@ class _Guarded(Account):
 PAYMENTS = [("A", "B", 10), ("B", "A", 20), ("C", "D", 30), ("D", "F", 50), ("F", "C", 70)]
 
 
-def check_pay(pay: Callable[[Account, Account, int, Account, int], None]) -> str:
+def check_pay(pay: Callable[[Account, Account, int, Account, int], None]) -> Verdict:
     """Five payments at once, each with a fee to account F: no deadlock, no unlocked write."""
     balances = {"A": 100, "B": 200, "C": 300, "D": 400, "F": 500}
     accounts = [_Guarded(n, b, TimedLock(n, timeout=0.6, hold=0.02)) for n, b in balances.items()]

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from concurrency_lab.exercises import expect, passed
+from concurrency_lab.exercises import Verdict, expect, passed
 
 __all__ = ["check_rank", "check_summarize"]
 
@@ -25,7 +25,7 @@ _SAMPLES = {
 }
 
 
-def check_summarize(summarize: Summarize) -> str:
+def check_summarize(summarize: Summarize) -> Verdict:
     """``summarize(samples)`` returns at least ``{"median": ..., "cv": ...}``."""
     for name, samples in _SAMPLES.items():
         got = summarize(list(samples))
@@ -92,7 +92,7 @@ _SYNTHETIC: list[tuple[list[tuple[str, str, float]], list[str]]] = [
 ]
 
 
-def check_rank(rank: Rank) -> str:
+def check_rank(rank: Rank) -> Verdict:
     """``rank(rows)``: mechanisms, most expensive first, each judged by its fastest variant."""
     for i, (table, want) in enumerate(_SYNTHETIC, 1):
         rows = [{"mechanism": m, "variant": v, "median_us": us, "cv": 0.05} for m, v, us in table]

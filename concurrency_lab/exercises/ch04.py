@@ -14,12 +14,12 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 from concurrency_lab._runner import run_sync
-from concurrency_lab.exercises import ExerciseError, expect, passed
+from concurrency_lab.exercises import ExerciseError, Verdict, expect, passed
 
 __all__ = ["PREDICT_SOURCE", "check_averager", "check_countdown", "check_prediction"]
 
 
-def check_averager(averager: Callable[[], Generator[float | None, float, Any]]) -> str:
+def check_averager(averager: Callable[[], Generator[float | None, float, Any]]) -> Verdict:
     """``averager()`` makes a generator: prime it with ``next``, then ``send`` numbers in."""
     g = averager()
     expect(
@@ -28,7 +28,11 @@ def check_averager(averager: Callable[[], Generator[float | None, float, Any]]) 
         "use `yield` inside the function body: `value = yield average`",
     )
     first = next(g)
-    expect(first is None, f"priming with next() yielded {first!r}, expected None", "")
+    expect(
+        first is None,
+        f"priming with next() yielded {first!r}, expected None",
+        "start with `total, count = 0.0, 0` and a bare `value = yield` before any average",
+    )
     got = [g.send(x) for x in (10, 20, 0, 10)]
     expect(
         got == [10.0, 15.0, 10.0, 10.0],
@@ -45,7 +49,10 @@ def check_averager(averager: Callable[[], Generator[float | None, float, Any]]) 
     return passed("averager", "running average via send()")
 
 
-def check_countdown(countdown: Callable[[str, int, list[str]], Coroutine[Any, Any, None]]) -> str:
+Countdown = Callable[[str, int, list[str]], Coroutine[Any, Any, None]]
+
+
+def check_countdown(countdown: Countdown) -> Verdict:
     """``countdown(name, n, log)`` logs ``f"{name}{i}"`` for i = n..1, yielding between steps."""
 
     async def main() -> list[str]:
@@ -108,7 +115,7 @@ await asyncio.gather(a(), b())
 """
 
 
-def check_prediction(lines: list[str]) -> str:
+def check_prediction(lines: list[str]) -> Verdict:
     """``lines``: what you predict :data:`PREDICT_SOURCE` prints, one string per line."""
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -117,7 +124,8 @@ def check_prediction(lines: list[str]) -> str:
     if not isinstance(lines, list) or sorted(lines) != sorted(actual):
         raise ExerciseError(
             f"your prediction {lines!r} does not hold the same lines as the output; it should "
-            f"list each of {sorted(actual)} once\nHint: every print runs exactly once."
+            f"list each of {sorted(actual)} once",
+            "every print runs exactly once: list each printed line once, as a str",
         )
     expect(
         lines == actual,

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 from concurrency_lab._runner import run_sync
-from concurrency_lab.exercises import expect, passed
+from concurrency_lab.exercises import Verdict, expect, passed
 
 __all__ = ["blocking_fetch", "check_fetch_all", "check_gather_with_limit", "check_with_timeout"]
 
@@ -50,7 +50,7 @@ def _no_gc_pauses() -> Iterator[None]:
         gc.enable()
 
 
-def check_gather_with_limit(gather_with_limit: GatherWithLimit) -> str:
+def check_gather_with_limit(gather_with_limit: GatherWithLimit) -> Verdict:
     """``await gather_with_limit(limit, *aws)``: results in order, never > ``limit`` at once."""
 
     async def main() -> None:
@@ -96,7 +96,11 @@ def check_gather_with_limit(gather_with_limit: GatherWithLimit) -> str:
         jobs = [job(i, 0.001) for i in range(3)]
         with _closing(*jobs):
             await gather_with_limit(1, *jobs)
-        expect(peak == 1, f"limit=1 still ran {peak} jobs at once", "")
+        expect(
+            peak == 1,
+            f"limit=1 still ran {peak} jobs at once",
+            "make the semaphore from `limit`: asyncio.Semaphore(limit)",
+        )
 
         async def boom() -> None:
             raise ValueError("boom")
@@ -122,7 +126,7 @@ def blocking_fetch(x: int) -> int:
     return 2 * x
 
 
-def check_fetch_all(fetch_all: Callable[[list[int]], Awaitable[list[int]]]) -> str:
+def check_fetch_all(fetch_all: Callable[[list[int]], Awaitable[list[int]]]) -> Verdict:
     """``await fetch_all(xs)`` returns ``[blocking_fetch(x) for x in xs]``, loop kept free."""
 
     async def main() -> tuple[list[int], float, float]:
@@ -145,7 +149,11 @@ def check_fetch_all(fetch_all: Callable[[list[int]], Awaitable[list[int]]]) -> s
 
     with _no_gc_pauses():
         got, elapsed, gap = run_sync(main)
-    expect(list(got) == [2, 4, 6, 8, 10], f"fetch_all returned {got!r}, expected [2, 4, .., 10]")
+    expect(
+        list(got) == [2, 4, 6, 8, 10],
+        f"fetch_all returned {got!r}, expected [2, 4, .., 10]",
+        "return the results of blocking_fetch(x) for each x, in the order of xs",
+    )
     expect(
         gap < 0.09,
         f"the event loop froze for {gap * 1e3:.0f} ms: a heartbeat task could not run",
@@ -160,7 +168,7 @@ def check_fetch_all(fetch_all: Callable[[list[int]], Awaitable[list[int]]]) -> s
     return passed("fetch_all", f"loop never froze > {gap * 1e3:.0f} ms, {elapsed:.2f} s total")
 
 
-def check_with_timeout(with_timeout: Callable[..., Coroutine[Any, Any, Any]]) -> str:
+def check_with_timeout(with_timeout: Callable[..., Coroutine[Any, Any, Any]]) -> Verdict:
     """``await with_timeout(aw, seconds, default)``: the result, or ``default`` on timeout.
 
     On timeout the work must be cancelled (its cleanup runs); its own errors must propagate.
@@ -180,13 +188,21 @@ def check_with_timeout(with_timeout: Callable[..., Coroutine[Any, Any, Any]]) ->
         fast = work(0.01, "fast")
         with _closing(fast):
             got = await with_timeout(fast, 0.5, "default")
-        expect(got == "fast", f"a job well within the timeout gave {got!r}, expected 'fast'")
+        expect(
+            got == "fast",
+            f"a job well within the timeout gave {got!r}, expected 'fast'",
+            "return the awaitable's own result when it finishes in time",
+        )
         started = time.perf_counter()
         slow = work(1.5, "slow")
         with _closing(slow):
             got = await with_timeout(slow, 0.05, "default")
         waited = time.perf_counter() - started
-        expect(got == "default", f"a job over the timeout gave {got!r}, expected the default")
+        expect(
+            got == "default",
+            f"a job over the timeout gave {got!r}, expected the default",
+            "catch TimeoutError and return `default`",
+        )
         expect(
             waited < 0.75,
             f"with_timeout waited {waited:.2f} s for a 0.05 s timeout",
@@ -209,7 +225,11 @@ def check_with_timeout(with_timeout: Callable[..., Coroutine[Any, Any, Any]]) ->
         except KeyError:
             pass
         except BaseException as error:
-            expect(False, f"a job's KeyError came out of with_timeout as {error!r}")
+            expect(
+                False,
+                f"a job's KeyError came out of with_timeout as {error!r}",
+                "catch TimeoutError only, and let every other error propagate unchanged",
+            )
         else:
             expect(
                 False,

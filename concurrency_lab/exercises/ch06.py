@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from concurrency_lab import miniloop
-from concurrency_lab.exercises import ExerciseError, expect, passed
+from concurrency_lab.exercises import ExerciseError, Verdict, expect, passed
 from concurrency_lab.exercises.ch05 import _closing
 
 __all__ = ["check_mini_sleep", "check_mini_wait_for"]
@@ -24,13 +24,14 @@ def _run(main: Coroutine[Any, Any, Any]) -> Any:
         known = ("running miniloop", "miniloop cannot wait on", "no running event loop")
         if any(k in str(error) for k in known):
             raise ExerciseError(
-                f"{error}\nHint: use miniloop.get_running_loop(), loop.create_future() and "
-                "loop.call_later(); asyncio's own sleep and futures belong to asyncio's loop"
+                str(error),
+                "use miniloop.get_running_loop(), loop.create_future() and "
+                "loop.call_later(); asyncio's own sleep and futures belong to asyncio's loop",
             ) from None
         raise
 
 
-def check_mini_sleep(sleep: Callable[..., Coroutine[Any, Any, Any]]) -> str:
+def check_mini_sleep(sleep: Callable[..., Coroutine[Any, Any, Any]]) -> Verdict:
     """``await sleep(delay, result=None)`` on miniloop: wakes by deadline, returns ``result``."""
 
     async def main() -> tuple[list[float], list[Any], int, list[str]]:
@@ -86,7 +87,7 @@ def check_mini_sleep(sleep: Callable[..., Coroutine[Any, Any, Any]]) -> str:
     return passed("mini sleep", f"{iterations} loop iterations for 60 ms of sleeping")
 
 
-def check_mini_wait_for(wait_for: Callable[..., Coroutine[Any, Any, Any]]) -> str:
+def check_mini_wait_for(wait_for: Callable[..., Coroutine[Any, Any, Any]]) -> Verdict:
     """``await wait_for(coro, timeout)`` on miniloop: its result, or TimeoutError + cancel."""
 
     async def main() -> list[str]:
@@ -103,7 +104,11 @@ def check_mini_wait_for(wait_for: Callable[..., Coroutine[Any, Any, Any]]) -> st
         fast = work(0.01, "fast")
         with _closing(fast):
             got = await wait_for(fast, 0.5)
-        expect(got == "fast", f"a job inside the timeout gave {got!r}, expected 'fast'")
+        expect(
+            got == "fast",
+            f"a job inside the timeout gave {got!r}, expected 'fast'",
+            "return what `await task` gives when the job finishes in time",
+        )
         started = time.perf_counter()
         slow = work(1.5, "slow")
         try:
@@ -112,9 +117,17 @@ def check_mini_wait_for(wait_for: Callable[..., Coroutine[Any, Any, Any]]) -> st
         except TimeoutError:
             pass
         else:
-            expect(False, "a 1.5 s job with a 0.03 s timeout did not raise TimeoutError")
+            expect(
+                False,
+                "a 1.5 s job with a 0.03 s timeout did not raise TimeoutError",
+                "when the timer has cancelled the task, raise TimeoutError",
+            )
         waited = time.perf_counter() - started
-        expect(waited < 0.75, f"wait_for waited {waited:.2f} s for a 0.03 s timeout")
+        expect(
+            waited < 0.75,
+            f"wait_for waited {waited:.2f} s for a 0.03 s timeout",
+            "schedule the cancel with loop.call_later(timeout, task.cancel)",
+        )
         await miniloop.sleep(0)
         expect(
             log == ["cancelled"],
@@ -133,9 +146,17 @@ def check_mini_wait_for(wait_for: Callable[..., Coroutine[Any, Any, Any]]) -> st
         except KeyError:
             pass
         except BaseException as error:
-            expect(False, f"a job's own KeyError came out of wait_for as {error!r}")
+            expect(
+                False,
+                f"a job's own KeyError came out of wait_for as {error!r}",
+                "turn only the CancelledError your timer caused into TimeoutError",
+            )
         else:
-            expect(False, "a job's own KeyError did not come out of wait_for")
+            expect(
+                False,
+                "a job's own KeyError did not come out of wait_for",
+                "let the job's own errors propagate from `await task`",
+            )
         return log
 
     _run(main())

@@ -1,77 +1,56 @@
 """Auto-checked exercises for chapters 07–10; they run the learner's code against a broker.
 
-Same contract as :mod:`concurrency_lab.exercises`: ``check_*`` raises :class:`ExerciseError`
-with a hint on a wrong answer. Reference solutions: ``mqlab.exercises.solutions.chNN``.
-:func:`attempt` runs a check from a notebook cell and prints the hint instead of raising, so an
-unanswered exercise never stops the chapter.
+The same harness as chapters 00–06 (:mod:`concurrency_lab.exercises.harness`): a learner hands
+an answer to :func:`submit` and gets a :class:`Verdict`, ✓ or what is wrong and a hint. An
+``async`` check is submitted the same way as a plain one. What the broker refuses (an
+``AMQPError`` raised by the answer) is a wrong answer too, told in one line. Reference
+solutions: ``mqlab.exercises.solutions.chNN``; :func:`show_solution` prints one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
-from concurrency_lab.exercises import ExerciseError, expect, passed
+from aiormq.exceptions import AMQPError
+
+from concurrency_lab.exercises.harness import (
+    ExerciseError,
+    Verdict,
+    expect,
+    passed,
+    register_refusal,
+    solution_source,
+    submit,
+    unanswered,
+)
 
 __all__ = [
     "ExerciseError",
-    "attempt",
+    "Verdict",
     "broker_refusal",
     "expect",
     "one_line",
     "passed",
     "refused",
     "show_solution",
+    "submit",
+    "unanswered",
 ]
 
-
-async def attempt(check: Callable[..., Awaitable[str] | str], *answer: Any, **kwargs: Any) -> bool:
-    """Run ``check(*answer)`` (a coroutine check is awaited); print the hint instead of raising.
-
-    Returns True if the answer passed. Only :class:`ExerciseError` is caught: any other
-    exception is a bug in the learner's code or the check, and should show its traceback.
-    """
-    from aiormq.exceptions import AMQPError
-
-    try:
-        result = check(*answer, **kwargs)
-        if inspect.isawaitable(result):
-            await result
-    except ExerciseError as exc:
-        print(f"✗ not yet: {exc}")
-        return False
-    except AMQPError as exc:  # the broker refused what the answer did: a wrong answer too
-        print(f"✗ not yet: {broker_refusal(exc)}")
-        print("Hint: the broker closed the channel over what your code asked; compare with "
-              "the chapter's section on this pattern")  # fmt: skip
-        return False
-    return True
+#: The hint for a refusal no check anticipated.
+_REFUSAL_HINT = (
+    "the broker closed the channel over what your code asked; compare with the chapter's "
+    "section on this pattern"
+)
 
 
 def show_solution(chapter: str, name: str) -> str:
-    """Print (and return) the reference solution ``name`` of ``chapter``, e.g. ``"ch08"``.
+    """Print (and return) reference solution ``name`` of ``chapter``, e.g. ``"ch08"``.
 
     Chapters never run their reference solutions: a learner who wants to see one calls this.
     """
-    import importlib
-
-    try:
-        module = importlib.import_module(f"mqlab.exercises.solutions.{chapter}")
-    except ModuleNotFoundError:
-        raise ValueError(f"no reference solutions for {chapter!r}; try 'ch07' to 'ch10'") from None
-    if name not in getattr(module, "__all__", ()):
-        raise ValueError(
-            f"{chapter} has no reference solution {name!r}; "
-            f"choose one of: {', '.join(module.__all__)}"
-        )
-    value = getattr(module, name)
-    try:
-        text = inspect.getsource(value)
-    except TypeError:  # data, not a function or class
-        text = f"{name} = {value!r}"
-    text = f"# mqlab/exercises/solutions/{chapter}.py\n{text}"
+    text = solution_source(__name__, chapter, name)
     print(text)
     return text
 
@@ -94,6 +73,11 @@ def broker_refusal(exc: BaseException) -> str:
     return f"the broker refused it: {one_line(exc)}"
 
 
+# An AMQP error raised by an answer is the broker refusing what the answer asked: a wrong
+# answer, told in one line, not a traceback.
+register_refusal(AMQPError, lambda exc: (broker_refusal(exc), _REFUSAL_HINT))
+
+
 @contextlib.contextmanager
 def refused(hint: str) -> Iterator[None]:
     """Turn an AMQP error raised by the learner's answer into an :class:`ExerciseError`.
@@ -101,9 +85,7 @@ def refused(hint: str) -> Iterator[None]:
     aio-pika and aiormq raise them with long tracebacks; a wrong answer gets one line saying
     what the broker refused, and the exercise's hint.
     """
-    from aiormq.exceptions import AMQPError
-
     try:
         yield
     except AMQPError as exc:
-        raise ExerciseError(f"{broker_refusal(exc)}\nHint: {hint}") from None
+        raise ExerciseError(broker_refusal(exc), hint) from None

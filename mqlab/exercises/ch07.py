@@ -8,8 +8,8 @@
   when one closes below their lowest low. The engine runs it on data it has not seen, and
   its orders are compared with the rule's.
 
-Both raise :class:`~mqlab.exercises.ExerciseError` with a hint; :func:`attempt` prints the
-hint instead, for a notebook cell that must not stop the chapter.
+Both raise :class:`~mqlab.exercises.ExerciseError` with a hint; a notebook submits an answer
+with :func:`mqlab.exercises.submit`, which shows the verdict instead of raising.
 """
 
 from __future__ import annotations
@@ -22,27 +22,14 @@ import pandas as pd
 
 from mqlab.backtest import run_backtest
 from mqlab.events import Order, OrderType, Side
-from mqlab.exercises import ExerciseError, expect, passed
+from mqlab.exercises import ExerciseError, Verdict, expect, passed
 from mqlab.market import klines_to_frame, synthetic_klines
 from mqlab.strategies import SmaCross
 from mqlab.strategy import Strategy
 
-__all__ = ["attempt", "check_breakout", "check_vectorised_trades"]
+__all__ = ["check_breakout", "check_vectorised_trades"]
 
 _CASH = 1_000_000  # no order is refused for want of cash: only the rule decides
-
-
-def attempt(check: Callable[[Any], str], answer: Any) -> bool:
-    """Run ``check(answer)``; print the hint instead of raising. True if it passed."""
-    try:
-        check(answer)
-    except NotImplementedError as exc:
-        print(f"✗ not answered yet: {exc}")
-        return False
-    except ExerciseError as exc:
-        print(f"✗ not yet: {exc}")
-        return False
-    return True
 
 
 def _rows(trades: Any) -> list[tuple[int, str, float]]:
@@ -60,7 +47,7 @@ def _rows(trades: Any) -> list[tuple[int, str, float]]:
     ]
 
 
-def check_vectorised_trades(vectorised_trades: Callable[[pd.DataFrame, int, int], Any]) -> str:
+def check_vectorised_trades(vectorised_trades: Callable[[pd.DataFrame, int, int], Any]) -> Verdict:
     """Compare ``vectorised_trades(frame, fast, slow)`` with the event-driven engine's trades."""
     for seed, fast, slow in ((71, 10, 30), (72, 5, 20)):
         klines = synthetic_klines(2000, seed=seed)
@@ -73,8 +60,8 @@ def check_vectorised_trades(vectorised_trades: Callable[[pd.DataFrame, int, int]
             raise ExerciseError(
                 f"your first trade is on bar {bar[got[0][0]]}, the engine's on bar "
                 f"{bar[want[0][0]]}: you trade at the open of the bar whose close made the "
-                "signal. That is look-ahead bias (未来函数).\n"
-                "Hint: the position held during bar t may only use closes up to t-1: shift(1)"
+                "signal. That is look-ahead bias (未来函数).",
+                "the position held during bar t may only use closes up to t-1: shift(1)",
             )
         expect(
             len(got) == len(want),
@@ -107,7 +94,7 @@ def _breakout_orders(frame: pd.DataFrame, n: int) -> list[tuple[int, Side]]:
     return orders
 
 
-def check_breakout(breakout: Callable[..., Strategy]) -> str:
+def check_breakout(breakout: Callable[..., Strategy]) -> Verdict:
     """Run ``breakout(n=..., qty=Decimal("0.1"))`` in the engine and compare its orders."""
     expect(
         isinstance(breakout, type) and issubclass(breakout, Strategy),
@@ -122,12 +109,14 @@ def check_breakout(breakout: Callable[..., Strategy]) -> str:
         except TypeError as exc:
             raise ExerciseError(
                 f"Breakout(n={n}, qty=Decimal('0.1')) failed: {exc}",
+                "take n and qty in __init__: def __init__(self, n=20, qty=Decimal('0.1'))",
             ) from None
         result = run_backtest(strategy, klines, cash=_CASH)
         index = {k.recv_ts: i for i, k in enumerate(klines)}
         sent = [o for o in result.orders if isinstance(o, Order)]
         expect(
             all(o.type is OrderType.MARKET and o.qty == Decimal("0.1") for o in sent),
+            "an order that is not a market order of qty",
             "send market orders of qty: self.buy(self.qty) / self.sell(self.qty)",
         )
         got = [(index[o.ts], o.side) for o in sent]

@@ -5,9 +5,9 @@
 - :func:`check_survives_restart`: ``await publish(channel, queue_name, body)`` must leave the
   message in place across a broker restart (a private embedded broker is restarted).
 
-The checks are coroutines: ``await check_envelope(envelope_of)``, or
-``await mqlab.exercises.attempt(check_envelope, envelope_of)`` to print the hint instead of
-raising (``attempt`` is re-exported here for notebooks written before it moved).
+The checks are coroutines; a notebook submits an answer with
+``submit(check_envelope, envelope_of)`` (:func:`mqlab.exercises.submit`), which shows the
+verdict and the hint instead of raising.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from mqlab import aioamqp_map
-from mqlab.exercises import ExerciseError, attempt, expect, passed
+from mqlab.exercises import ExerciseError, Verdict, expect, passed, unanswered
 from mqlab.patterns import unique
 
-__all__ = ["attempt", "check_envelope", "check_survives_restart"]
+__all__ = ["check_envelope", "check_survives_restart"]
 
 EnvelopeOf = Callable[[AbstractIncomingMessage], dict[str, Any]]
 Publish = Callable[[AbstractChannel, str, bytes], Awaitable[None]]
@@ -41,10 +41,10 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except NotImplementedError:
-        raise ExerciseError("not answered yet: replace `raise NotImplementedError`") from None
+        raise unanswered() from None
 
 
-async def check_envelope(envelope_of: EnvelopeOf, url: str | None = None) -> str:
+async def check_envelope(envelope_of: EnvelopeOf, url: str | None = None) -> Verdict:
     """``envelope_of(message)`` must return aioamqp's five envelope fields with their values."""
     connection = await _connect(url)
     async with connection:
@@ -62,8 +62,8 @@ async def check_envelope(envelope_of: EnvelopeOf, url: str | None = None) -> str
                 answer = _call(envelope_of, message)
             except AttributeError as exc:
                 raise ExerciseError(
-                    f"envelope_of raised AttributeError: {exc}\nHint: aio-pika renamed some "
-                    "fields; look them up in aioamqp_map.table('envelope')"
+                    f"envelope_of raised AttributeError: {exc}",
+                    "aio-pika renamed some fields; look them up in aioamqp_map.table('envelope')",
                 ) from None
             expect(
                 isinstance(answer, dict) and set(answer) == set(truth),
@@ -83,7 +83,7 @@ async def check_envelope(envelope_of: EnvelopeOf, url: str | None = None) -> str
     return passed("check_envelope", "first delivery and redelivery")
 
 
-async def check_survives_restart(publish: Publish) -> str:
+async def check_survives_restart(publish: Publish) -> Verdict:
     """After ``await publish(channel, "orders", body)`` the message must survive a restart."""
     from mqlab.broker import BrokerThread
 
@@ -96,9 +96,7 @@ async def check_survives_restart(publish: Publish) -> str:
                 try:
                     await publish(channel, "orders", body)
                 except NotImplementedError:
-                    raise ExerciseError(
-                        "not answered yet: replace `raise NotImplementedError`"
-                    ) from None
+                    raise unanswered() from None
         with BrokerThread(port=0, data_dir=Path(data_dir)) as broker:
             connection = await aio_pika.connect(broker.url)
             async with connection:
@@ -107,8 +105,9 @@ async def check_survives_restart(publish: Publish) -> str:
                     queue = await channel.get_queue("orders")
                 except aio_pika.exceptions.ChannelClosed:
                     raise ExerciseError(
-                        "after the restart there is no queue 'orders'\nHint: declare it with "
-                        "durable=True before publishing (a transient queue dies with the broker)"
+                        "after the restart there is no queue 'orders'",
+                        "declare it with durable=True before publishing (a transient queue "
+                        "dies with the broker)",
                     ) from None
                 message = await queue.get(fail=False, no_ack=True)
     expect(
@@ -118,5 +117,9 @@ async def check_survives_restart(publish: Publish) -> str:
         "through channel.default_exchange",
     )
     assert message is not None
-    expect(message.body == body, f"found {message.body!r} in 'orders', expected {body!r}")
+    expect(
+        message.body == body,
+        f"found {message.body!r} in 'orders', expected {body!r}",
+        "publish the body you were given, unchanged",
+    )
     return passed("check_survives_restart", "durable queue + persistent message")

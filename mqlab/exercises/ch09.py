@@ -8,7 +8,7 @@
 - :func:`check_reply_handler`: ``on_reply(message, pending)`` for :class:`~mqlab.patterns.rpc.
   RpcClient` must complete the right call and ignore replies nobody waits for, without raising.
 
-Run them with ``await``, or through :func:`mqlab.exercises.attempt` to print the hint.
+A notebook submits an answer with :func:`mqlab.exercises.submit`, which shows the verdict.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractRobustConnection
 
 from mqlab.connection import broker_url
-from mqlab.exercises import ExerciseError, expect, one_line, passed, refused
+from mqlab.exercises import ExerciseError, Verdict, expect, one_line, passed, refused
+from mqlab.exercises import unanswered as unanswered_error
 from mqlab.patterns import dead_letter, topics, unique
 from mqlab.patterns.rpc import RpcClient, RpcServer, RpcTimeout
 from mqlab.topology import TopologyRecorder
@@ -71,16 +72,16 @@ async def _connect(url: str | None) -> AbstractRobustConnection:
 _BINDING_HINT = "'*' matches exactly one word, '#' zero or more; count the words in each key"
 
 
-def _unanswered() -> ExerciseError:
-    return ExerciseError("not answered yet: replace `raise NotImplementedError`")
-
-
-async def check_topic_binding(task: str, binding_key: str, url: str | None = None) -> str:
+async def check_topic_binding(task: str, binding_key: str, url: str | None = None) -> Verdict:
     """The queue bound with ``binding_key`` must receive exactly ``TASKS[task]``."""
     expect(task in TASKS, f"unknown task {task!r}", f"one of {sorted(TASKS)}")
-    expect(isinstance(binding_key, str), f"a binding key is a str, got {binding_key!r}")
+    expect(
+        isinstance(binding_key, str),
+        f"a binding key is a str, got {binding_key!r}",
+        "write it as a string of dot-separated words, e.g. 'kline.*.*.1m'",
+    )
     if not binding_key:
-        raise ExerciseError(f"not answered yet: write a binding key for {task!r}")
+        raise ExerciseError(f"not answered yet: write a binding key for {task!r}", _BINDING_HINT)
     expect(
         len(binding_key.encode()) <= 255,
         f"a binding key of {len(binding_key.encode())} bytes: AMQP allows at most 255",
@@ -105,7 +106,7 @@ class WorkerCrashed(Exception):
     """Raised by the check's ``work`` when it has killed the worker's channel mid-task."""
 
 
-async def check_worker(handle: Handle, url: str | None = None, timeout: float = 5.0) -> str:
+async def check_worker(handle: Handle, url: str | None = None, timeout: float = 5.0) -> Verdict:
     """Two workers run ``handle``; one dies during task-1, and task-3 always fails.
 
     The crash is simulated by closing a worker's channel mid-task, and aiormq and aio-pika
@@ -117,9 +118,8 @@ async def check_worker(handle: Handle, url: str | None = None, timeout: float = 
         try:
             return await _check_worker(handle, url, timeout)
         except _HandlerFailed as failed:
-            reason, sep, hint = str(failed.error).partition("\nHint: ")
             raise ExerciseError(
-                f"{reason}; your handler raised {failed.detail}{sep}{hint}"
+                f"{failed.error.reason}; your handler raised {failed.detail}", failed.error.hint
             ) from None
 
 
@@ -132,7 +132,7 @@ class _HandlerFailed(Exception):
         self.detail = one_line(raised)
 
 
-async def _check_worker(handle: Handle, url: str | None, timeout: float) -> str:
+async def _check_worker(handle: Handle, url: str | None, timeout: float) -> Verdict:
     tasks = [f"task-{i}" for i in range(5)]
     poison, doomed = "task-3", "task-1"
     done: list[str] = []
@@ -205,7 +205,7 @@ async def _check_worker(handle: Handle, url: str | None, timeout: float) -> str:
             parked.append(m.body.decode())
         left = (await rec.verify()).queues[queue.name]
     if unanswered:
-        raise _unanswered()
+        raise unanswered_error()
     try:
         stuck = left[0] if left else 0
         expect(
@@ -270,7 +270,7 @@ def _quiet(logger: logging.Logger) -> Iterator[None]:
         logger.setLevel(level)
 
 
-async def check_reply_handler(on_reply: OnReply, url: str | None = None) -> str:
+async def check_reply_handler(on_reply: OnReply, url: str | None = None) -> Verdict:
     """Plug ``on_reply`` into an :class:`RpcClient`; calls, a timeout and a stray reply.
 
     The client's warnings about ignored replies are silenced while the check runs: it provokes
@@ -282,7 +282,7 @@ async def check_reply_handler(on_reply: OnReply, url: str | None = None) -> str:
             return await _check_reply_handler(on_reply, connection)
 
 
-async def _check_reply_handler(on_reply: OnReply, connection: AbstractConnection) -> str:
+async def _check_reply_handler(on_reply: OnReply, connection: AbstractConnection) -> Verdict:
     channel = await connection.channel()
     server = RpcServer(channel, unique("ex09.rpc"), _square)
     await server.start()
@@ -305,11 +305,11 @@ async def _check_reply_handler(on_reply: OnReply, connection: AbstractConnection
             *(client.call(server.queue_name, str(n).encode(), timeout=2) for n in range(1, 6))
         )
     except NotImplementedError:
-        raise _unanswered() from None
+        raise unanswered_error() from None
     except RpcTimeout:
         replies = []
     if unanswered:
-        raise _unanswered()
+        raise unanswered_error()
     expect(
         replies == [str(n * n).encode() for n in range(1, 6)] and not client.errors,
         f"five concurrent calls square(1..5) returned {replies!r}"
@@ -327,7 +327,7 @@ async def _check_reply_handler(on_reply: OnReply, connection: AbstractConnection
     await channel.close()
     expect(
         not client.errors,
-        f"on_reply raised {client.errors[0]!r}" if client.errors else "",
+        f"on_reply raised {client.errors[0]!r}" if client.errors else "on_reply raised",
         "a reply nobody waits for (a late one, or a stray) must be ignored: use "
         "pending.pop(message.correlation_id, None) and return False when it is None",
     )

@@ -9,7 +9,7 @@
   :meth:`mqlab.bus.Bus.subscribe` keeps valid orders up to :data:`MAX_QTY` and makes every
   other message end in the dead-letter queue with a reason: nothing silently dropped.
 
-Run them with ``await``, or through :func:`mqlab.exercises.attempt` to print the hint.
+A notebook submits an answer with :func:`mqlab.exercises.submit`, which shows the verdict.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mqlab.bus import HEADER_REASON, Bus, Delivery
 from mqlab.events import ZERO, Fill, Kline, Liquidity, Order, OrderStatus, OrderType, Side, encode
-from mqlab.exercises import ExerciseError, expect, passed
+from mqlab.exercises import ExerciseError, Verdict, expect, passed, unanswered
 from mqlab.strategy import Strategy
 
 __all__ = [
@@ -91,19 +91,19 @@ _RISK_CASES = [
 ]
 
 
-async def check_risk_check(risk_check: RiskCheck, url: str | None = None) -> str:
+async def check_risk_check(risk_check: RiskCheck, url: str | None = None) -> Verdict:
     """Refuse exactly the orders that take ``|exposure ± qty|`` above ``limit``."""
     limit = Decimal("0.3")
     for side, qty, exposure, refuse in _RISK_CASES:
         try:
             answer = risk_check(_order(side, qty), Decimal(exposure), limit)
         except NotImplementedError:
-            raise ExerciseError("not answered yet: replace `raise NotImplementedError`") from None
+            raise unanswered() from None
         case = f"{side.value} {qty} with exposure {exposure} and limit {limit}"
         expect(
             answer is None or (isinstance(answer, str) and answer != ""),
-            f"{case}: return None to let the order through or a non-empty reason (str) to "
-            f"refuse it, not {answer!r}",
+            f"{case}: you returned {answer!r}",
+            "return None to let the order through, or a non-empty reason (str) to refuse it",
         )
         expect(
             (answer is not None) == refuse,
@@ -112,10 +112,15 @@ async def check_risk_check(risk_check: RiskCheck, url: str | None = None) -> str
             "sell; refuse when its absolute value is above the limit (equal is fine)",
         )
     position, refusals = await _ladder_over_the_bus(risk_check, url)
-    expect(refusals > 0, "the rally never hit the limit: the bus run refused nothing")
+    expect(
+        refusals > 0,
+        "the rally never hit the limit: the bus run refused nothing",
+        "return a reason starting with 'risk:' whenever the order would pass the limit",
+    )
     expect(
         position <= LIMIT,
         f"over the bus the position reached {position} BTC, above the {LIMIT} limit",
+        "judge the position after the order (exposure ± qty), not the exposure before it",
     )
     return passed(
         "risk check",
@@ -151,7 +156,7 @@ async def _ladder_over_the_bus(risk_check: RiskCheck, url: str | None) -> tuple[
     return peak, len(host.strategy.refusals)
 
 
-async def check_order_handler(handle_order: HandleOrder, url: str | None = None) -> str:
+async def check_order_handler(handle_order: HandleOrder, url: str | None = None) -> Verdict:
     """Keep orders up to MAX_QTY; everything else must land in the DLQ with a reason."""
     good = [_order(Side.BUY, q, oid=f"ok-{i}") for i, q in enumerate(("0.1", "1", "0.5"))]
     big = _order(Side.BUY, "5", oid="big-1")
@@ -194,7 +199,7 @@ async def check_order_handler(handle_order: HandleOrder, url: str | None = None)
         finally:
             await bus.delete()
     if failures:
-        raise ExerciseError("not answered yet: replace `raise NotImplementedError`")
+        raise unanswered()
     kept = [o.id for o in accepted]
     expect(
         kept == [o.id for o in good],
@@ -209,5 +214,9 @@ async def check_order_handler(handle_order: HandleOrder, url: str | None = None)
         "don't catch the decode error and return; for a valid but unwanted message raise "
         "mqlab.bus.Reject('why'): the bus then parks it in the DLQ with that reason",
     )
-    expect(all(parked[m] for m in bad), "a dead-lettered message has no reason")
+    expect(
+        all(parked[m] for m in bad),
+        "a dead-lettered message has no reason",
+        "raise mqlab.bus.Reject('why') with a reason that says why",
+    )
     return passed("order handler", f"3 kept, 3 dead-lettered: {parked['m4']!r}, ...")

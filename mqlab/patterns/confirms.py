@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STRATEGIES",
+    "Comparison",
     "ConfirmResult",
+    "compare",
     "measure",
     "plot_throughput",
     "publish_batched",
@@ -44,7 +46,6 @@ __all__ = [
     "publish_streaming",
     "publish_unconfirmed",
     "summarize",
-    "verdict",
 ]
 
 
@@ -219,31 +220,46 @@ def summarize(results: Sequence[ConfirmResult], baseline: str = "no confirms") -
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def verdict(
+@dataclass(frozen=True)
+class Comparison:
+    """How one publishing strategy did against a baseline, over rounds run side by side."""
+
+    strategy: str
+    baseline: str
+    ratio: float  # the strategy's median rate / the baseline's median rate
+    faster_rounds: int  # rounds in which it beat the baseline of the same round
+    rounds: int
+
+    @property
+    def steady(self) -> str | None:
+        """``"faster"`` or ``"slower"`` if it was so in every round; None if rounds disagree."""
+        if self.faster_rounds == self.rounds:
+            return "faster"
+        return "slower" if self.faster_rounds == 0 else None
+
+
+def compare(
     results: Sequence[ConfirmResult],
     baseline: str = "no confirms",
     against: Sequence[str] | None = None,
-) -> list[str]:
-    """One sentence per strategy (``against``, default all), saying what the rounds show.
+) -> list[Comparison]:
+    """Each strategy (``against``, default all) against ``baseline``, from :func:`summarize`.
 
-    A difference *holds* when the strategy was faster (or slower) than the baseline in every
-    round; otherwise the rounds disagree, and the run shows no steady difference.
+    A difference *holds* (:attr:`Comparison.steady`) only when the strategy was faster, or
+    slower, than the baseline in every round.
     """
     table = summarize(results, baseline)
-    lines = []
-    for name, row in table.iterrows():
-        if name == baseline or (against is not None and name not in against):
-            continue
-        wins, of = int(row["rounds faster"]), int(row["rounds"])
-        ratio = float(row[f"x {baseline}"])
-        if wins == 0:
-            claim = f"slower than {baseline} in all {of} rounds"
-        elif wins == of:
-            claim = f"faster than {baseline} in all {of} rounds"
-        else:
-            claim = f"faster in {wins} of {of} rounds: no steady difference from {baseline}"
-        lines.append(f"{name}: {ratio:.2f}x {baseline} (median); {claim}")
-    return lines
+    return [
+        Comparison(
+            strategy=str(name),
+            baseline=baseline,
+            ratio=float(row[f"x {baseline}"]),
+            faster_rounds=int(row["rounds faster"]),
+            rounds=int(row["rounds"]),
+        )
+        for name, row in table.iterrows()
+        if name != baseline and (against is None or name in against)
+    ]
 
 
 def plot_throughput(results: Sequence[ConfirmResult], broker: str = "") -> Figure:

@@ -16,13 +16,19 @@ from concurrency_lab.exercises.solutions import ch03 as ref3
 from concurrency_lab.races import Account
 
 
-def test_reference_solutions_pass() -> None:
-    ch01.check_run_concurrently(ref1.run_all)
-    ch01.check_speedups(ref1.SPEEDUPS)
-    ch02.check_deposit(ref2.deposit)
-    ch02.check_pay(ref2.pay)
-    ch03.check_summarize(ref3.summarize)
-    ch03.check_rank(ref3.rank)
+@pytest.mark.parametrize(
+    ("check", "solution"),
+    [
+        (ch01.check_run_concurrently, ref1.run_all),
+        (ch01.check_speedups, ref1.SPEEDUPS),
+        (ch02.check_deposit, ref2.deposit),
+        (ch02.check_pay, ref2.pay),
+        (ch03.check_summarize, ref3.summarize),
+        (ch03.check_rank, ref3.rank),
+    ],
+)
+def test_reference_solutions_pass(check: Any, solution: Any) -> None:
+    assert check(solution).passed
 
 
 # -- 01 ------------------------------------------------------------------------------------

@@ -117,3 +117,33 @@ async def test_kill_a_node_under_the_pipeline(
         assert result.stats["portfolio"]["duplicates"] == 0
         assert len(cluster.running()) == 3
     print(f"failover stalls over {ROUNDS} kills: " + ", ".join(f"{s:.2f} s" for s in stalls))
+
+
+def test_chapter_11_on_the_cluster(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chapter 11 with a cluster up: its cluster cells run (tests/test_notebooks.py runs it
+    without one, where they must only say how to start it)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    # The chapter's Cluster() finds the test cluster through these (mqlab.cluster's defaults).
+    for name, value in {
+        "MQLAB_CLUSTER_DIR": str(cluster.base),
+        "MQLAB_CLUSTER_PORT": str(cluster.amqp_base_port),
+        "MQLAB_CLUSTER_DIST_PORT": str(cluster.dist_base_port),
+        "MQLAB_CLUSTER_PREFIX": cluster.prefix,
+        "LAB_QUICK": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MQLAB_AMQP_URL", raising=False)
+    path = Path(__file__).resolve().parents[2] / "notebooks" / "11_going_past_one_machine.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    text = "".join(
+        out.get("text", "") + "".join(out.get("data", {}).get("text/plain", ""))
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+    )
+    assert "cluster up:" in text and "start the cluster first" not in text
+    assert "same fills and PnL as the backtest: True" in text
+    assert "the cluster ran at" in text  # the side-by-side ran on both setups

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 
 from mqlab.events import Kline
-from mqlab.exercises import ExerciseError, ch07
+from mqlab.exercises import ExerciseError, ch07, submit
 from mqlab.exercises.solutions import ch07 as reference
 from mqlab.strategy import Strategy
 
 
 def test_the_reference_solutions_pass() -> None:
-    assert "correct" in ch07.check_vectorised_trades(reference.vectorised_trades)
-    assert "correct" in ch07.check_breakout(reference.Breakout)
+    assert (ch07.check_vectorised_trades(reference.vectorised_trades)).passed
+    assert (ch07.check_breakout(reference.Breakout)).passed
 
 
 def no_shift(frame: pd.DataFrame, fast: int, slow: int) -> pd.DataFrame:
@@ -108,12 +108,12 @@ def test_breakout_mistakes_fail(answer: object, words: str) -> None:
         ch07.check_breakout(answer)  # type: ignore[arg-type]
 
 
-def test_attempt_prints_instead_of_raising(capsys: pytest.CaptureFixture[str]) -> None:
+def test_submit_gives_a_verdict_instead_of_raising() -> None:
     def stub(frame: pd.DataFrame, fast: int, slow: int) -> pd.DataFrame:
         raise NotImplementedError("write vectorised_trades()")
 
-    assert ch07.attempt(ch07.check_vectorised_trades, stub) is False
-    assert "not answered yet" in capsys.readouterr().out
-    assert ch07.attempt(ch07.check_vectorised_trades, no_shift) is False
-    assert "未来函数" in capsys.readouterr().out
-    assert ch07.attempt(ch07.check_breakout, reference.Breakout) is True
+    verdict = submit(ch07.check_vectorised_trades, stub)
+    assert str(verdict).startswith("✗ vectorised_trades: not answered yet: write vectorised_")
+    verdict = submit(ch07.check_vectorised_trades, no_shift)
+    assert not verdict and "未来函数" in verdict.says and "shift(1)" in verdict.hint
+    assert submit(ch07.check_breakout, reference.Breakout)

@@ -8,7 +8,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from mqlab.exercises import ExerciseError, attempt, ch08, ch09
+from mqlab.exercises import ExerciseError, Verdict, ch08, ch09, submit
 from mqlab.exercises.solutions import ch08 as sol08
 from mqlab.exercises.solutions import ch09 as sol09
 
@@ -16,7 +16,7 @@ from mqlab.exercises.solutions import ch09 as sol09
 
 
 async def test_envelope_solution_passes(amqp_url: str) -> None:
-    assert "correct" in await ch08.check_envelope(sol08.envelope_of, amqp_url)
+    assert (await ch08.check_envelope(sol08.envelope_of, amqp_url)).passed
 
 
 def _aioamqp_names(message: Any) -> dict[str, Any]:  # aioamqp's attribute names: they moved
@@ -61,7 +61,7 @@ async def test_envelope_wrong_answers_fail(amqp_url: str, wrong: Any, says: str)
 
 
 async def test_restart_solution_passes() -> None:
-    assert "correct" in await ch08.check_survives_restart(sol08.publish)
+    assert (await ch08.check_survives_restart(sol08.publish)).passed
 
 
 async def _transient_queue(channel: Any, queue_name: str, body: bytes) -> None:
@@ -93,32 +93,12 @@ async def test_restart_wrong_answers_fail(wrong: Any, says: str) -> None:
         await ch08.check_survives_restart(wrong)
 
 
-async def test_attempt_prints_the_hint_instead_of_raising(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert not await attempt(ch08.check_survives_restart, _transient_message)
-    assert "not yet" in capsys.readouterr().out
-    assert await attempt(ch08.check_survives_restart, sol08.publish)
-    assert ch08.attempt is attempt  # older notebooks call it from ch08
-
-
-async def test_attempt_runs_plain_checks_and_lets_real_errors_through(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    def check(answer: int) -> str:
-        if answer != 42:
-            raise ExerciseError(f"{answer} is not the answer")
-        return "ok"
-
-    assert await attempt(check, 42)
-    assert not await attempt(check, 41)
-    assert "✗ not yet: 41 is not the answer" in capsys.readouterr().out
-
-    def broken(answer: int) -> str:
-        raise KeyError(answer)  # a bug, not a wrong answer: it must show
-
-    with pytest.raises(KeyError):
-        await attempt(broken, 1)
+async def test_submit_runs_an_async_check_from_a_running_loop() -> None:
+    # As in a notebook: the caller's loop runs; the check runs on its own, in a helper thread.
+    verdict = submit(ch08.check_survives_restart, _transient_message)
+    assert str(verdict).splitlines()[0].startswith("✗ survives_restart: ")
+    assert verdict.hint.startswith("publish it with delivery_mode")
+    assert submit(ch08.check_survives_restart, sol08.publish)
 
 
 # --- chapter 09: topic binding keys ---------------------------------------------------------
@@ -126,7 +106,7 @@ async def test_attempt_runs_plain_checks_and_lets_real_errors_through(
 
 @pytest.mark.parametrize("task", list(ch09.TASKS))
 async def test_binding_key_solutions_pass(amqp_url: str, task: str) -> None:
-    assert "correct" in await ch09.check_topic_binding(task, sol09.BINDING_KEYS[task], amqp_url)
+    assert (await ch09.check_topic_binding(task, sol09.BINDING_KEYS[task], amqp_url)).passed
 
 
 @pytest.mark.parametrize(
@@ -150,7 +130,7 @@ async def test_binding_key_wrong_answers_fail(
 
 
 async def test_worker_solution_passes(amqp_url: str) -> None:
-    assert "correct" in await ch09.check_worker(sol09.handle, amqp_url)
+    assert (await ch09.check_worker(sol09.handle, amqp_url)).passed
 
 
 async def test_worker_with_process_passes(amqp_url: str) -> None:
@@ -158,7 +138,7 @@ async def test_worker_with_process_passes(amqp_url: str) -> None:
         async with message.process():  # acks after, rejects without requeue on error
             await work(message.body)
 
-    assert "correct" in await ch09.check_worker(with_process, amqp_url)
+    assert (await ch09.check_worker(with_process, amqp_url)).passed
 
 
 async def _ack_first(message: Any, work: Any) -> None:  # aioquant's way
@@ -210,7 +190,7 @@ async def test_worker_wrong_answers_fail(amqp_url: str, wrong: Any, says: str) -
 
 
 async def test_reply_handler_solution_passes(amqp_url: str) -> None:
-    assert "correct" in await ch09.check_reply_handler(sol09.on_reply, amqp_url)
+    assert (await ch09.check_reply_handler(sol09.on_reply, amqp_url)).passed
 
 
 def _tutorial(message: Any, pending: Any) -> bool:  # the aio-pika tutorial: KeyError on strays
@@ -275,13 +255,13 @@ async def test_reply_handler_check_restores_the_rpc_logger() -> None:
 
 @pytest.mark.slow  # seconds each: make test-fast leaves it to make test
 async def test_worker_wrong_answer_gives_one_line_and_the_hint_without_log_tracebacks(
-    amqp_url: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    amqp_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # aioquant's ack-first worker: the simulated crash made aiormq log a traceback before.
     with caplog.at_level("DEBUG"):
-        assert not await attempt(ch09.check_worker, _ack_first, amqp_url, timeout=3)
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 2 and out[0].startswith("✗ not yet: task-1 was never completed")
+        verdict = submit(ch09.check_worker, _ack_first, amqp_url, timeout=3)
+    out = str(verdict).splitlines()
+    assert len(out) == 2 and out[0].startswith("✗ worker: task-1 was never completed")
     assert out[1].startswith("Hint: ack only AFTER")
     noisy = [r for r in caplog.records if r.name.startswith(("aiormq", "aio_pika"))]
     assert not noisy, [r.getMessage() for r in noisy]
@@ -296,25 +276,20 @@ async def test_worker_failure_names_what_the_handler_raised(amqp_url: str) -> No
 
     with pytest.raises(ExerciseError) as info:
         await ch09.check_worker(no_reject, amqp_url, timeout=3)
-    reason, _hint = str(info.value).split("\nHint: ")
-    assert "never acked" in reason
+    reason = info.value.reason
+    assert "never acked" in reason and info.value.hint.startswith("call `await message.ack()`")
     assert reason.endswith("your handler raised MessageProcessError: Message already processed")
 
 
-async def test_a_binding_key_the_broker_refuses_is_a_wrong_answer(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert not await attempt(ch09.check_topic_binding, "one-minute klines", "kline." * 50)
-    out = capsys.readouterr().out.strip().splitlines()
-    assert out == [
-        "✗ not yet: a binding key of 300 bytes: AMQP allows at most 255",
+async def test_a_binding_key_the_broker_refuses_is_a_wrong_answer() -> None:
+    verdict = submit(ch09.check_topic_binding, "one-minute klines", "kline." * 50)
+    assert str(verdict).splitlines() == [
+        "✗ topic_binding: a binding key of 300 bytes: AMQP allows at most 255",
         "Hint: '*' matches exactly one word, '#' zero or more; count the words in each key",
     ]
 
 
-async def test_refused_and_attempt_turn_amqp_errors_into_one_line(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+async def test_refused_and_submit_turn_amqp_errors_into_one_line() -> None:
     from aiormq.exceptions import ChannelPreconditionFailed
 
     from mqlab.exercises import refused
@@ -327,12 +302,12 @@ async def test_refused_and_attempt_turn_amqp_errors_into_one_line(
         "delivery tag 1\nHint: ack each message once"
     )
 
-    async def check(answer: int) -> str:
+    async def check(answer: int) -> Verdict:
         raise error
 
-    assert not await attempt(check, 1)
-    out = capsys.readouterr().out.strip().splitlines()
+    out = str(submit(check, 1)).splitlines()
     assert len(out) == 2 and "ChannelPreconditionFailed: PRECONDITION_FAILED" in out[0]
+    assert out[1].startswith("Hint: the broker closed the channel")
 
 
 def test_show_solution_prints_the_reference_only_when_asked(

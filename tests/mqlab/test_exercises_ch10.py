@@ -8,13 +8,13 @@ import pytest
 
 from mqlab.bus import Delivery
 from mqlab.events import Order, decode
-from mqlab.exercises import ExerciseError, attempt, ch10
+from mqlab.exercises import ExerciseError, ch10, submit
 from mqlab.exercises.solutions import ch10 as solutions
 
 
 async def test_reference_risk_check_passes(amqp_url: str) -> None:
-    line = await ch10.check_risk_check(solutions.risk_check, amqp_url)
-    assert line.startswith("✓ risk check")
+    verdict = await ch10.check_risk_check(solutions.risk_check, amqp_url)
+    assert str(verdict).startswith("✓ risk check: correct (")
 
 
 def _no_limit(order: Order, exposure: Decimal, limit: Decimal) -> str | None:
@@ -72,8 +72,8 @@ async def test_a_check_right_on_the_table_but_not_for_every_strategy_fails_on_th
 
 
 async def test_reference_order_handler_passes(amqp_url: str) -> None:
-    line = await ch10.check_order_handler(solutions.handle_order, amqp_url)
-    assert line.startswith("✓ order handler")
+    verdict = await ch10.check_order_handler(solutions.handle_order, amqp_url)
+    assert str(verdict).startswith("✓ order handler: correct (3 kept, 3 dead-lettered")
 
 
 async def _swallows_errors(delivery: Delivery, accepted: list[Order]) -> None:
@@ -111,8 +111,8 @@ async def test_wrong_order_handlers_fail(wrong, message: str) -> None:  # type: 
         await ch10.check_order_handler(wrong)
 
 
-async def test_attempt_prints_the_hint_instead_of_raising(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert not await attempt(ch10.check_risk_check, _unanswered)
-    assert "not answered" in capsys.readouterr().out
+async def test_submit_gives_the_verdict_instead_of_raising() -> None:
+    verdict = submit(ch10.check_risk_check, _unanswered)
+    assert str(verdict) == (
+        "✗ risk_check: not answered yet\nHint: replace `raise NotImplementedError` with your code"
+    )

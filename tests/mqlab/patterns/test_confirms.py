@@ -50,21 +50,19 @@ def _runs(*rounds: tuple[float, float, float]) -> list[confirms.ConfirmResult]:
     ]
 
 
-def test_summarize_and_verdict_say_only_what_held_in_every_round() -> None:
+def test_summarize_and_compare_keep_only_what_held_in_every_round() -> None:
     results = _runs((1.0, 2.0, 0.9), (1.0, 4.0, 1.1), (1.0, 2.5, 0.8))
     table = confirms.summarize(results)
     assert table.loc["one by one", "median msg/s"] == 40.0
     assert (table.loc["one by one", "min msg/s"], table.loc["one by one", "max msg/s"]) == (25, 50)
     assert table.loc["one by one", "x no confirms"] == 0.4
     assert table.loc["streaming", "rounds faster"] == 2
-    lines = confirms.verdict(results)
-    assert (
-        lines[0]
-        == "one by one: 0.40x no confirms (median); slower than no confirms in all 3 rounds"
-    )
-    assert "faster in 2 of 3 rounds: no steady difference" in lines[1]
-    (only,) = confirms.verdict(results, "one by one", ["streaming"])
-    assert only.startswith("streaming:") and "faster than one by one in all 3 rounds" in only
+    one_by_one, streaming = confirms.compare(results)
+    assert one_by_one == confirms.Comparison("one by one", "no confirms", 0.4, 0, 3)
+    assert one_by_one.steady == "slower"
+    assert (streaming.faster_rounds, streaming.rounds, streaming.steady) == (2, 3, None)
+    (only,) = confirms.compare(results, "one by one", ["streaming"])
+    assert (only.strategy, only.baseline, only.steady) == ("streaming", "one by one", "faster")
 
 
 def test_plot_throughput_shows_the_spread_of_the_rounds() -> None:
