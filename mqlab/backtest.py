@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -175,19 +175,19 @@ class Backtest:
                 from tqdm.auto import tqdm
 
             bar = tqdm(total=self.total, unit="ev", desc=f"backtest {strategy.name}")
-        n = 0
         started = time.perf_counter()
         try:
             # One source (the usual case) is read directly, its order checked inline.
             single = len(self.sources) == 1
             stream = self.sources[0] if single else merge_sources(*self.sources)
+            if bar is not None:  # counted on the way in, so the loop below has no bar to tick
+                stream = _ticking(stream, bar)
             last = -1 << 62
             for event in stream:
-                if single:
-                    if event.recv_ts < last:
-                        raise unsorted(0, event, last)
-                    last = event.recv_ts
-                n += 1
+                ts = event.recv_ts
+                if ts < last and single:
+                    raise unsorted(0, event, last)
+                last = ts
                 # Almost always the event itself comes straight back: nothing was due.
                 x: Event | None = feed(event)
                 while x is not event:
@@ -199,19 +199,25 @@ class Backtest:
                     orders.extend(outbox)
                     submit(outbox)
                     outbox.clear()
-                if bar is not None and not n & 1023:
-                    bar.update(1024)
             engine.end()
             while (y := next_delivery()) is not None:
                 deliver(y)
             if bar is not None:
-                bar.update(n - bar.n)
+                bar.update(engine.events - bar.n)
         finally:  # a bad line in a lazy source raises mid-run: leave a tidy progress bar
             if bar is not None:
                 bar.close()
+        result.events = engine.events
         result.elapsed = time.perf_counter() - started
-        result.events = n
         return result
+
+
+def _ticking(stream: Iterable[MarketEvent], bar: Any) -> Iterator[MarketEvent]:
+    """``stream``, moving the progress ``bar`` on every 1,024 events."""
+    for n, event in enumerate(stream, 1):
+        yield event
+        if not n & 1023:
+            bar.update(1024)
 
 
 def run_backtest(

@@ -46,8 +46,9 @@ __all__ = ["Answer", "Engine", "merge_sources", "unsorted"]
 
 Answer = Fill | OrderUpdate
 
-# Stages of the market event in hand.
-_IDLE, _DUE, _MATCHED, _STEP = 0, 1, 2, 3
+# Stages of the market event in hand. Those > 0 refuse a new event, so that feed() tells them
+# from the others with one comparison (it runs once a market event).
+_IDLE, _STEP, _DUE, _MATCHED, _ENDED = 0, -1, 1, 2, 3
 
 
 class Engine:
@@ -84,10 +85,10 @@ class Engine:
     def feed(self, event: MarketEvent) -> Answer | MarketEvent:
         """The next market event, in time order; returns the first delivery it causes (call
         :meth:`next` for the others). Feeding also closes the previous event's step."""
-        if self._stage == _DUE or self._stage == _MATCHED:
+        if self._stage > 0:
+            if self.ended:
+                raise RuntimeError("feed() after end(): the data is over")
             raise RuntimeError("feed() before the previous event was delivered: call next()")
-        if self.ended:
-            raise RuntimeError("feed() after end(): the data is over")
         self._event = event
         self.events += 1
         # The common case inline (no answer due, nothing matched): this is the backtest's
@@ -110,7 +111,7 @@ class Engine:
         """No more market events: :meth:`next` now drains the answers still queued."""
         if self._stage == _DUE or self._stage == _MATCHED:
             raise RuntimeError("end() before the last event was delivered: call next()")
-        self._stage, self._event = _IDLE, None
+        self._stage, self._event = _ENDED, None
         self.ended = True
 
     def submit(self, requests: Iterable[Order | Cancel]) -> None:

@@ -108,7 +108,11 @@ class Portfolio:
         self._applied: set[str] = set()
         self._lots: dict[str, deque[list[Decimal]]] = {}  # symbol -> [signed qty, price] FIFO
         self._pos: dict[str, Decimal] = {}
-        self._price: dict[str, Decimal] = {}
+        # The last price of each symbol, except the one marked last (``_marking``): its price
+        # is the last mark, put in here only when asked for (``_price``) or when another
+        # symbol is marked, so that marking a bar is two appends.
+        self._prices: dict[str, Decimal] = {}
+        self._marking: str | None = None
         # The equity curve, recorded cheaply (see the module docstring): for each point its
         # time and the price it was marked to; where the marked symbol changes, its index and
         # name; after each fill, the index of the first point it affects and the books then.
@@ -136,13 +140,14 @@ class Portfolio:
         self.fees += fill.fee
         self.turnover += qty * price
         self._book_lots(symbol, signed, price)
-        self._price.setdefault(symbol, price)
+        prices = self._price
+        prices.setdefault(symbol, price)
         self._pos[symbol] = self._pos.get(symbol, ZERO) + signed
         # The books from the next point of the curve on (a later fill before it replaces this).
         at = len(self._times)
         if self._books and self._books[-1][0] == at:
             self._books.pop()
-        self._books.append((at, self.cash, dict(self._pos), dict(self._price)))
+        self._books.append((at, self.cash, dict(self._pos), dict(prices)))
         return True
 
     def _book_lots(self, symbol: str, signed: Decimal, price: Decimal) -> None:
@@ -167,12 +172,27 @@ class Portfolio:
             price = event.mid
         else:
             price = event.price  # type: ignore[union-attr]
-        symbol = event.symbol
-        self._price[symbol] = price
-        if not self._symbols or self._symbols[-1][1] != symbol:
-            self._symbols.append((len(self._times), symbol))
+        if event.symbol is not self._marking:  # the same str object, bar after bar
+            self._mark_symbol(event.symbol)
         self._times.append(event.ts)
         self._marks.append(price)
+
+    def _mark_symbol(self, symbol: str) -> None:
+        """The points that follow mark ``symbol``: settle the price of the one marked before."""
+        if symbol == self._marking:  # equal, but another str object
+            self._marking = symbol
+            return
+        if self._marking is not None:
+            self._prices[self._marking] = self._marks[-1]
+        self._marking = symbol
+        self._symbols.append((len(self._times), symbol))
+
+    @property
+    def _price(self) -> dict[str, Decimal]:
+        """The last price of every symbol seen (marked, or only filled so far)."""
+        if self._marking is not None:
+            self._prices[self._marking] = self._marks[-1]
+        return self._prices
 
     def _values(self) -> list[Decimal]:
         """The equity at every point of the curve, exactly as if each had been computed when
@@ -210,9 +230,8 @@ class Portfolio:
     def mark(self, symbol: str, ts: int, price: Decimal) -> None:
         """Mark ``symbol`` to ``price`` at ``ts`` (ms), as :meth:`on_market` does with an
         event's price: for a price a venue reports (the bus pipeline's progress markers)."""
-        self._price[symbol] = price
-        if not self._symbols or self._symbols[-1][1] != symbol:
-            self._symbols.append((len(self._times), symbol))
+        if symbol is not self._marking:
+            self._mark_symbol(symbol)
         self._times.append(ts)
         self._marks.append(price)
 
@@ -233,8 +252,9 @@ class Portfolio:
     def unrealised(self) -> Decimal:
         """Mark-to-market gain of the open lots (before fees)."""
         total = ZERO
+        prices = self._price
         for symbol, lots in self._lots.items():
-            mark = self._price[symbol]
+            mark = prices[symbol]
             total += sum(((mark - price) * qty for qty, price in lots), ZERO)
         return total
 

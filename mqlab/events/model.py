@@ -124,13 +124,15 @@ class _Deferred:
     Turning a long price history into events spends most of its time making Decimals, and a
     backtest reads few of them (an SMA strategy: the close). So a bulk builder such as
     :func:`mqlab.market.iter_frame_klines` may leave the fields in ``KLINE_DEFERRED`` unset
-    and put ``(fill, row)`` in ``_source``: the first read of one of them calls
-    ``fill(event, row)``, which sets them all, exactly as they would have been. Equality,
+    and put ``fill`` in ``_source`` and the event's row in ``_row``: the first read of one of
+    them calls ``fill(event, row)``, which sets them all, exactly as they would have been.
+    (Two slots, not one ``(fill, row)`` tuple: a tuple a bar would cost an allocation, and
+    one more object for the garbage collector to scan, per event built.) Equality,
     hashing, ``repr``, pickling and :func:`encode` read through attributes, so such an event
     is indistinguishable from one built whole.
     """
 
-    __slots__ = ("_source",)
+    __slots__ = ("_row", "_source")
 
 
 class _DeferredField:
@@ -153,10 +155,10 @@ class _DeferredField:
         except AttributeError:
             pass
         try:
-            fill, row = _source_get(event)
+            fill = _source_get(event)
         except AttributeError:  # made meanwhile (by another thread), or never deferred
             return self.slot.__get__(event, owner)
-        fill(event, row)  # sets every deferred field; doing it twice does no harm
+        fill(event, _row_get(event))  # sets every deferred field; twice does no harm
         with contextlib.suppress(AttributeError):
             _source_del(event)
         return self.slot.__get__(event, owner)
@@ -172,6 +174,7 @@ class _DeferredField:
 KLINE_DEFERRED = ("high", "low", "volume", "quote_volume")
 _source_get = _Deferred._source.__get__  # type: ignore[attr-defined]
 _source_del = _Deferred._source.__delete__  # type: ignore[attr-defined]
+_row_get = _Deferred._row.__get__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)

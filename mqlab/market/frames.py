@@ -10,7 +10,7 @@ import functools
 import gc
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from decimal import Decimal
-from itertools import chain, islice, repeat
+from itertools import chain, repeat
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -81,17 +81,22 @@ def _bulk(
     ``cls(...)`` with the same values and as immutable (tests check both).
 
     Every field must be given, except those ``deferred``: they are made on first read by the
-    ``_source`` column (Kline only, see :class:`mqlab.events.model._Deferred`).
+    ``_source`` and ``_row`` columns (Kline only, see :class:`mqlab.events.model._Deferred`).
+    Every column must be finite: the rows stop at the shortest, and must number ``n``.
     """
     fields = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
     left_out = set(deferred)
-    names = tuple(f for f in fields if f not in left_out) + (("_source",) if left_out else ())
+    hidden = ("_source", "_row") if left_out else ()
+    names = tuple(f for f in fields if f not in left_out) + hidden
     for name in names:
         values = columns[name]
         if isinstance(values, list) and len(values) != n:
             raise ValueError(f"column {name!r} has {len(values)} values for {n} rows")
     build: Callable[..., _T] = _twin(cast("Hashable", cls), names)
-    return list(islice(map(build, *(columns[name] for name in names)), n))
+    built = list(map(build, *(columns[name] for name in names)))
+    if len(built) != n:
+        raise ValueError(f"{len(built)} rows built, {n} expected: a column is too short")
+    return built
 
 
 @functools.cache
@@ -189,7 +194,8 @@ def _frame_chunks(
             "ts": closed,
             "recv_ts": (times + (step + feed_latency_ms)).tolist() if feed_latency_ms else closed,
             "trades": repeat(0, size) if counts is None else counts[rows].tolist(),
-            "_source": zip(repeat(fill), range(start, start + size)),
+            "_source": repeat(fill, size),
+            "_row": range(start, start + size),
         }
         if "quote_volume" not in deferred:
             columns["quote_volume"] = repeat(ZERO, size)

@@ -7,7 +7,7 @@ docstring gives the rules. Matching, latency, fees and sizing are the spot venue
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -157,12 +157,13 @@ class MarginExchange(SimulatedExchange):
         work.signed -= signed
         return ""
 
-    def on_market(self, event: MarketEvent) -> list[Fill | OrderUpdate]:
+    def on_market(self, event: MarketEvent) -> Sequence[Fill | OrderUpdate]:
         """Match as the spot venue does, then liquidate if equity fell below maintenance."""
         out = super().on_market(event)
         if self._positions.get(event.symbol):
             equity, gross = self.equity(), self.exposure()
             if equity < self.maintenance * gross:
+                out = list(out)  # the spot venue's answer may be its shared empty tuple
                 self._liquidate(event, equity, gross, out)
         return out
 

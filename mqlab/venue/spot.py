@@ -51,7 +51,7 @@ the earlier ones. The exchange pickles, so a service can snapshot and restore it
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -82,6 +82,8 @@ from mqlab.events import (
 
 __all__ = ["QUOTE_ASSETS", "Latency", "SimulatedExchange", "split_symbol"]
 
+
+_NOTHING: tuple[()] = ()  # what on_market answers when no order is working
 
 #: Quote assets recognised at the end of a symbol, longest first (BTCUSDT -> BTC / USDT).
 QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "EUR", "BTC", "ETH", "BNB", "USD")
@@ -332,13 +334,15 @@ class SimulatedExchange:
 
     # --- market data --------------------------------------------------------------------------
 
-    def on_market(self, event: MarketEvent) -> list[Fill | OrderUpdate]:
-        """Match working orders against one market event; returns fills and updates."""
+    def on_market(self, event: MarketEvent) -> Sequence[Fill | OrderUpdate]:
+        """Match working orders against one market event; returns fills and updates (a
+        shared empty tuple when no order is working: no list to allocate on most events)."""
+        ts = event.ts
         self._last[event.symbol] = event
-        if event.ts > self.now:
-            self.now = event.ts
+        if ts > self.now:
+            self.now = ts
         if not self._working:
-            return []
+            return _NOTHING
         key = (type(event), event.symbol)
         mark = self._watermark.get(key)
         # Comparing whole events is slow; only one with the same time can be the same event.
