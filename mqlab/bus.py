@@ -86,6 +86,23 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+def _transient(exc: BaseException) -> bool:
+    # When the broker's side of a connection ends at a frame boundary, aiormq's reader stops
+    # without an error and rejects every pending future (a publish's confirmation, an RPC)
+    # with a bare ``Exception``: that is a lost connection too, not a bad message.
+    return isinstance(exc, _TRANSIENT) or type(exc) is Exception
+
+
+class _IgnoreTransient(contextlib.AbstractContextManager[None]):
+    """``contextlib.suppress`` for the errors of a connection that went away."""
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
+        return exc is not None and _transient(exc)
+
+
+_ignore_transient = _IgnoreTransient()
+
+
 class BusError(RuntimeError):
     """The bus could not do what it promised (e.g. the broker stayed away too long)."""
 
@@ -162,8 +179,11 @@ class Subscription:
     async def _consume_again(self) -> None:
         try:
             await self._consume()
-        except _TRANSIENT as exc:  # cut again meanwhile: the next reopen consumes
-            log.info("%s: consuming after a reconnect failed: %s", self.name, exc)
+        except Exception as exc:
+            if not _transient(exc):
+                raise
+            # Cut again meanwhile: the next reopen consumes.
+            log.info("%s: consuming after a reconnect failed: %r", self.name, exc)
 
     async def _consume(self) -> None:
         # aiormq's consumer directly, without aio-pika's IncomingMessage and the extra task it
@@ -184,7 +204,7 @@ class Subscription:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        with contextlib.suppress(*_TRANSIENT):
+        with _ignore_transient:
             await self.channel.close()
 
     @property
@@ -240,7 +260,7 @@ async def _settle(message: DeliveredMessage, multiple: bool = False) -> None:
     # that redelivery into a no-op, so losing this ack is harmless.
     tag = message.delivery_tag
     if tag is not None:
-        with contextlib.suppress(*_TRANSIENT):
+        with _ignore_transient:
             await message.channel.basic_ack(tag, multiple=multiple)
 
 
@@ -320,7 +340,7 @@ class Bus:
         for subscription in self.subscriptions:  # kept in the list: their counters stay readable
             await subscription.stop()
         if self.connection is not None:
-            with contextlib.suppress(*_TRANSIENT):
+            with _ignore_transient:
                 await self.connection.close()
             self.connection = None
 
@@ -408,14 +428,16 @@ class Bus:
                     f"no queue is bound to {target.name!r} for routing key {routing_key!r}; "
                     "start the consuming services (or declare their queues) before publishing"
                 ) from exc
-            except _TRANSIENT as exc:
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
                 if loop.time() > deadline:
                     raise BusError(
                         f"publish to {target.name} failed for {self.publish_timeout:.0f} s: {exc}"
                     ) from exc
                 self.stats.publish_retries += 1
                 await asyncio.sleep(self.reconnect_interval)
-                with contextlib.suppress(*_TRANSIENT):
+                with _ignore_transient:
                     await asyncio.wait_for(self.channel.ready(), self.publish_timeout)  # type: ignore[attr-defined]
             else:
                 self.stats.published += 1
@@ -502,7 +524,7 @@ class Bus:
                 except amqp_errors.ChannelClosed:
                     consumers = 0
                 finally:
-                    with contextlib.suppress(*_TRANSIENT):
+                    with _ignore_transient:
                         await probe.close()
                 if consumers:
                     break
@@ -522,10 +544,10 @@ class Bus:
             await subscription.stop()
         self.subscriptions.clear()
         for name in self.declared["queues"]:
-            with contextlib.suppress(*_TRANSIENT):
+            with _ignore_transient:
                 await self.channel.queue_delete(name)
         for name in self.declared["exchanges"]:
-            with contextlib.suppress(*_TRANSIENT):
+            with _ignore_transient:
                 await self.channel.exchange_delete(name)
 
 

@@ -138,6 +138,56 @@ async def test_unroutable_publish_raises_instead_of_vanishing(bus: Bus) -> None:
         await bus.publish("events", "trade.binance.btcusdt", b"x", message_id="m")
 
 
+async def test_aiormq_rejects_with_a_bare_exception_when_a_connection_ends_cleanly() -> None:
+    # The premise of the bus's retry below: a reader that stops at a clean EOF closes the
+    # connection with no reason, and aiormq then fails pending futures with ``Exception``.
+    from aiormq.base import FutureStore
+
+    store = FutureStore(asyncio.get_running_loop())
+    confirmation = store.create_future()
+    await store.reject_all(None)
+    with pytest.raises(Exception) as caught:
+        await confirmation
+    assert type(caught.value) is Exception
+
+
+async def test_a_publish_rejected_by_a_clean_disconnect_is_retried(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = Recorder()
+    await bus.subscribe("q", [("events", "kline.#")], recorder)
+    channel = await bus.channel.get_underlay_channel()
+    real = channel.basic_publish
+    calls = 0
+
+    async def publish_once_rejected(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise Exception  # what aiormq raises for a connection that ended without an error
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(channel, "basic_publish", publish_once_rejected)
+    await bus.publish("events", "kline.binance.btcusdt", b"k1", message_id="k1")
+    await recorder.wait_for(1)
+    assert recorder.bodies == [b"k1"] and bus.stats.publish_retries == 1
+
+
+async def test_a_bug_in_publishing_is_not_mistaken_for_a_lost_connection(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await bus.declare_queue("q", [("events", "kline.#")])
+    channel = await bus.channel.get_underlay_channel()
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(channel, "basic_publish", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        await bus.publish("events", "kline.binance.btcusdt", b"k1", message_id="k1")
+    assert bus.stats.publish_retries == 0
+
+
 async def test_unacked_message_is_redelivered_to_the_next_consumer(amqp_url: str) -> None:
     prefix = _prefix()
     started = asyncio.Event()
