@@ -108,6 +108,7 @@ def test_step_costs_names_every_step(fresh: bool) -> None:
     assert all(v > 0 for v in costs.values())
 
 
+@pytest.mark.slow  # a real measurement: seconds
 def test_step_costs_runs_inside_a_running_loop() -> None:
     async def main() -> dict[str, float]:
         return coroutines.step_costs(n=1000, repeats=2, fresh=False)  # the in-process path
@@ -162,6 +163,7 @@ def test_old_style_report_shows_what_changed() -> None:
         assert "no current event loop" in after_run["raised"]
 
 
+@pytest.mark.slow  # two interpreters in subprocesses
 def test_nest_asyncio_cost_compares_plain_and_patched_interpreters() -> None:
     plain, patched = nest_cost.nest_asyncio_cost(n=500, repeats=3)
     assert plain["samples"] == patched["samples"] == 6  # 3 repeats in each of 2 interpreters

@@ -70,6 +70,7 @@ def test_parallel_seconds_on_a_synthetic_timeline() -> None:
     assert both == pytest.approx(0.002) and anyone == pytest.approx(0.006)
 
 
+@pytest.mark.slow  # a real measurement in processes: seconds
 def test_compare_and_plot() -> None:
     frame = gil.compare(quick=True, jobs=2, repeats=1)
     assert set(frame["mode"]) == set(gil.MODES) and set(frame["workload"]) == set(gil.WORKLOADS)
@@ -89,6 +90,7 @@ def test_plot_accepts_a_hand_made_frame() -> None:
     assert len(ax.patches) == len(rows)
 
 
+@pytest.mark.slow  # a real measurement in processes: seconds
 def test_compare_reports_cores_used_and_noise() -> None:
     frame = gil.compare(quick=True, jobs=2, repeats=1)
     rows = frame.set_index(["workload", "mode"])

@@ -44,6 +44,7 @@ def test_switch_interval_is_restored() -> None:
     assert sys.getswitchinterval() == before
 
 
+@pytest.mark.slow  # runs every race for real: seconds
 def test_race_table_lists_every_case_with_both_intervals() -> None:
     frame = races.race_table(quick=True)
     assert len(frame) == 2 * (len(races.INCREMENTS) + 1)

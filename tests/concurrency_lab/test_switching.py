@@ -49,6 +49,7 @@ def test_one_byte_pingpongs_return_one_sample_per_repeat(measure: switching.Vari
     assert len(samples) == 3 and all(s > 0 for s in samples)
 
 
+@pytest.mark.slow  # a real measurement: seconds
 def test_like_for_like_measures_every_case_pinned_and_not() -> None:
     frame = handover.like_for_like(quick=True)
     assert len(frame) == len(handover.LIKE_FOR_LIKE)
@@ -159,6 +160,7 @@ def test_switch_plot_is_log_scaled_and_labelled() -> None:
     assert ax.get_xscale() == "log" and "µs" in ax.get_xlabel() and ax.get_title()
 
 
+@pytest.mark.slow  # starts real processes and threads: seconds
 def test_memory_per_unit_counts_each_kind() -> None:
     results = unit_costs.memory_per_unit(quick=True)
     assert [r.mechanism for r in results] == list(pingpong.MECHANISMS)
@@ -167,6 +169,7 @@ def test_memory_per_unit_counts_each_kind() -> None:
     assert ax.get_xscale() == "log" and "KiB" in ax.get_xlabel()
 
 
+@pytest.mark.slow  # starts real processes: about a second
 def test_startup_costs_cover_each_mechanism() -> None:
     results = unit_costs.startup_costs(quick=True)
     assert [r.mechanism for r in results] == list(pingpong.MECHANISMS)

@@ -197,6 +197,7 @@ def test_cli_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert summary["plot"] == str(plot) and plot.exists()
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_cli_prints_a_summary_with_a_progress_bar() -> None:
     done = subprocess.run([sys.executable, "-m", "mqlab", "backtest", "--strategy", "imbalance"],
                           capture_output=True, text=True, timeout=120)  # fmt: skip

@@ -241,6 +241,7 @@ async def test_wrong_password_and_vhost_say_what_to_fix(rabbitmq_url: str) -> No
         await probe(str(URL(rabbitmq_url).with_path("/no-such-vhost")))
 
 
+@pytest.mark.slow  # a fault scenario: connections cut mid-run
 async def test_no_message_lost_or_doubled_when_connections_drop(amqp_url: str) -> None:
     """Cut every connection at random points while 300 messages flow; each is handled once."""
     prefix, total, rounds = _prefix(), 300, 0

@@ -12,6 +12,7 @@ from mqlab.exercises import ExerciseError, ch10, submit
 from mqlab.exercises.solutions import ch10 as solutions
 
 
+@pytest.mark.slow  # a whole pipeline on the bus: seconds
 async def test_reference_risk_check_passes(amqp_url: str) -> None:
     verdict = await ch10.check_risk_check(solutions.risk_check, amqp_url)
     assert str(verdict).startswith("✓ risk check: correct (")
@@ -66,6 +67,7 @@ async def test_wrong_risk_checks_fail_on_the_table(wrong, message: str) -> None:
         await ch10.check_risk_check(wrong)
 
 
+@pytest.mark.slow  # a whole pipeline on the bus: seconds
 async def test_a_check_right_on_the_table_but_not_for_every_strategy_fails_on_the_bus() -> None:
     with pytest.raises(ExerciseError, match="refused nothing"):
         await ch10.check_risk_check(_only_checks_sma)

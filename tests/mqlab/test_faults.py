@@ -77,6 +77,7 @@ async def _finish(pipeline: Pipeline) -> None:
     await asyncio.wait_for(pipeline.wait(), 180)
 
 
+@pytest.mark.slow  # a fault scenario over a whole run: seconds
 async def test_kill_and_restart_strategy_host_and_exchange(amqp_url: str, tmp_path: Path) -> None:
     rng = random.Random(SEED)
     config = RunConfig(limit=700)
@@ -142,6 +143,7 @@ async def test_sigkill_services_running_as_processes(amqp_url: str, tmp_path: Pa
     assert result.stats["portfolio"]["duplicates"] == 0
 
 
+@pytest.mark.slow  # a fault scenario over a whole run: seconds
 async def test_connections_cut_at_random_points(amqp_url: str, tmp_path: Path) -> None:
     rng = random.Random(SEED + 2)
     config = RunConfig(limit=600)
@@ -165,6 +167,7 @@ async def test_connections_cut_at_random_points(amqp_url: str, tmp_path: Path) -
     _check_books(config, pipeline, "6 rounds of cut connections")
 
 
+@pytest.mark.slow  # a fault scenario over a whole run: seconds
 async def test_embedded_broker_restart_with_a_data_dir(tmp_path: Path) -> None:
     from mqlab.broker import BrokerThread
 
@@ -212,6 +215,7 @@ async def test_rabbitmq_restart(rabbitmq_url: str, tmp_path: Path) -> None:
     _check_books(config, pipeline, "RabbitMQ stop_app/start_app")
 
 
+@pytest.mark.slow  # a fault scenario over a whole run: seconds
 async def test_malformed_messages_go_to_the_dlq_and_the_run_goes_on(
     amqp_url: str, tmp_path: Path
 ) -> None:

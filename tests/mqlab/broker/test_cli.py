@@ -65,6 +65,7 @@ async def test_user_password_is_read_and_never_shown(tmp_path: Path, source: str
         (["--memory-limit", "lots"], "is not a size"),
     ],
 )
+@pytest.mark.slow  # the CLI in a subprocess
 def test_bad_options_get_one_line(args: list[str], words: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
     done = subprocess.run(

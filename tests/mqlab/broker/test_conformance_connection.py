@@ -112,6 +112,7 @@ async def test_broker_sends_heartbeats(amqp_url: str) -> None:
         await raw.close()
 
 
+@pytest.mark.slow  # waits out missed heartbeats
 async def test_silent_client_is_dropped_after_missed_heartbeats(amqp_url: str) -> None:
     """A peer that hears nothing for two heartbeat intervals closes the socket (spec 4.2.7)."""
     raw = await RawConnection.open(amqp_url, heartbeat=1)

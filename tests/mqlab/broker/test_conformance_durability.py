@@ -197,6 +197,7 @@ async def test_embedded_without_data_dir_keeps_nothing() -> None:
                 await channel.declare_queue(name, passive=True)
 
 
+@pytest.mark.slow  # a broker process killed and restarted
 async def test_embedded_confirmed_messages_survive_sigkill(tmp_path: Path) -> None:
     """A publisher confirm means "on disk": kill -9 right after the confirms, nothing is lost."""
     port, data_dir, log = free_port(), tmp_path / "data", tmp_path / "broker.log"

@@ -108,6 +108,7 @@ async def test_connect_refuses_a_bad_url_before_connecting() -> None:
         await mqlab.connect("amqp://h:notaport/", timeout=1)
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 @pytest.mark.parametrize("url", ["not a url", "amqp://h:notaport/"])
 def test_cli_bad_url_is_one_line(url: str) -> None:
     """The issue's report: a 66-line traceback for these; now one line and exit status 2."""

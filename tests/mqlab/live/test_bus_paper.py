@@ -29,6 +29,7 @@ META = {
 }
 
 
+@pytest.mark.slow  # a fault scenario: a disconnect mid-session
 async def test_bus_session_with_a_disconnect_replays_to_the_same_fills_and_pnl(
     amqp_url: str, tmp_path: Path
 ) -> None:
@@ -136,6 +137,7 @@ def test_cli_paper_processes_ctrl_c_stops_cleanly_with_a_report(tmp_path: Path) 
     assert replay_bus_session(record).identical
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_cli_paper_unreachable_broker_is_one_line(tmp_path: Path) -> None:
     port = free_port()
     paper = mqlab("paper", "--url", f"amqp://guest:guest@127.0.0.1:{port}/",

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pytest
 
 from mqlab.live.demo import bus_paper_demo, live_comparison, paper_demo, plot_live, same_fills
 from mqlab.live.fakeserver import FakeBinanceServer, session_script, time_lapse_klines
@@ -61,6 +62,7 @@ async def test_plot_has_three_labelled_curves(tmp_path: Path) -> None:
         plt.close(ax.figure)
 
 
+@pytest.mark.slow  # the chapter's whole bus leg: seconds
 async def test_bus_leg_of_the_chapter(embedded_url: str, tmp_path: Path) -> None:
     demo = await paper_demo(120, disconnect_at=60, lost_bars=2, malformed_at=None,
                             burst_at=None, record=tmp_path / "a.jsonl")  # fmt: skip

@@ -172,6 +172,7 @@ def test_cli_paper_bad_input(
     assert err.strip().splitlines()[-1].startswith(message), err
 
 
+@pytest.mark.slow  # the CLI in a subprocess, with retries
 def test_cli_paper_unreachable_endpoint(tmp_path: Path) -> None:
     port = free_port()
     paper = mqlab("paper", "--endpoint", f"ws://127.0.0.1:{port}", "--retries", "2",

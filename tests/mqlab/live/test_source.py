@@ -196,6 +196,7 @@ async def test_the_servers_pings_are_answered_so_it_keeps_the_connection() -> No
     assert len(closed_bars(events)) == 3
 
 
+@pytest.mark.slow  # waits out a missed pong
 async def test_a_client_that_does_not_pong_is_dropped_by_the_server() -> None:
     # The control for the test above: with pongs withheld the same server does drop it.
     from websockets.asyncio.client import connect

@@ -128,7 +128,12 @@ async def _run(config: RunConfig, seed: int, duplicates: float = 0.1, lockstep: 
     return portfolio
 
 
-@pytest.mark.parametrize("seed", range(6))
+def _seeds(n: int) -> list[Any]:
+    """Seed 0 runs in make test-fast; the other interleavings of the same run in make test."""
+    return [0, *(pytest.param(seed, marks=pytest.mark.slow) for seed in range(1, n))]
+
+
+@pytest.mark.parametrize("seed", _seeds(6))
 async def test_any_interleaving_gives_the_backtest_fills(seed: int) -> None:
     config = RunConfig(limit=250)
     portfolio = await _run(config, seed)
@@ -137,7 +142,7 @@ async def test_any_interleaving_gives_the_backtest_fills(seed: int) -> None:
     assert portfolio.portfolio.equity() == reference.portfolio.equity()
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", _seeds(4))
 async def test_order_books_with_late_answers_any_interleaving(seed: int) -> None:
     # 1.5 s order latency: answers come due after later snapshots, from the exchange's heap.
     config = RunConfig(strategy="imbalance", limit=400, latency_ms=1500)
@@ -148,7 +153,7 @@ async def test_order_books_with_late_answers_any_interleaving(seed: int) -> None
     assert portfolio.portfolio.equity() == reference.portfolio.equity()
 
 
-@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("seed", _seeds(2))
 async def test_lockstep_any_interleaving_gives_the_backtest_fills(seed: int) -> None:
     # The protocol without lookahead (every step a call), kept for chapter 10's comparison.
     config = RunConfig(strategy="imbalance", limit=200, latency_ms=1500)
