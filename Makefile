@@ -40,10 +40,14 @@ test: $(STAMP)
 
 # The unit tests alone, for the edit-test loop: no chapter notebooks, nothing marked slow
 # (whole pipelines, processes, fuzz and load), no RabbitMQ (its cases carry "rabbitmq" in
-# their ids and marks). make test runs everything.
+# their ids and marks). make test runs everything, in one process.
+# Two worker processes (pytest-xdist): about half the time here goes in waiting (timeouts the
+# exercise checks and the broker tests wait out), which the other worker fills. Each worker has
+# its own embedded broker. TEST_WORKERS=0 runs in one process (e.g. for pdb).
+TEST_WORKERS ?= 2
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not notebook and not slow and not rabbitmq" -k "not rabbitmq" \
-	  --durations=10 $(PYTEST_ARGS)
+	  -n $(TEST_WORKERS) --durations=10 $(PYTEST_ARGS)
 
 # The server's root is the repository, so chapter links to docs/ and to the reference
 # solutions open; the browser starts on chapter 00. LAB_QUICK=1 make lab for the quick setting;
