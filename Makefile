@@ -47,7 +47,7 @@ test: $(STAMP)
 TEST_WORKERS ?= 2
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not notebook and not slow and not rabbitmq" -k "not rabbitmq" \
-	  -n $(TEST_WORKERS) --durations=10 $(PYTEST_ARGS)
+	  -n $(TEST_WORKERS) --dist worksteal --durations=10 $(PYTEST_ARGS)
 
 # The server's root is the repository, so chapter links to docs/ and to the reference
 # solutions open; the browser starts on chapter 00. LAB_QUICK=1 make lab for the quick setting;
