@@ -19,8 +19,9 @@ from mqlab.pipeline.result import PipelineResult, fill_rows
 from mqlab.services._runtime import Journal, Service
 from mqlab.services.exchange import ExchangeService
 from mqlab.services.market import MarketService
+from mqlab.services.options import ServiceOptions
 from mqlab.services.portfolio import PortfolioService
-from mqlab.services.protocol import CHECKED, DEFAULT_WINDOW, ORDERS, default_queues
+from mqlab.services.protocol import DEFAULT_WINDOW
 from mqlab.services.risk import RiskCheck, RiskService
 from mqlab.services.strategy_host import StrategyHost
 
@@ -28,6 +29,14 @@ if TYPE_CHECKING:
     from mqlab.strategy import Strategy
 
 __all__ = ["Pipeline"]
+
+#: The services every run has, by name; each is built from the run's ServiceOptions.
+SERVICE_TYPES: dict[str, Callable[[Bus, ServiceOptions, Journal], Service]] = {
+    "exchange": ExchangeService,
+    "strategy": StrategyHost,
+    "portfolio": PortfolioService,
+    "market": MarketService,
+}
 
 
 class Pipeline:
@@ -60,19 +69,17 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.url = url
-        self.batch = batch
-        #: Every step a call, as before lookahead (see ExchangeService); for comparisons.
-        self.lockstep = lockstep
+        #: ``lockstep``: every step a call, as before lookahead (see ExchangeService).
+        self.options = ServiceOptions(
+            config, risk=risk is not None, lockstep=lockstep, window=window, batch=batch,
+            speed=speed, out=out, strategy=strategy,
+        )  # fmt: skip
         self.trace = trace
         self.prefix = prefix
         self.state_dir = state_dir
-        self.out = out
-        self.window = window
-        self.speed = speed
         self.reconnect_interval = reconnect_interval
         self.risk, self.limit = risk, Decimal(limit)
-        self.make_strategy = strategy or config.make_strategy
-        self.strategy_id = self.make_strategy().name
+        self.strategy_id = self.options.strategy_id
         self.names = service_names(risk is not None)
         self.services: dict[str, Service] = {}
         self.tasks: dict[str, asyncio.Task[int]] = {}
@@ -84,36 +91,11 @@ class Pipeline:
         return Journal(None if self.state_dir is None else self.state_dir / f"{name}.jsonl")
 
     def build(self, name: str, bus: Bus) -> Service:
-        config, sid = self.config, self.strategy_id
-        if name == "exchange":
-            exchange = config.make_exchange()
-            orders_from = ORDERS if self.risk is None else CHECKED
-            return ExchangeService(
-                bus, exchange, self._journal(name), strategies=[sid], orders_from=orders_from,
-                lockstep=self.lockstep,
-            )  # fmt: skip
-        if name == "strategy":
-            strategy = self.make_strategy()
-            return StrategyHost(
-                bus, strategy, self._journal(name), patterns=config.market_keys,
-                lockstep=self.lockstep,
-            )  # fmt: skip
         if name == "risk" and self.risk is not None:
             return RiskService(bus, self.risk, self.limit, self._journal(name))
-        if name == "portfolio":
-            title = f"{sid} over the bus on {config.label}"
-            portfolio = config.make_portfolio()
-            return PortfolioService(
-                bus, portfolio, self._journal(name), patterns=config.market_keys, out=self.out,
-                title=title,
-            )  # fmt: skip
-        if name == "market":
-            return MarketService(
-                bus, config.events, self._journal(name), speed=self.speed, window=self.window,
-                batch=self.batch,
-                wait_for=default_queues([sid]) + (["risk.orders"] if self.risk else []),
-            )  # fmt: skip
-        raise ValueError(f"unknown service {name!r}; choose one of {', '.join(self.names)}")
+        if name not in SERVICE_TYPES:
+            raise ValueError(f"unknown service {name!r}; choose one of {', '.join(self.names)}")
+        return SERVICE_TYPES[name](bus, self.options, self._journal(name))
 
     async def start(self, name: str) -> Service:
         """Start (or restart) one service: a new connection, state rebuilt from its journal."""

@@ -44,6 +44,7 @@ from mqlab.events import (
 )
 from mqlab.portfolio import mark_price
 from mqlab.services._runtime import EngineService, Journal, Outgoing
+from mqlab.services.options import ServiceOptions
 from mqlab.services.protocol import (
     CHECKED,
     EXCHANGE_END,
@@ -77,25 +78,25 @@ __all__ = [
 
 
 class ExchangeService(EngineService):
-    """The matching engine on the bus; ``strategies`` are the strategy ids it serves."""
+    """The matching engine on the bus; ``strategies`` are the strategy ids it serves (by
+    default the options' one), ``exchange`` the venue (by default the run config's)."""
 
     name = "exchange"
 
     def __init__(
         self,
         bus: Bus,
-        exchange: SimulatedExchange,
+        options: ServiceOptions,
         journal: Journal | None = None,
         *,
-        strategies: Sequence[str] = ("sma_cross",),
-        orders_from: str = ORDERS,
-        lockstep: bool = False,
+        exchange: SimulatedExchange | None = None,
+        strategies: Sequence[str] = (),
     ) -> None:
-        if not strategies:
-            raise ValueError("the exchange service needs at least one strategy id")
-        self.exchange = exchange
-        self.core = Engine(exchange)
-        self.orders_from = orders_from
+        strategies = strategies or [options.strategy_id]
+        self.exchange = exchange or options.config.make_exchange()
+        self.core = Engine(self.exchange)
+        self.orders_from = options.orders_from
+        lockstep = options.lockstep
         self.strategies = sorted(set(strategies))
         self.step = 0  # last step fully handled
         self.market: dict[int, dict[str, Any]] = {}  # step -> market event or end record
@@ -441,7 +442,8 @@ def replay_journal(
     One :class:`ReplayedRecord` per journal line. The ``exchange`` must be configured like
     the one that wrote the journal.
     """
-    service = ExchangeService(Bus(), exchange, strategies=strategies)
+    options = ServiceOptions(RunConfig())
+    service = ExchangeService(Bus(), options, exchange=exchange, strategies=strategies)
     replayed: list[ReplayedRecord] = []
     for record in records:
         if "confirmed" in record:
@@ -502,13 +504,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mqlab.services import run_service
 
-    def build(bus: Bus, config: RunConfig, journal: Journal) -> ExchangeService:
-        return ExchangeService(
-            bus,
-            config.make_exchange(),
-            journal,
-            strategies=args.strategies or [config.strategy_id],
-            orders_from=CHECKED if args.risk else ORDERS,
-        )
+    def build(bus: Bus, options: ServiceOptions, journal: Journal) -> ExchangeService:
+        return ExchangeService(bus, options, journal, strategies=args.strategies or ())
 
     return run_service(args, "exchange", build)
