@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from mqlab.bus import Bus, Delivery, Reject
-from mqlab.config import RunConfig
 from mqlab.engine import Answer, Engine
 from mqlab.events import (
     ZERO,
@@ -78,26 +77,16 @@ __all__ = [
 
 
 class ExchangeService(EngineService):
-    """The matching engine on the bus; ``strategies`` are the strategy ids it serves (by
-    default the options' one), ``exchange`` the venue (by default the run config's)."""
+    """The run config's venue on the bus, serving the strategy ids the options name."""
 
     name = "exchange"
 
-    def __init__(
-        self,
-        bus: Bus,
-        options: ServiceOptions,
-        journal: Journal | None = None,
-        *,
-        exchange: SimulatedExchange | None = None,
-        strategies: Sequence[str] = (),
-    ) -> None:
-        strategies = strategies or [options.strategy_id]
-        self.exchange = exchange or options.config.make_exchange()
+    def __init__(self, bus: Bus, options: ServiceOptions, journal: Journal | None = None) -> None:
+        self.exchange = options.config.make_exchange()
         self.core = Engine(self.exchange)
         self.orders_from = options.orders_from
         lockstep = options.lockstep
-        self.strategies = sorted(set(strategies))
+        self.strategies = options.served
         self.step = 0  # last step fully handled
         self.market: dict[int, dict[str, Any]] = {}  # step -> market event or end record
         self.pauses: dict[int, str] = {}  # "after step N" -> pause id
@@ -435,15 +424,14 @@ class ReplayedRecord:
 
 
 def replay_journal(
-    records: Iterable[dict[str, Any]], exchange: SimulatedExchange, strategies: Sequence[str]
+    records: Iterable[dict[str, Any]], options: ServiceOptions
 ) -> list[ReplayedRecord]:
     """Replay an exchange service's journal, as a restart does; say what each record did.
 
-    One :class:`ReplayedRecord` per journal line. The ``exchange`` must be configured like
-    the one that wrote the journal.
+    One :class:`ReplayedRecord` per journal line. The ``options`` must be those of the
+    service that wrote the journal.
     """
-    options = ServiceOptions(RunConfig())
-    service = ExchangeService(Bus(), options, exchange=exchange, strategies=strategies)
+    service = ExchangeService(Bus(), options)
     replayed: list[ReplayedRecord] = []
     for record in records:
         if "confirmed" in record:
@@ -504,7 +492,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mqlab.services import run_service
 
-    def build(bus: Bus, options: ServiceOptions, journal: Journal) -> ExchangeService:
-        return ExchangeService(bus, options, journal, strategies=args.strategies or ())
-
-    return run_service(args, "exchange", build)
+    return run_service(args, "exchange", ExchangeService)

@@ -31,6 +31,13 @@ class ServiceOptions:
     """A run's settings, as the services see them."""
 
     config: RunConfig
+    #: Builds the strategy instead of ``config.make_strategy`` (in-process only).
+    strategy: Callable[[], Strategy] | None = None
+    #: The strategy ids the exchange service serves; () means the strategy's own.
+    strategies: Sequence[str] = ()
+    #: Routing-key patterns the strategy host and the portfolio handle; () means every key
+    #: in the data.
+    patterns: Sequence[str] = ()
     #: A risk service sits between the strategy hosts and the exchange.
     risk: bool = False
     #: Every step a call, as before lookahead (see ExchangeService); both ends must agree.
@@ -42,17 +49,12 @@ class ServiceOptions:
     speed: float = 0.0
     #: Where the portfolio writes its report and plots.
     out: Path | None = None
-    #: Routing-key patterns the strategy host and the portfolio handle; () means every key
-    #: in the data.
-    patterns: Sequence[str] = ()
-    #: Builds the strategy instead of ``config.make_strategy`` (in-process only).
-    strategy: Callable[[], Strategy] | None = None
 
     @classmethod
     def from_args(cls, config: RunConfig, args: argparse.Namespace) -> ServiceOptions:
         """From one service's command line, which has only the options that service uses."""
         names = {"risk": "risk", "window": "window", "batch": "batch", "speed": "speed"}
-        names |= {"out": "out", "patterns": "subscribe"}
+        names |= {"out": "out", "patterns": "subscribe", "strategies": "strategies"}
         given = {field: getattr(args, arg, None) for field, arg in names.items()}
         return cls(config, **{k: v for k, v in given.items() if v is not None})
 
@@ -62,6 +64,11 @@ class ServiceOptions:
     @cached_property
     def strategy_id(self) -> str:
         return self.make_strategy().name
+
+    @property
+    def served(self) -> list[str]:
+        """The strategy ids the exchange service serves."""
+        return sorted(set(self.strategies)) or [self.strategy_id]
 
     @property
     def market_patterns(self) -> list[str]:

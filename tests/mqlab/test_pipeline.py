@@ -33,6 +33,7 @@ from mqlab.pipeline import (
 )
 from mqlab.services._runtime import Journal
 from mqlab.services.exchange import replay_journal
+from mqlab.services.options import ServiceOptions
 
 # Whole pipelines, processes and CLIs: seconds each (make test-fast leaves them to make test).
 pytestmark = pytest.mark.slow
@@ -322,7 +323,7 @@ async def test_replay_journal_says_what_each_record_did(amqp_url: str, tmp_path:
     config = RunConfig(limit=200)
     await run_pipeline(config, url=amqp_url, out=tmp_path, progress=False, plots=False)
     records = list(Journal(tmp_path / "state" / "exchange.jsonl"))
-    replayed = replay_journal(records, config.make_exchange(), [config.strategy_id])
+    replayed = replay_journal(records, ServiceOptions(config))
     assert len(replayed) == len(records)
     assert [r.id for r in replayed] == [r.get("id", r.get("confirmed")) for r in records]
     first = next(i for i, r in enumerate(replayed) if r.record == "request")
