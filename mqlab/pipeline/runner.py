@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from mqlab.bus import Bus
 from mqlab.config import RunConfig
-from mqlab.pipeline.base import Progress, count_dead_letters, delete_topology, service_names
+from mqlab.pipeline.base import Progress, RunnerBase
 from mqlab.pipeline.embedded import broker_name
 from mqlab.pipeline.result import PipelineResult, fill_rows
 from mqlab.services._runtime import Journal, Service
@@ -39,7 +39,7 @@ SERVICE_TYPES: dict[str, Callable[[Bus, ServiceOptions, Journal], Service]] = {
 }
 
 
-class Pipeline:
+class Pipeline(RunnerBase):
     """Four services on one broker; start, kill and restart them one by one (fault tests).
 
     ``state_dir`` holds each service's journal (without it, nothing survives a restart);
@@ -67,23 +67,17 @@ class Pipeline:
         trace: Callable[[str, int, int, str], None] | None = None,
         batch: int = 1,
     ) -> None:
-        self.config = config
-        self.url = url
         #: ``lockstep``: every step a call, as before lookahead (see ExchangeService).
-        self.options = ServiceOptions(
+        options = ServiceOptions(
             config, risk=risk is not None, lockstep=lockstep, window=window, batch=batch,
             speed=speed, out=out, strategy=strategy,
         )  # fmt: skip
+        super().__init__(config, url, options, prefix, state_dir, Decimal(limit))
         self.trace = trace
-        self.prefix = prefix
-        self.state_dir = state_dir
         self.reconnect_interval = reconnect_interval
-        self.risk, self.limit = risk, Decimal(limit)
-        self.strategy_id = self.options.strategy_id
-        self.names = service_names(risk is not None)
+        self.risk = risk
         self.services: dict[str, Service] = {}
         self.tasks: dict[str, asyncio.Task[int]] = {}
-        self.restarts = dict.fromkeys(self.names, 0)
         self.retired: list[Service] = []  # killed incarnations, for their counters
         self.started = time.perf_counter()
 
@@ -184,13 +178,6 @@ class Pipeline:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-
-    async def delete_topology(self) -> None:
-        """Delete the pipeline's exchanges and queues (a finished run leaves nothing behind)."""
-        await delete_topology(self.url, self.prefix, self.strategy_id)
-
-    async def count_dead_letters(self) -> int:
-        return await count_dead_letters(self.url, self.prefix)
 
     def result(self, mode: str = "one process") -> PipelineResult:
         """Collect the counters of every service (and of killed incarnations)."""
