@@ -56,6 +56,7 @@ __all__ = [
     "BusStats",
     "Delivery",
     "Handler",
+    "Outgoing",
     "Reject",
     "SeenIds",
     "Subscription",
@@ -109,6 +110,26 @@ class BusError(RuntimeError):
 
 class Unroutable(BusError):
     """A mandatory publish matched no queue: it would have been dropped silently."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to publish; ``message_id`` must be deterministic, since consumers drop a
+    repeated id (a service's journal replays what it published)."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    type: str | None = None
+
+    async def publish(self, bus: Bus) -> None:
+        """:meth:`Bus.publish` this message (confirmed)."""
+        await bus.publish(
+            self.exchange, self.routing_key, self.body, message_id=self.message_id,
+            headers=self.headers, type=self.type,
+        )  # fmt: skip
 
 
 @dataclass
