@@ -85,8 +85,11 @@ class Topology:
         raise KeyError(name)
 
 
-def _bool(v: bool) -> str:
-    return "true" if v else "false"
+def _same_properties(kind: str, name: str, *properties: tuple[str, Any, Any]) -> None:
+    """406 for the first (property, requested, current) a redeclare would change."""
+    for prop, new, old in properties:
+        if new != old:
+            raise inequivalent(kind, name, prop, new, old)
 
 
 def _server_name(prefix: str) -> str:
@@ -138,18 +141,14 @@ class VirtualHost:
         if kind not in EXCHANGE_TYPES:
             raise ConnectionException(503, f"unknown exchange type '{kind}'")
         if ex is not None:
-            for arg, new, old in (
+            _same_properties(
+                "exchange",
+                name,
                 ("type", kind, ex.type),
-                ("durable", _bool(durable), _bool(ex.durable)),
-                ("auto_delete", _bool(auto_delete), _bool(ex.auto_delete)),
-                ("internal", _bool(internal), _bool(ex.internal)),
-            ):
-                if new != old:
-                    raise ChannelException(
-                        406,
-                        f"inequivalent arg '{arg}' for exchange '{name}' in vhost '/': "
-                        f"received '{new}' but current is '{old}'",
-                    )
+                ("durable", bool(durable), bool(ex.durable)),
+                ("auto_delete", bool(auto_delete), bool(ex.auto_delete)),
+                ("internal", bool(internal), bool(ex.internal)),
+            )
             # RabbitMQ compares one exchange argument on a redeclare: the alternate exchange.
             new_ae = (arguments or {}).get("alternate-exchange")
             old_ae = ex.arguments.get("alternate-exchange")
@@ -271,16 +270,12 @@ class VirtualHost:
     def _check_equivalent(
         q: Queue, durable: bool, auto_delete: bool, arguments: Mapping[str, Any]
     ) -> None:
-        for arg, new, old in (
-            ("durable", durable, q.durable),
-            ("auto_delete", auto_delete, q.auto_delete),
-        ):
-            if new != old:
-                raise ChannelException(
-                    406,
-                    f"inequivalent arg '{arg}' for queue '{q.name}' in vhost '/': "
-                    f"received '{_bool(new)}' but current is '{_bool(old)}'",
-                )
+        _same_properties(
+            "queue",
+            q.name,
+            ("durable", bool(durable), bool(q.durable)),
+            ("auto_delete", bool(auto_delete), bool(q.auto_delete)),
+        )
         for arg, default in QUEUE_ARGUMENTS.items():
             given, current = arguments.get(arg), q.arguments.get(arg)
             if (default if given is None else given) != (default if current is None else current):
