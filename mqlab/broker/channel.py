@@ -20,6 +20,7 @@ from mqlab.broker.errors import ChannelException, ConnectionException
 from mqlab.broker.frames import unchecked
 from mqlab.broker.message import Message, QueuedMessage, parse_expiration
 from mqlab.broker.queue import Consumer, Queue
+from mqlab.routing import Binding
 
 if TYPE_CHECKING:
     from pamqp.base import Frame
@@ -376,16 +377,14 @@ class Channel:
             self.conn.send(self.number, spec.Exchange.DeleteOk())
 
     def exchange_bind(self, m: spec.Exchange.Bind) -> None:
-        self.vhost.bind(
-            m.source, m.destination, m.routing_key, m.arguments, self.conn, to_exchange=True
-        )
+        binding = Binding(m.source, m.destination, m.routing_key, m.arguments or {}, True)
+        self.vhost.bind(binding, self.conn)
         if not m.nowait:
             self.conn.send(self.number, spec.Exchange.BindOk())
 
     def exchange_unbind(self, m: spec.Exchange.Unbind) -> None:
-        self.vhost.unbind(
-            m.source, m.destination, m.routing_key, m.arguments, self.conn, to_exchange=True
-        )
+        binding = Binding(m.source, m.destination, m.routing_key, m.arguments or {}, True)
+        self.vhost.unbind(binding, self.conn)
         if not m.nowait:
             self.conn.send(self.number, spec.Exchange.UnbindOk())
 
@@ -414,13 +413,13 @@ class Channel:
     def queue_bind(self, m: spec.Queue.Bind) -> None:
         queue = self._queue_name(m.queue)
         key = m.routing_key if (m.queue or m.routing_key) else queue
-        self.vhost.bind(m.exchange, queue, key, m.arguments, self.conn)
+        self.vhost.bind(Binding(m.exchange, queue, key, m.arguments or {}), self.conn)
         if not m.nowait:
             self.conn.send(self.number, spec.Queue.BindOk())
 
     def queue_unbind(self, m: spec.Queue.Unbind) -> None:
         queue = self._queue_name(m.queue)
-        self.vhost.unbind(m.exchange, queue, m.routing_key, m.arguments, self.conn)
+        self.vhost.unbind(Binding(m.exchange, queue, m.routing_key, m.arguments or {}), self.conn)
         self.conn.send(self.number, spec.Queue.UnbindOk())
 
     def queue_purge(self, m: spec.Queue.Purge) -> None:

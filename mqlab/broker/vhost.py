@@ -327,51 +327,35 @@ class VirtualHost:
 
     # -- bindings --------------------------------------------------------------------------
 
-    def bind(
-        self,
-        source: str,
-        destination: str,
-        routing_key: str,
-        arguments: Mapping[str, Any] | None,
-        owner: object,
-        *,
-        to_exchange: bool = False,
-    ) -> None:
-        if source == "" or (to_exchange and destination == ""):
+    @staticmethod
+    def _not_the_default_exchange(binding: Binding) -> None:
+        if binding.source == "" or (binding.to_exchange and binding.destination == ""):
             raise ChannelException(403, "operation not permitted on the default exchange")
-        if to_exchange:
-            dest = self.exchange(destination)
-            durable = dest.durable
+
+    def bind(self, binding: Binding, owner: object) -> None:
+        """Add ``binding`` (once: an identical one is already there); 404/405 as RabbitMQ."""
+        self._not_the_default_exchange(binding)
+        if binding.to_exchange:
+            durable = self.exchange(binding.destination).durable
         else:
-            q = self.queue(destination, owner)
+            q = self.queue(binding.destination, owner)
             durable = q.durable and not q.exclusive
-        ex = self.exchange(source)
-        binding = Binding(source, destination, routing_key, dict(arguments or {}), to_exchange)
+        ex = self.exchange(binding.source)
         if binding.key not in ex.bindings:
             ex.bind(binding)
             if durable and ex.durable and self.store is not None:
                 self.store.save_binding(binding)
 
-    def unbind(
-        self,
-        source: str,
-        destination: str,
-        routing_key: str,
-        arguments: Mapping[str, Any] | None,
-        owner: object,
-        *,
-        to_exchange: bool = False,
-    ) -> None:
-        if source == "" or (to_exchange and destination == ""):
-            raise ChannelException(403, "operation not permitted on the default exchange")
+    def unbind(self, binding: Binding, owner: object) -> None:
+        """Remove ``binding`` if it is there."""
+        self._not_the_default_exchange(binding)
         # Unbinding is idempotent in RabbitMQ: a binding whose queue or exchange is already
         # gone (an auto-delete exchange that left with its last queue...) answers Unbind-Ok.
-        if not to_exchange and destination in self.queues:
-            self.queue(destination, owner)  # 405 if another connection owns it
-        ex = self.exchanges.get(source)
+        if not binding.to_exchange and binding.destination in self.queues:
+            self.queue(binding.destination, owner)  # 405 if another connection owns it
+        ex = self.exchanges.get(binding.source)
         if ex is None:
             return
-        binding = Binding(source, destination, routing_key, dict(arguments or {}), to_exchange)
         found = ex.bindings.get(binding.key)
         if found is not None:
             self._drop_binding(ex, found)
