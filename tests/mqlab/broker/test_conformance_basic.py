@@ -174,11 +174,7 @@ async def test_nack_multiple(amqp_url: str, requeue: bool) -> None:
         await messages[3].ack()
         if requeue:
             back = await get_n(queue, 3)
-            assert [(m.body, m.redelivered) for m in back] == [
-                (b"000", True),
-                (b"001", True),
-                (b"002", True),
-            ]
+            assert [(m.body, m.redelivered) for m in back] == [(b, True) for b in _bodies(3)]
         assert await message_count(s.channel, queue.name) == 0
 
 
