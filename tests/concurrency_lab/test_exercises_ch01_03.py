@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import statistics
 import threading
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from typing import Any
 
 import pytest
+from exercise_tables import WrongAnswers, wrong_answers
 
 from concurrency_lab.exercises import ExerciseError, ch01, ch02, ch03
 from concurrency_lab.exercises.solutions import ch01 as ref1
@@ -121,7 +121,7 @@ def _speedups(change: dict[tuple[str, str], float]) -> dict[tuple[str, str], flo
 
 
 # Every known wrong answer to each check, and words the check's message must say about it.
-WRONG_ANSWERS: dict[Callable[[Any], object], list[tuple[Any, str]]] = {
+WRONG_ANSWERS: WrongAnswers = {
     ch01.check_run_concurrently: [
         (_serial, "at most 1 job"),
         (_one_at_a_time, "at most 1 job"),
@@ -177,14 +177,7 @@ WRONG_ANSWERS: dict[Callable[[Any], object], list[tuple[Any, str]]] = {
 }
 
 
-@pytest.mark.parametrize(
-    ("check", "answer", "match"),
-    [
-        pytest.param(check, answer, match, id=f"{check.__name__}-{i}")
-        for check, cases in WRONG_ANSWERS.items()
-        for i, (answer, match) in enumerate(cases)
-    ],
-)
+@pytest.mark.parametrize(("check", "answer", "match"), wrong_answers(WRONG_ANSWERS))
 def test_wrong_answers_fail_with_a_hint(check: Any, answer: Any, match: str) -> None:
     with pytest.raises(ExerciseError, match=match):
         check(answer)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
 import pytest
+from exercise_tables import WrongAnswers, wrong_answers
 
 from mqlab.exercises import ExerciseError, Verdict, ch08, ch09, submit
 from mqlab.exercises.solutions import ch08 as sol08
@@ -204,7 +204,7 @@ def _first_waiting(message: Any, pending: Any) -> bool:  # ignores the correlati
 # the check's message must say. Restart, binding keys and worker have tests of their own above:
 # the restart check brings its own broker, a binding key is checked per task, and the worker
 # check's cases are slow.
-WRONG_ANSWERS: dict[Callable[[Any, str], Awaitable[Verdict]], list[tuple[Any, str]]] = {
+WRONG_ANSWERS: WrongAnswers = {
     ch08.check_envelope: [
         (_aioamqp_names, "AttributeError"),
         (_never_redelivered, "is_redeliver"),
@@ -219,14 +219,7 @@ WRONG_ANSWERS: dict[Callable[[Any, str], Awaitable[Verdict]], list[tuple[Any, st
 }
 
 
-@pytest.mark.parametrize(
-    ("check", "wrong", "says"),
-    [
-        pytest.param(check, wrong, says, id=f"{check.__name__}-{wrong.__name__}")
-        for check, cases in WRONG_ANSWERS.items()
-        for wrong, says in cases
-    ],
-)
+@pytest.mark.parametrize(("check", "wrong", "says"), wrong_answers(WRONG_ANSWERS))
 async def test_wrong_answers_fail(amqp_url: str, check: Any, wrong: Any, says: str) -> None:
     with pytest.raises(ExerciseError, match=says):
         await check(wrong, amqp_url)

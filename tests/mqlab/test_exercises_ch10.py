@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from exercise_tables import WrongAnswers, wrong_answers
 
 from mqlab.bus import Delivery
 from mqlab.events import Order, decode
@@ -84,7 +84,7 @@ async def _unanswered_handler(delivery: Delivery, accepted: list[Order]) -> None
 
 
 # Every known wrong answer to each check, and words the check's message must say about it.
-WRONG_ANSWERS: dict[Callable[[Any], Awaitable[object]], list[tuple[Any, str]]] = {
+WRONG_ANSWERS: WrongAnswers = {
     ch10.check_risk_check: [
         (_no_limit, "let through"),
         (_order_size_only, "let through"),
@@ -102,14 +102,7 @@ WRONG_ANSWERS: dict[Callable[[Any], Awaitable[object]], list[tuple[Any, str]]] =
 }
 
 
-@pytest.mark.parametrize(
-    ("check", "wrong", "message"),
-    [
-        pytest.param(check, wrong, message, id=f"{check.__name__}-{wrong.__name__}")
-        for check, cases in WRONG_ANSWERS.items()
-        for wrong, message in cases
-    ],
-)
+@pytest.mark.parametrize(("check", "wrong", "message"), wrong_answers(WRONG_ANSWERS))
 async def test_wrong_answers_fail(check: Any, wrong: Any, message: str) -> None:
     with pytest.raises(ExerciseError, match=message):
         await check(wrong)
