@@ -35,8 +35,8 @@ from mqlab.services._runtime import Journal
 from mqlab.services.exchange import replay_journal
 from mqlab.services.options import ServiceOptions
 
-# Whole pipelines, processes and CLIs: seconds each (make test-fast leaves them to make test).
-pytestmark = pytest.mark.slow
+# Whole pipelines, processes and CLIs take seconds each: marked slow, make test-fast leaves them
+# to make test. It keeps one in-process run on the embedded broker as the pipeline's smoke test.
 
 CASES = {
     # bars, orders answered before the next bar: the common case
@@ -63,7 +63,7 @@ def _check_parity(config: RunConfig, result) -> None:  # type: ignore[no-untyped
     assert result.parity is True
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", ["sma", pytest.param("books-latency", marks=pytest.mark.slow)])
 async def test_one_process_matches_the_backtest(amqp_url: str, tmp_path: Path, case: str) -> None:
     config = CASES[case]
     result = await run_pipeline(config, url=amqp_url, out=tmp_path, progress=False)
@@ -73,6 +73,7 @@ async def test_one_process_matches_the_backtest(amqp_url: str, tmp_path: Path, c
     assert (tmp_path / "latency.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 async def test_processes_match_the_backtest(amqp_url: str, tmp_path: Path) -> None:
     config = RunConfig(limit=250)
     result = await run_pipeline(config, url=amqp_url, out=tmp_path, processes=True, progress=False)
@@ -80,6 +81,7 @@ async def test_processes_match_the_backtest(amqp_url: str, tmp_path: Path) -> No
     _check_parity(config, result)
 
 
+@pytest.mark.slow
 async def test_ctrl_c_drains_then_a_restart_resumes(amqp_url: str, tmp_path: Path) -> None:
     config = RunConfig(limit=300)
     state = tmp_path / "state"
@@ -114,6 +116,7 @@ async def test_ctrl_c_drains_then_a_restart_resumes(amqp_url: str, tmp_path: Pat
     _check_parity(config, result)
 
 
+@pytest.mark.slow
 def test_cli_prints_the_summary_as_json(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "mqlab", "pipeline", "--json", "--limit", "150"]
     done = subprocess.run(
@@ -128,6 +131,7 @@ def test_cli_prints_the_summary_as_json(tmp_path: Path) -> None:
     assert Path(summary["paths"]["equity"]).exists() and Path(summary["paths"]["latency"]).exists()
 
 
+@pytest.mark.slow
 def test_cli_killed_with_sigkill_resumes_on_the_next_run(tmp_path: Path) -> None:
     """``kill -9`` the whole pipeline (its embedded broker too) mid-run; run it again."""
     argv = [sys.executable, "-m", "mqlab", "pipeline", "--json", "--limit", "900"]
@@ -172,6 +176,7 @@ def _start_processes(tmp_path: Path, limit: int) -> subprocess.Popen[str]:
     return parent
 
 
+@pytest.mark.slow
 def test_services_die_with_their_pipeline(tmp_path: Path) -> None:
     """``kill -9`` the pipeline's own process: its services must not live on as orphans."""
     parent = _start_processes(tmp_path, 4320)
@@ -188,6 +193,7 @@ def test_services_die_with_their_pipeline(tmp_path: Path) -> None:
     assert "is gone; stopping" in logs
 
 
+@pytest.mark.slow
 def test_a_killed_service_ends_the_run_with_one_line_saying_how_to_resume(
     tmp_path: Path,
 ) -> None:
@@ -202,6 +208,7 @@ def test_a_killed_service_ends_the_run_with_one_line_saying_how_to_resume(
     assert "strategy exited" in lines[0]
 
 
+@pytest.mark.slow
 def test_cli_names_a_missing_data_file(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "mqlab", "pipeline", "--data", str(tmp_path / "nope.csv")],
@@ -213,6 +220,7 @@ def test_cli_names_a_missing_data_file(tmp_path: Path) -> None:
     assert "nope.csv" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_service_alone_needs_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MQLAB_AMQP_URL", raising=False)
     done = subprocess.run(
@@ -228,6 +236,7 @@ def _cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
@@ -257,6 +266,7 @@ def test_cli_errors_say_what_to_do_without_a_traceback(
     assert not (tmp_path / "state").exists(), "a failed start must leave no run to resume"
 
 
+@pytest.mark.slow
 async def test_a_risk_service_between_strategy_and_exchange(amqp_url: str, tmp_path: Path) -> None:
     """``--risk module:function`` adds the risk service, in one process and as processes."""
     config = RunConfig(limit=400)
@@ -280,6 +290,7 @@ async def test_a_risk_service_between_strategy_and_exchange(amqp_url: str, tmp_p
     assert "--risk" in tight.commands["exchange"] and "--risk" in tight.commands["market"]
 
 
+@pytest.mark.slow
 def test_delete_removes_a_hand_started_runs_topology(amqp_url: str) -> None:
     prefix = f"t-del-{uuid.uuid4().hex[:8]}"
 
@@ -304,6 +315,7 @@ def test_delete_removes_a_hand_started_runs_topology(amqp_url: str) -> None:
     assert not asyncio.run(exists())
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_only_on_the_broker_that_holds_its_messages(tmp_path: Path) -> None:
     config = RunConfig(limit=100)
     prefix, resuming = prepare_state(tmp_path, config, broker="amqp://rabbit-a/")
@@ -319,6 +331,7 @@ def test_a_killed_run_resumes_only_on_the_broker_that_holds_its_messages(tmp_pat
     assert not resuming and fresh != prefix
 
 
+@pytest.mark.slow
 async def test_replay_journal_says_what_each_record_did(amqp_url: str, tmp_path: Path) -> None:
     config = RunConfig(limit=200)
     await run_pipeline(config, url=amqp_url, out=tmp_path, progress=False, plots=False)
