@@ -21,8 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chapters import ch01, ch03
-from concurrency_lab import QUICK, handover, pingpong, speedups, switching, unit_costs
+from concurrency_lab import QUICK, handover, pingpong, speedups, switching, unit_costs, workloads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,14 +48,17 @@ def _plot(args: argparse.Namespace, figure: Callable[[], Any]) -> None:
     print(f"plot written to {target.resolve()}")
 
 
-def _print_frame(args: argparse.Namespace, frame: pd.DataFrame, lines: list[str]) -> None:
-    """A measured frame as JSON (--json), or as a table followed by what it shows."""
+def _print_frame(args: argparse.Namespace, frame: pd.DataFrame, *after: pd.DataFrame) -> None:
+    """A measured frame as JSON (--json), or as tables: the measurements, then what they show.
+
+    The command line prints values only; the chapters (``chapters/``) put them into words.
+    """
     if args.json:
         print(frame.to_json(orient="records"))
         return
-    print(frame.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
-    print()
-    print("\n".join(lines))
+    for table in (frame, *after):
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+        print()
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -75,13 +77,21 @@ def _bench(args: argparse.Namespace) -> None:
     )
     print(switching.format_table(results))
     print()
-    print("\n".join(ch03.ordering_lines(switching.ordering(results))))
+    o = switching.ordering(results)
+    print(f"measured order: {' > '.join(o.order)} (the seed's order holds: {o.seed_order_holds})")
+    for g in o.gaps:
+        print(f"  {g.slow.mechanism} / {g.fast.mechanism}: {g.ratio:,.1f}x")
     _plot(args, lambda: switching.plot_switch_costs(results).figure)
 
 
 def _like_for_like(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     frame = handover.like_for_like(args.quick, progress=_progress("like for like"))
-    _print_frame(args, frame, ch03.hand_over_lines(handover.hand_over(frame)))
+    h = handover.hand_over(frame)
+    derived = {"copy_cost": h.copy_cost, "pipe_work": h.pipe_work}
+    read = pd.DataFrame({"µs per round trip": asdict(h) | derived}).rename_axis("case")
+    _print_frame(args, frame, read.reset_index())
 
 
 def _memory(args: argparse.Namespace) -> None:
@@ -95,8 +105,21 @@ def _memory(args: argparse.Namespace) -> None:
 
 
 def _gil(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     frame = speedups.compare(quick=args.quick)
-    _print_frame(args, frame, ch01.verdict_lines(speedups.verdicts(frame)))
+    verdicts = pd.DataFrame(
+        {
+            "job": workloads.TITLES[v.workload].replace("\n", " "),
+            "mode": v.mode,
+            "speed-up": v.speedup,
+            "verdict": v.verdict,
+            "noise band": v.band,
+            "cores used": v.cores_used,
+        }
+        for v in speedups.verdicts(frame)
+    )
+    _print_frame(args, frame, verdicts)
     _plot(args, lambda: speedups.plot_speedups(frame).figure)
 
 

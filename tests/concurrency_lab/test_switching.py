@@ -194,7 +194,9 @@ def test_cli_like_for_like(
     monkeypatch.setattr(handover, "like_for_like", lambda *a, **k: _like_for_like_frame(10, 15))
     cli.main(["like-for-like", "--quick"])
     out = capsys.readouterr().out
-    assert "mp.Pipe, bare int" in out and "about the same" in out
+    assert "mp.Pipe, bare int" in out and "µs per round trip" in out
+    h = handover.hand_over(_like_for_like_frame(10, 15))
+    assert f"{h.copy_cost:.3g}" in out.split("copy_cost")[1].splitlines()[0]
     cli.main(["like-for-like", "--json"])
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 6 and rows[0]["mechanism"] == "process"
