@@ -214,3 +214,23 @@ def test_the_checks_can_fail() -> None:
     assert layer_of("mqlab.events") < layer_of("mqlab.venue") < layer_of("mqlab.engine")
     assert layer_of("mqlab.engine") < layer_of("mqlab.bus") < layer_of("mqlab.services")
     assert layer_of("mqlab") == len(LAYERS) - 1
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "concurrency_lab").rglob("*.py")), ids=str)
+def test_concurrency_lab_stands_apart(path: Path) -> None:
+    # Chapters 01-06's library sits below everything: it imports neither mqlab nor the
+    # chapters' prose helpers (which import it).
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and not node.level
+            else []
+        )
+        for name in names:
+            top = name.split(".")[0]
+            assert top not in {"mqlab", "chapters"}, (
+                f"{path.relative_to(ROOT)}:{node.lineno} imports {name}; concurrency_lab "
+                "stands below mqlab and chapters/: return a typed result and format it there"
+            )
