@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pandas as pd
 
 from mqlab.engine import Engine, merge_sources, unsorted
-from mqlab.events import Cancel, Event, Fill, MarketEvent, Order, OrderUpdate
+from mqlab.events import Cancel, Event, Fill, Kline, MarketEvent, Order, OrderUpdate
 from mqlab.portfolio import Portfolio, Stats
 from mqlab.strategy import Strategy
 from mqlab.venue import SimulatedExchange
@@ -170,6 +170,16 @@ class Backtest:
                 submit(outbox)
                 outbox.clear()
 
+        # The loop's usual event is a Kline. Unless handle or on_market is overridden, the loop
+        # does here what they do for one: the portfolio's mark, while the symbol is the one it
+        # marked last, and the strategy's ``now`` (no clock is bound: recv_ts) and last event.
+        # Two Python calls a bar fewer (~5 % of a bar), the same state after.
+        direct = (
+            type(strategy).handle is Strategy.handle
+            and type(portfolio).on_market is Portfolio.on_market
+        )
+        on_kline = strategy.on_kline
+        times, marks = portfolio._times, portfolio._marks
         bar = None
         if self.progress:
             with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is missing
@@ -195,8 +205,18 @@ class Backtest:
                 while x is not event:
                     deliver(x)  # type: ignore[arg-type]
                     x = next_delivery()
-                mark(event)
-                handle(event)
+                if direct and type(event) is Kline:
+                    if event.symbol is portfolio._marking:
+                        times.append(event.ts)
+                        marks.append(event.close)
+                    else:
+                        mark(event)
+                    strategy.now = ts
+                    strategy._last = event
+                    on_kline(event)
+                else:
+                    mark(event)
+                    handle(event)
                 if outbox:
                     orders.extend(outbox)
                     submit(outbox)

@@ -151,6 +151,7 @@ class Strategy:
 
     def handle(self, event: Event) -> None:
         """Deliver one event: update positions and open orders, then call the matching hook."""
+        # (Backtest.run inlines the Kline case below, without a clock: keep them alike.)
         self.now = event.recv_ts if self._clock is None else self._clock()
         if type(event) is Kline:  # the hot path of a bar backtest: one call fewer
             self._last = event

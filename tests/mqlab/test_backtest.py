@@ -7,6 +7,7 @@ import subprocess
 import sys
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,7 @@ from mqlab.backtest import (
 )
 from mqlab.events import Fill, Kline, OrderBook, OrderStatus, OrderUpdate, Trade
 from mqlab.market import synthetic_book_events, synthetic_frame, synthetic_klines
+from mqlab.portfolio import Portfolio
 from mqlab.strategies import BookImbalance, SmaCross
 from mqlab.strategy import Strategy
 from mqlab.venue import Latency, SimulatedExchange
@@ -324,3 +326,25 @@ def test_daily_decision_cpu() -> None:
     assert [(r.label, r.decisions) for r in rows] == [("1-hour bars", 24), ("ticks", 1000)]
     assert rows[0].vectorised_s == 12.0 and rows[0].event_driven_s == 0.024
     assert rows[1].vectorised_s == 500.0 and rows[1].event_driven_s == 1.0
+
+
+def test_the_loops_own_kline_path_leaves_the_same_state_as_the_calls() -> None:
+    """Backtest.run does what Strategy.handle and Portfolio.on_market do for a Kline itself,
+    unless either is overridden: both ways must end in the same fills, curve and clock."""
+
+    class Handled(SmaCross):
+        def handle(self, event: Any) -> None:
+            super().handle(event)
+
+    class Marked(Portfolio):
+        def on_market(self, event: Any) -> None:
+            super().on_market(event)
+
+    inline_strategy, called_strategy = SmaCross(5, 20, "0.1"), Handled(5, 20, "0.1")
+    inline = run_backtest(inline_strategy, KLINES)
+    called = run_backtest(called_strategy, KLINES, portfolio=Marked(10_000))
+    assert inline.fills == called.fills and len(inline.fills) > 10
+    assert inline.portfolio.equity_curve().equals(called.portfolio.equity_curve())
+    assert inline.stats == called.stats
+    assert inline_strategy.now == called_strategy.now == KLINES[-1].recv_ts
+    assert inline_strategy._last is called_strategy._last is KLINES[-1]
