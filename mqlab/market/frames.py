@@ -81,7 +81,7 @@ def _bulk(
     Frozen events refuse ``self.x = ...``, so their ``__init__`` sets each slot through its
     descriptor, a C call of about 50 ns a field. Here one generated function builds every
     row in a loop: it makes each row as an instance of a mutable *twin* class with exactly
-    the same slots (``object.__new__``, no ``__init__`` call), stores the fields with plain
+    the same slots (a class with no ``__init__`` of its own: nothing to run), stores the fields with plain
     (specialised, ~5 ns) attribute stores and then turns the object into ``cls`` by
     assigning ``__class__``, which CPython allows between classes of identical layout. (A
     call of the twin class per row, from ``map``, cost twice as much: the interpreter is
@@ -127,13 +127,13 @@ def _builder(cls: Any, same: tuple[str, ...], names: tuple[str, ...]) -> Callabl
         "    _rows = []\n"
         "    _append = _rows.append\n"
         f"    for {', '.join(names)}, in zip({', '.join(column.values())}):\n"
-        "        _obj = _new(_twin)\n"
+        "        _obj = _twin()\n"
         f"{body}"
         "        _obj.__class__ = _cls\n"
         "        _append(_obj)\n"
         "    return _rows\n"
     )
-    scope: dict[str, Any] = {"_cls": cls, "_twin": twin, "_new": object.__new__}
+    scope: dict[str, Any] = {"_cls": cls, "_twin": twin}
     exec(source, scope)
     build: Callable[..., Any] = scope["build"]
     return build
