@@ -81,8 +81,8 @@ def _bulk(
     Frozen events refuse ``self.x = ...``, so their ``__init__`` sets each slot through its
     descriptor, a C call of about 50 ns a field. Here one generated function builds every
     row in a loop: it makes each row as an instance of a mutable *twin* class with exactly
-    the same slots (a class with no ``__init__`` of its own: nothing to run), stores the fields with plain
-    (specialised, ~5 ns) attribute stores and then turns the object into ``cls`` by
+    the same slots (a class with no ``__init__`` of its own: nothing to run), stores the
+    fields with plain (specialised, ~5 ns) attribute stores and then turns it into ``cls`` by
     assigning ``__class__``, which CPython allows between classes of identical layout. (A
     call of the twin class per row, from ``map``, cost twice as much: the interpreter is
     entered afresh for each ``__init__``.) The results are ordinary ``cls`` instances, equal
