@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from concurrency_lab.gil import LABELS, TITLES, MainThreadRun, Overlap, ProcessOverlap, Verdict
+from concurrency_lab.gil import Overlap, ProcessOverlap
+from concurrency_lab.main_thread import MainThreadRun
+from concurrency_lab.speedups import Verdict
+from concurrency_lab.workloads import LABELS, TITLES
 
 __all__ = ["main_thread_lines", "overlap_line", "process_overlap_line", "verdict_lines"]
 

@@ -3,7 +3,9 @@
 Chapters 01–06 import from here. Each concept lives in its own module, named as the chapters
 name it:
 
-- ``gil`` (01): CPU- against IO-bound jobs, serial, threads, processes and asyncio;
+- ``workloads``, ``gil``, ``speedups``, ``main_thread`` (01): CPU- and IO-bound jobs run
+  serially, with threads, processes or asyncio; one GIL per process and who ran when; who
+  gains from concurrency; a main thread that submits tasks, then blocks or carries on;
 - ``races`` (02): lost updates, locks, deadlock, producer and consumer;
 - ``pingpong``, ``switching``, ``handover``, ``unit_costs`` (03): switch costs, what a
   hand-over is made of, memory and start-up per unit;
@@ -22,16 +24,19 @@ from concurrency_lab import (
     gil,
     handover,
     loops,
+    main_thread,
     miniloop,
     nest_cost,
     pingpong,
     races,
+    speedups,
     starting,
     stats,
     switching,
     tasks,
     timeline,
     unit_costs,
+    workloads,
 )
 from concurrency_lab.settings import QUICK
 from concurrency_lab.stats import Summary, summarize
@@ -46,10 +51,12 @@ __all__ = [
     "gil",
     "handover",
     "loops",
+    "main_thread",
     "miniloop",
     "nest_cost",
     "pingpong",
     "races",
+    "speedups",
     "starting",
     "stats",
     "summarize",
@@ -57,4 +64,5 @@ __all__ = [
     "tasks",
     "timeline",
     "unit_costs",
+    "workloads",
 ]

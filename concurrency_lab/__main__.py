@@ -16,31 +16,52 @@ import argparse
 import json
 import pickle
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chapters import ch01, ch03
-from concurrency_lab import QUICK, gil, handover, pingpong, switching, unit_costs
+from concurrency_lab import QUICK, handover, pingpong, speedups, switching, unit_costs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-def _save(fig: Any, path: str) -> None:
-    target = Path(path)
+def _progress(desc: str) -> Callable[[Iterable[int]], Iterable[int]]:
+    """A progress bar over the repeats, on stderr so that --json output stays clean."""
+    from tqdm import tqdm
+
+    # disable=None: a bar on a terminal, nothing in a log file or a pipe
+    return lambda turns: tqdm(turns, desc=desc, unit="repeat", file=sys.stderr, disable=None)
+
+
+def _plot(args: argparse.Namespace, figure: Callable[[], Any]) -> None:
+    """With --plot FILE (and not --json), draw ``figure()`` off-screen and save it to FILE."""
+    if not args.plot or args.json:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    target = Path(args.plot)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target, dpi=120, bbox_inches="tight")
+    figure().savefig(target, dpi=120, bbox_inches="tight")
     print(f"plot written to {target.resolve()}")
 
 
-def _bench(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
+def _print_frame(args: argparse.Namespace, frame: pd.DataFrame, lines: list[str]) -> None:
+    """A measured frame as JSON (--json), or as a table followed by what it shows."""
+    if args.json:
+        print(frame.to_json(orient="records"))
+        return
+    print(frame.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    print()
+    print("\n".join(lines))
 
+
+def _bench(args: argparse.Namespace) -> None:
     results = switching.run_switch_costs(
-        args.quick,
-        pin=not args.no_pin,
-        # disable=None: a bar on a terminal, nothing in a log file or a pipe
-        progress=lambda turns: tqdm(
-            turns, desc="switch costs", unit="repeat", file=sys.stderr, disable=None
-        ),
+        args.quick, pin=not args.no_pin, progress=_progress("switch costs")
     )
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=1))
@@ -55,29 +76,12 @@ def _bench(args: argparse.Namespace) -> None:
     print(switching.format_table(results))
     print()
     print("\n".join(ch03.ordering_lines(switching.ordering(results))))
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        ax = switching.plot_switch_costs(results)
-        _save(ax.figure, args.plot)
+    _plot(args, lambda: switching.plot_switch_costs(results).figure)
 
 
 def _like_for_like(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
-    frame = handover.like_for_like(
-        args.quick,
-        progress=lambda turns: tqdm(
-            turns, desc="like for like", unit="repeat", file=sys.stderr, disable=None
-        ),
-    )
-    if args.json:
-        print(frame.to_json(orient="records"))
-        return
-    print(frame.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
-    print()
-    print("\n".join(ch03.hand_over_lines(handover.hand_over(frame))))
+    frame = handover.like_for_like(args.quick, progress=_progress("like for like"))
+    _print_frame(args, frame, ch03.hand_over_lines(handover.hand_over(frame)))
 
 
 def _memory(args: argparse.Namespace) -> None:
@@ -87,26 +91,13 @@ def _memory(args: argparse.Namespace) -> None:
         return
     for r in results:
         print(f"{r.unit:<22} {r.kib_per_unit:>10,.2f} KiB each  (n={r.count:,}; {r.how})")
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        _save(unit_costs.plot_memory(results).figure, args.plot)
+    _plot(args, lambda: unit_costs.plot_memory(results).figure)
 
 
 def _gil(args: argparse.Namespace) -> None:
-    frame = gil.compare(quick=args.quick)
-    if args.json:
-        print(frame.to_json(orient="records"))
-        return
-    print(frame.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
-    print()
-    print("\n".join(ch01.verdict_lines(gil.verdicts(frame))))
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        _save(gil.plot_speedups(frame).figure, args.plot)
+    frame = speedups.compare(quick=args.quick)
+    _print_frame(args, frame, ch01.verdict_lines(speedups.verdicts(frame)))
+    _plot(args, lambda: speedups.plot_speedups(frame).figure)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from concurrency_lab._runner import run_sync
+from concurrency_lab.stats import seconds_per_call
 
 __all__ = [
     "MECHANISMS",
@@ -183,14 +184,9 @@ def _two_threads(
         target=partner, args=(rounds * (repeats + 1),), name="partner", daemon=True
     )
     helper.start()
-    samples = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        for _ in range(rounds):
-            ping()
-        samples.append((time.perf_counter() - start) / rounds)
+    samples = seconds_per_call(ping, rounds, repeats)
     helper.join()
-    return samples[1:]
+    return samples
 
 
 def thread_event(rounds: int, repeats: int) -> Samples:

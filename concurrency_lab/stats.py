@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Summary", "busy_cores", "load_average", "summarize", "three_digits"]
+__all__ = [
+    "Summary",
+    "busy_cores",
+    "load_average",
+    "seconds_per_call",
+    "summarize",
+    "three_digits",
+]
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,18 @@ def summarize(samples: Sequence[float]) -> Summary:
     mean = statistics.fmean(samples)
     cv = statistics.stdev(samples) / mean if mean else float("nan")
     return Summary(statistics.median(samples), deciles[0], deciles[-1], cv, len(samples))
+
+
+def seconds_per_call(call: Callable[[], object], calls: int, repeats: int) -> list[float]:
+    """Seconds per ``call()``, one value per batch of ``calls``: ``repeats`` batches, after a
+    first one that warms up (caches, lazy imports, a partner getting going) and is dropped."""
+    samples = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        samples.append((time.perf_counter() - start) / calls)
+    return samples[1:]
 
 
 def three_digits(x: float) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from concurrency_lab._runner import run_sync
 from concurrency_lab.pingpong import MECHANISMS, mirror
-from concurrency_lab.stats import summarize
+from concurrency_lab.stats import seconds_per_call, summarize
 from concurrency_lab.stats import three_digits as _us
 from concurrency_lab.switching import SwitchResult
 
@@ -180,15 +180,6 @@ def startup_costs(quick: bool = False) -> list[SwitchResult]:
     """Time to create, start and finish one unit that does nothing, per mechanism (µs)."""
     repeats = 8 if quick else 30
 
-    def timed(one: Callable[[], object], inner: int) -> list[float]:
-        out = []
-        for _ in range(repeats + 1):
-            start = time.perf_counter()
-            for _ in range(inner):
-                one()
-            out.append((time.perf_counter() - start) / inner)
-        return out[1:]
-
     def process() -> None:
         p = mp.Process(target=_noop)
         p.start()
@@ -207,10 +198,10 @@ def startup_costs(quick: bool = False) -> list[SwitchResult]:
             pass
 
     measured = {
-        ("process", f"mp.Process ({mp.get_start_method()})"): timed(process, 2),
-        ("thread", "threading.Thread"): timed(thread, 50),
+        ("process", f"mp.Process ({mp.get_start_method()})"): seconds_per_call(process, 2, repeats),
+        ("thread", "threading.Thread"): seconds_per_call(thread, 50, repeats),
         ("coroutine", "asyncio.Task"): run_sync(lambda: _tasks_samples(nothing, repeats, 500)),
-        ("generator", "generator"): timed(generator, 5000),
+        ("generator", "generator"): seconds_per_call(generator, 5000, repeats),
     }
     results = []
     for (mechanism, name), samples in measured.items():

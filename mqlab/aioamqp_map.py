@@ -112,38 +112,50 @@ _METHODS = (
     Row("callback", "body (callback argument)", "message.body", "bytes in both"),
 )  # fmt: skip
 
+
+def _field(kind: str, name: str, attribute: str | None = None, note: str = "") -> Row:
+    """An envelope or properties row: aioamqp's ``kind.name`` is aio-pika's
+    ``message.attribute`` (the same name unless given)."""
+    attribute = attribute or name
+    return Row(kind, f"{kind}.{name}", f"message.{attribute}", note, attribute)
+
+
 _ENVELOPE = (
-    Row("envelope", "envelope.consumer_tag", "message.consumer_tag", "", "consumer_tag"),
-    Row("envelope", "envelope.delivery_tag", "message.delivery_tag",
-        "message.ack() uses it for you", "delivery_tag"),
-    Row("envelope", "envelope.exchange_name", "message.exchange", "renamed", "exchange"),
-    Row("envelope", "envelope.routing_key", "message.routing_key", "", "routing_key"),
-    Row("envelope", "envelope.is_redeliver", "message.redelivered", "renamed", "redelivered"),
-)  # fmt: skip
+    _field("envelope", "consumer_tag"),
+    _field("envelope", "delivery_tag", note="message.ack() uses it for you"),
+    _field("envelope", "exchange_name", "exchange", "renamed"),
+    _field("envelope", "routing_key"),
+    _field("envelope", "is_redeliver", "redelivered", "renamed"),
+)
 
 _PROPERTIES = (
-    Row("properties", "properties.content_type", "message.content_type", "", "content_type"),
-    Row("properties", "properties.content_encoding", "message.content_encoding", "",
-        "content_encoding"),
-    Row("properties", "properties.headers", "message.headers", "a dict", "headers"),
-    Row("properties", "properties.delivery_mode", "message.delivery_mode",
-        "an enum: DeliveryMode.PERSISTENT == 2", "delivery_mode"),
-    Row("properties", "properties.priority", "message.priority", "", "priority"),
-    Row("properties", "properties.correlation_id", "message.correlation_id", "", "correlation_id"),
-    Row("properties", "properties.reply_to", "message.reply_to", "", "reply_to"),
-    Row("properties", "properties.expiration", "message.expiration",
-        "milliseconds as a string on the wire; aio-pika gives seconds as a float", "expiration"),
-    Row("properties", "properties.message_id", "message.message_id", "", "message_id"),
-    Row("properties", "properties.timestamp", "message.timestamp", "a datetime", "timestamp"),
-    Row("properties", "properties.message_type", "message.type",
-        "renamed; set it with Message(type=...)", "type"),
-    Row("properties", "properties.user_id", "message.user_id",
-        "RabbitMQ refuses a user_id other than the connection's login", "user_id"),
-    Row("properties", "properties.app_id", "message.app_id", "", "app_id"),
-    Row("properties", "properties.cluster_id", "message.cluster_id",
-        "deprecated in AMQP 0-9-1: pamqp refuses to send a value, so it is always empty",
-        "cluster_id"),
-)  # fmt: skip
+    _field("properties", "content_type"),
+    _field("properties", "content_encoding"),
+    _field("properties", "headers", note="a dict"),
+    _field("properties", "delivery_mode", note="an enum: DeliveryMode.PERSISTENT == 2"),
+    _field("properties", "priority"),
+    _field("properties", "correlation_id"),
+    _field("properties", "reply_to"),
+    _field(
+        "properties",
+        "expiration",
+        note="milliseconds as a string on the wire; aio-pika gives seconds as a float",
+    ),
+    _field("properties", "message_id"),
+    _field("properties", "timestamp", note="a datetime"),
+    _field("properties", "message_type", "type", "renamed; set it with Message(type=...)"),
+    _field(
+        "properties",
+        "user_id",
+        note="RabbitMQ refuses a user_id other than the connection's login",
+    ),
+    _field("properties", "app_id"),
+    _field(
+        "properties",
+        "cluster_id",
+        note="deprecated in AMQP 0-9-1: pamqp refuses to send a value, so it is always empty",
+    ),
+)
 
 #: The whole mapping, in the seed's order: connection, channel, methods, callback, fields.
 MAPPING: tuple[Row, ...] = _METHODS + _ENVELOPE + _PROPERTIES

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
@@ -56,6 +56,7 @@ __all__ = [
     "BusStats",
     "Delivery",
     "Handler",
+    "Outgoing",
     "Reject",
     "SeenIds",
     "Subscription",
@@ -111,6 +112,26 @@ class Unroutable(BusError):
     """A mandatory publish matched no queue: it would have been dropped silently."""
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to publish; ``message_id`` must be deterministic, since consumers drop a
+    repeated id (a service's journal replays what it published)."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    type: str | None = None
+
+    async def publish(self, bus: Bus) -> None:
+        """:meth:`Bus.publish` this message (confirmed)."""
+        await bus.publish(
+            self.exchange, self.routing_key, self.body, message_id=self.message_id,
+            headers=self.headers, type=self.type,
+        )  # fmt: skip
+
+
 @dataclass
 class BusStats:
     """Counters a service prints at the end; the fault tests read them."""
@@ -126,6 +147,7 @@ class BusStats:
         return dict(self.__dict__)
 
 
+@dataclass(eq=False, repr=False)
 class Subscription:
     """One durable queue, its bindings, and a single worker that handles deliveries in order.
 
@@ -134,29 +156,19 @@ class Subscription:
     takes them out one by one, calls the handler, and acks only when it returned.
     """
 
-    def __init__(
-        self,
-        bus: Bus,
-        queue: AbstractQueue,
-        channel: AbstractChannel,
-        handler: Handler,
-        seen: IdStore,
-        on_idle: IdleHook | None = None,
-        ack_every: int = 64,
-    ) -> None:
-        self.bus = bus
-        self.queue = queue
-        self.channel = channel
-        self.handler = handler
-        self.seen = seen
-        self.on_idle = on_idle
-        self.ack_every = ack_every
-        self.stats = BusStats()
-        self._inbox: asyncio.Queue[DeliveredMessage] = asyncio.Queue()
-        self._unacked = 0
-        self._tag: str | None = None
-        self._worker: asyncio.Task[None] | None = None
-        self._restoring: set[asyncio.Task[None]] = set()
+    bus: Bus
+    queue: AbstractQueue
+    channel: AbstractChannel
+    handler: Handler
+    seen: IdStore
+    on_idle: IdleHook | None = None
+    ack_every: int = 64
+    stats: BusStats = field(default_factory=BusStats, init=False)
+    _inbox: asyncio.Queue[DeliveredMessage] = field(default_factory=asyncio.Queue, init=False)
+    _unacked: int = field(default=0, init=False)
+    _tag: str | None = field(default=None, init=False)
+    _worker: asyncio.Task[None] | None = field(default=None, init=False)
+    _restoring: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     @property
     def name(self) -> str:

@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
+
+from mqlab.bus import Bus, Outgoing
 
 if TYPE_CHECKING:
     from mqlab.events import MarketEvent
@@ -28,15 +30,10 @@ __all__ = ["FaultProxy", "Malformed", "inject", "malformed_messages"]
 
 
 @dataclass(frozen=True)
-class Malformed:
-    """One bad message: where it goes, what it carries, and what is wrong with it."""
+class Malformed(Outgoing):
+    """One bad message: where it goes, what it carries, and ``what`` is wrong with it."""
 
-    exchange: str
-    routing_key: str
-    body: bytes
-    what: str
-    headers: Mapping[str, Any] = field(default_factory=dict)
-    type: str | None = None
+    what: str = field(kw_only=True)
 
 
 def malformed_messages(sample: MarketEvent) -> list[Malformed]:
@@ -46,27 +43,24 @@ def malformed_messages(sample: MarketEvent) -> list[Malformed]:
     key = routing_key(sample)
     floaty = json.dumps(json.loads(encode(sample)) | {"close": 42000.5}).encode()
     return [
-        Malformed("market", key, b"{not json", "not JSON at all", {"x-seq": 6}),
-        Malformed("market", key, floaty, "a float price (money travels as text)", {"x-seq": 6}),
+        Malformed("market", key, b"{not json", "bad-0", {"x-seq": 6}, what="not JSON at all"),
         Malformed(
-            "orders", "order.evil.binance.BTCUSDT", b'{"event": "order"}',
-            "an order with no fields, from a strategy nobody runs", type="order",
+            "market", key, floaty, "bad-1", {"x-seq": 6},
+            what="a float price (money travels as text)",
+        ),
+        Malformed(
+            "orders", "order.evil.binance.BTCUSDT", b'{"event": "order"}', "bad-2", type="order",
+            what="an order with no fields, from a strategy nobody runs",
         ),
     ]  # fmt: skip
 
 
 async def inject(url: str, prefix: str, messages: Sequence[Malformed]) -> list[str]:
     """Publish ``messages`` (confirmed) into the pipeline named ``prefix``; return their ids."""
-    from mqlab.bus import Bus
-
-    ids = [f"bad-{i}" for i in range(len(messages))]
     async with Bus(url, prefix=prefix) as bus:
-        for message_id, m in zip(ids, messages, strict=True):
-            await bus.publish(
-                m.exchange, m.routing_key, m.body, message_id=message_id, headers=m.headers,
-                type=m.type,
-            )  # fmt: skip
-    return ids
+        for message in messages:
+            await message.publish(bus)
+    return [m.message_id for m in messages]
 
 
 class FaultProxy:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import inspect
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -18,44 +17,11 @@ from typing import Any
 
 from concurrency_lab._runner import run_sync
 from concurrency_lab.exercises import Verdict, expect, passed
+from concurrency_lab.exercises.awaiting import closing, expect_in_time, expect_own_error, sleeper
 
 __all__ = ["blocking_fetch", "check_fetch_all", "check_gather_with_limit", "check_with_timeout"]
 
 GatherWithLimit = Callable[..., Coroutine[Any, Any, list[Any]]]
-
-
-@contextlib.contextmanager
-def _closing(*coros: Coroutine[Any, Any, Any]) -> Iterator[None]:
-    """Close coroutines an unfinished answer never awaited (no "never awaited" warnings)."""
-    try:
-        yield
-    finally:
-        for coro in coros:
-            if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
-                coro.close()
-
-
-async def _expect_own_error(
-    call: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]],
-    *,
-    came_out_as: str,
-    swallowed: str,
-    hint: str,
-) -> None:
-    """``await call(job)``, with a job that raises KeyError, must let that KeyError out."""
-
-    async def broken() -> None:
-        raise KeyError("broken")
-
-    failing = broken()
-    try:
-        with _closing(failing):
-            await call(failing)
-    except KeyError:
-        return
-    except BaseException as error:
-        expect(False, f"{came_out_as} {error!r}", hint)
-    expect(False, swallowed, hint)
 
 
 @contextlib.contextmanager
@@ -93,7 +59,7 @@ def check_gather_with_limit(gather_with_limit: GatherWithLimit) -> Verdict:
 
         waits = [0.15] + [0.01] * 7
         jobs: list[Coroutine[Any, Any, Any]] = [job(i, s) for i, s in enumerate(waits)]
-        with _closing(*jobs):
+        with closing(*jobs):
             got = await gather_with_limit(3, *jobs)
         expect(
             list(got) == [i * 10 for i in range(8)],
@@ -117,7 +83,7 @@ def check_gather_with_limit(gather_with_limit: GatherWithLimit) -> Verdict:
         )
         running = peak = 0
         jobs = [job(i, 0.001) for i in range(3)]
-        with _closing(*jobs):
+        with closing(*jobs):
             await gather_with_limit(1, *jobs)
         expect(
             peak == 1,
@@ -130,7 +96,7 @@ def check_gather_with_limit(gather_with_limit: GatherWithLimit) -> Verdict:
 
         jobs = [job(0, 0.001), boom()]
         try:
-            with _closing(*jobs):
+            with closing(*jobs):
                 await gather_with_limit(2, *jobs)
         except ValueError:
             pass
@@ -199,26 +165,15 @@ def check_with_timeout(with_timeout: Callable[..., Coroutine[Any, Any, Any]]) ->
 
     async def main() -> None:
         log: list[str] = []
-
-        async def work(seconds: float, value: str) -> str:
-            try:
-                await asyncio.sleep(seconds)
-                return value
-            except asyncio.CancelledError:
-                log.append("cancelled")
-                raise
-
-        fast = work(0.01, "fast")
-        with _closing(fast):
-            got = await with_timeout(fast, 0.5, "default")
-        expect(
-            got == "fast",
-            f"a job well within the timeout gave {got!r}, expected 'fast'",
+        work = sleeper(asyncio.sleep, asyncio.CancelledError, log)
+        await expect_in_time(
+            lambda job: with_timeout(job, 0.5, "default"),
+            work(0.01, "fast"),
             "return the awaitable's own result when it finishes in time",
         )
         started = time.perf_counter()
         slow = work(1.5, "slow")
-        with _closing(slow):
+        with closing(slow):
             got = await with_timeout(slow, 0.05, "default")
         waited = time.perf_counter() - started
         expect(
@@ -238,7 +193,7 @@ def check_with_timeout(with_timeout: Callable[..., Coroutine[Any, Any, Any]]) ->
             "asyncio.timeout and asyncio.wait_for cancel the work for you; asyncio.wait does not",
         )
 
-        await _expect_own_error(
+        await expect_own_error(
             lambda job: with_timeout(job, 0.5, "default"),
             came_out_as="a job's KeyError came out of with_timeout as",
             swallowed="a job that raised KeyError gave the default: errors must not look like "

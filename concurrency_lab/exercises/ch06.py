@@ -12,7 +12,7 @@ from typing import Any
 
 from concurrency_lab import miniloop
 from concurrency_lab.exercises import ExerciseError, Verdict, expect, passed
-from concurrency_lab.exercises.ch05 import _closing, _expect_own_error
+from concurrency_lab.exercises.awaiting import closing, expect_in_time, expect_own_error, sleeper
 
 __all__ = ["check_mini_sleep", "check_mini_wait_for"]
 
@@ -92,27 +92,16 @@ def check_mini_wait_for(wait_for: Callable[..., Coroutine[Any, Any, Any]]) -> Ve
 
     async def main() -> list[str]:
         log: list[str] = []
-
-        async def work(seconds: float, value: str) -> str:
-            try:
-                await miniloop.sleep(seconds)
-            except miniloop.CancelledError:
-                log.append("cancelled")
-                raise
-            return value
-
-        fast = work(0.01, "fast")
-        with _closing(fast):
-            got = await wait_for(fast, 0.5)
-        expect(
-            got == "fast",
-            f"a job inside the timeout gave {got!r}, expected 'fast'",
+        work = sleeper(miniloop.sleep, miniloop.CancelledError, log)
+        await expect_in_time(
+            lambda job: wait_for(job, 0.5),
+            work(0.01, "fast"),
             "return what `await task` gives when the job finishes in time",
         )
         started = time.perf_counter()
         slow = work(1.5, "slow")
         try:
-            with _closing(slow):
+            with closing(slow):
                 await wait_for(slow, 0.03)
         except TimeoutError:
             pass
@@ -136,7 +125,7 @@ def check_mini_wait_for(wait_for: Callable[..., Coroutine[Any, Any, Any]]) -> Ve
             "you get from `await task` into TimeoutError",
         )
 
-        await _expect_own_error(
+        await expect_own_error(
             lambda job: wait_for(job, 0.5),
             came_out_as="a job's own KeyError came out of wait_for as",
             swallowed="a job's own KeyError did not come out of wait_for",

@@ -20,6 +20,7 @@ from mqlab.broker.errors import ChannelException, ConnectionException
 from mqlab.broker.frames import unchecked
 from mqlab.broker.message import Message, QueuedMessage, parse_expiration
 from mqlab.broker.queue import Consumer, Queue
+from mqlab.routing import Binding
 
 if TYPE_CHECKING:
     from pamqp.base import Frame
@@ -76,7 +77,7 @@ class Channel:
         self.closed = False  # torn down; waiting for Channel.CloseOk or already gone
         self.active = True  # channel.flow
         self.consumers: dict[str, Consumer] = {}
-        self.unacked: OrderedDict[int, tuple[Queue, QueuedMessage, Consumer | None]] = OrderedDict()
+        self.unacked: OrderedDict[int, Unacked] = OrderedDict()
         self.delivery_tag = 0
         self.prefetch = 0  # basic.qos global=False: for consumers created afterwards
         self.global_prefetch = 0  # basic.qos global=True: for the whole channel
@@ -207,34 +208,40 @@ class Channel:
 
     def deliver(self, consumer: Consumer, qm: QueuedMessage) -> None:
         tag = self.delivery_tag + 1
-        queue = consumer.queue
         msg = qm.message
-        # Frames first, bookkeeping after: if a frame could not be built, the message must
-        # still be in the broker's hands, not forgotten (no_ack) or counted as delivered.
+        method = unchecked(
+            spec.Basic.Deliver, consumer.tag, tag, qm.redelivered, msg.exchange, msg.routing_key
+        )
+        self._hand_over(method, tag, consumer.queue, qm, consumer, consumer.no_ack)
+
+    def _hand_over(
+        self,
+        method: Frame,
+        tag: int,
+        queue: Queue,
+        qm: QueuedMessage,
+        consumer: Consumer | None,
+        no_ack: bool,
+    ) -> None:
+        """Send ``qm`` with ``method`` (Deliver or GetOk) as delivery ``tag``, then book it.
+
+        Frames first, bookkeeping after: if a frame could not be built, the message must still
+        be in the broker's hands, not forgotten (no_ack) or counted as delivered.
+        """
         try:
-            self.conn.send_content(
-                self.number,
-                unchecked(
-                    spec.Basic.Deliver,
-                    consumer.tag,
-                    tag,
-                    qm.redelivered,
-                    msg.exchange,
-                    msg.routing_key,
-                ),
-                msg,
-            )
+            self.conn.send_content(self.number, method, qm.message)
         except Exception:
             queue.requeue([qm])
             raise
         self.delivery_tag = tag
-        if consumer.no_ack:
+        if no_ack:
             self.vhost.forget(qm)
         else:
             self.unacked[tag] = (queue, qm, consumer)
-            consumer.unacked += 1
+            if consumer is not None:
+                consumer.unacked += 1
             queue.unacked += 1
-            queue.unacked_bytes += msg.size
+            queue.unacked_bytes += qm.message.size
         if qm.store_id is not None:
             self.vhost.delivered(qm)
 
@@ -370,16 +377,14 @@ class Channel:
             self.conn.send(self.number, spec.Exchange.DeleteOk())
 
     def exchange_bind(self, m: spec.Exchange.Bind) -> None:
-        self.vhost.bind(
-            m.source, m.destination, m.routing_key, m.arguments, self.conn, to_exchange=True
-        )
+        binding = Binding(m.source, m.destination, m.routing_key, m.arguments or {}, True)
+        self.vhost.bind(binding, self.conn)
         if not m.nowait:
             self.conn.send(self.number, spec.Exchange.BindOk())
 
     def exchange_unbind(self, m: spec.Exchange.Unbind) -> None:
-        self.vhost.unbind(
-            m.source, m.destination, m.routing_key, m.arguments, self.conn, to_exchange=True
-        )
+        binding = Binding(m.source, m.destination, m.routing_key, m.arguments or {}, True)
+        self.vhost.unbind(binding, self.conn)
         if not m.nowait:
             self.conn.send(self.number, spec.Exchange.UnbindOk())
 
@@ -408,13 +413,13 @@ class Channel:
     def queue_bind(self, m: spec.Queue.Bind) -> None:
         queue = self._queue_name(m.queue)
         key = m.routing_key if (m.queue or m.routing_key) else queue
-        self.vhost.bind(m.exchange, queue, key, m.arguments, self.conn)
+        self.vhost.bind(Binding(m.exchange, queue, key, m.arguments or {}), self.conn)
         if not m.nowait:
             self.conn.send(self.number, spec.Queue.BindOk())
 
     def queue_unbind(self, m: spec.Queue.Unbind) -> None:
         queue = self._queue_name(m.queue)
-        self.vhost.unbind(m.exchange, queue, m.routing_key, m.arguments, self.conn)
+        self.vhost.unbind(Binding(m.exchange, queue, m.routing_key, m.arguments or {}), self.conn)
         self.conn.send(self.number, spec.Queue.UnbindOk())
 
     def queue_purge(self, m: spec.Queue.Purge) -> None:
@@ -485,31 +490,15 @@ class Channel:
             return
         tag = self.delivery_tag + 1
         msg = qm.message
-        try:
-            self.conn.send_content(
-                self.number,
-                unchecked(
-                    spec.Basic.GetOk,
-                    tag,
-                    qm.redelivered,
-                    msg.exchange,
-                    msg.routing_key,
-                    len(queue.messages),
-                ),
-                msg,
-            )
-        except Exception:
-            queue.requeue([qm])  # never lose a message to a reply that cannot be built
-            raise
-        self.delivery_tag = tag
-        if m.no_ack:
-            self.vhost.forget(qm)
-        else:
-            self.unacked[tag] = (queue, qm, None)
-            queue.unacked += 1
-            queue.unacked_bytes += msg.size
-        if qm.store_id is not None:
-            self.vhost.delivered(qm)
+        method = unchecked(
+            spec.Basic.GetOk,
+            tag,
+            qm.redelivered,
+            msg.exchange,
+            msg.routing_key,
+            len(queue.messages),
+        )
+        self._hand_over(method, tag, queue, qm, None, m.no_ack)
 
     def basic_ack(self, m: spec.Basic.Ack) -> None:
         self._settle_and_apply("ack", m.delivery_tag or 0, m.multiple, False)

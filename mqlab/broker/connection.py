@@ -248,28 +248,25 @@ class Connection(asyncio.Protocol):
                         exc.method = value
                     raise
             elif kind == 3:
-                ch = self.channels.get(channel)
-                if ch is None:
-                    self._no_channel(channel)
-                elif not ch.closed:
-                    try:
-                        ch.on_body(value.value)
-                    except ChannelException as exc:
-                        self.close_channel(ch, exc, spec.Basic.Publish)
-            elif kind == 2:
-                ch = self.channels.get(channel)
-                if ch is None:
-                    self._no_channel(channel)
-                elif not ch.closed:
-                    try:
-                        ch.on_header(value, raw[7:-1])  # payload kept to re-send as is
-                    except ChannelException as exc:
-                        self.close_channel(ch, exc, spec.Basic.Publish)
+                self._on_content(channel, Channel.on_body, value.value)
+            elif kind == 2:  # the header's payload is kept, to re-send as is
+                self._on_content(channel, Channel.on_header, value, raw[7:-1])
             elif channel != 0:  # heartbeat
                 raise ConnectionException(501, "heartbeat frame on a non-zero channel")
             if self.state in ("closing", "closed", "dead"):
                 return n
         return pos
+
+    def _on_content(self, number: int, handle: Callable[..., None], *frame: Any) -> None:
+        """A content header or body: part of a publish, so an error in it closes the channel."""
+        ch = self.channels.get(number)
+        if ch is None:
+            self._no_channel(number)
+        elif not ch.closed:
+            try:
+                handle(ch, *frame)
+            except ChannelException as exc:
+                self.close_channel(ch, exc, spec.Basic.Publish)
 
     def _no_channel(self, number: int) -> None:
         if self.state != "opened":

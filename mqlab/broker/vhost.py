@@ -85,8 +85,11 @@ class Topology:
         raise KeyError(name)
 
 
-def _bool(v: bool) -> str:
-    return "true" if v else "false"
+def _same_properties(kind: str, name: str, *properties: tuple[str, Any, Any]) -> None:
+    """406 for the first (property, requested, current) a redeclare would change."""
+    for prop, new, old in properties:
+        if new != old:
+            raise inequivalent(kind, name, prop, new, old)
 
 
 def _server_name(prefix: str) -> str:
@@ -138,18 +141,14 @@ class VirtualHost:
         if kind not in EXCHANGE_TYPES:
             raise ConnectionException(503, f"unknown exchange type '{kind}'")
         if ex is not None:
-            for arg, new, old in (
+            _same_properties(
+                "exchange",
+                name,
                 ("type", kind, ex.type),
-                ("durable", _bool(durable), _bool(ex.durable)),
-                ("auto_delete", _bool(auto_delete), _bool(ex.auto_delete)),
-                ("internal", _bool(internal), _bool(ex.internal)),
-            ):
-                if new != old:
-                    raise ChannelException(
-                        406,
-                        f"inequivalent arg '{arg}' for exchange '{name}' in vhost '/': "
-                        f"received '{new}' but current is '{old}'",
-                    )
+                ("durable", bool(durable), bool(ex.durable)),
+                ("auto_delete", bool(auto_delete), bool(ex.auto_delete)),
+                ("internal", bool(internal), bool(ex.internal)),
+            )
             # RabbitMQ compares one exchange argument on a redeclare: the alternate exchange.
             new_ae = (arguments or {}).get("alternate-exchange")
             old_ae = ex.arguments.get("alternate-exchange")
@@ -271,16 +270,12 @@ class VirtualHost:
     def _check_equivalent(
         q: Queue, durable: bool, auto_delete: bool, arguments: Mapping[str, Any]
     ) -> None:
-        for arg, new, old in (
-            ("durable", durable, q.durable),
-            ("auto_delete", auto_delete, q.auto_delete),
-        ):
-            if new != old:
-                raise ChannelException(
-                    406,
-                    f"inequivalent arg '{arg}' for queue '{q.name}' in vhost '/': "
-                    f"received '{_bool(new)}' but current is '{_bool(old)}'",
-                )
+        _same_properties(
+            "queue",
+            q.name,
+            ("durable", bool(durable), bool(q.durable)),
+            ("auto_delete", bool(auto_delete), bool(q.auto_delete)),
+        )
         for arg, default in QUEUE_ARGUMENTS.items():
             given, current = arguments.get(arg), q.arguments.get(arg)
             if (default if given is None else given) != (default if current is None else current):
@@ -332,51 +327,35 @@ class VirtualHost:
 
     # -- bindings --------------------------------------------------------------------------
 
-    def bind(
-        self,
-        source: str,
-        destination: str,
-        routing_key: str,
-        arguments: Mapping[str, Any] | None,
-        owner: object,
-        *,
-        to_exchange: bool = False,
-    ) -> None:
-        if source == "" or (to_exchange and destination == ""):
+    @staticmethod
+    def _not_the_default_exchange(binding: Binding) -> None:
+        if binding.source == "" or (binding.to_exchange and binding.destination == ""):
             raise ChannelException(403, "operation not permitted on the default exchange")
-        if to_exchange:
-            dest = self.exchange(destination)
-            durable = dest.durable
+
+    def bind(self, binding: Binding, owner: object) -> None:
+        """Add ``binding`` (once: an identical one is already there); 404/405 as RabbitMQ."""
+        self._not_the_default_exchange(binding)
+        if binding.to_exchange:
+            durable = self.exchange(binding.destination).durable
         else:
-            q = self.queue(destination, owner)
+            q = self.queue(binding.destination, owner)
             durable = q.durable and not q.exclusive
-        ex = self.exchange(source)
-        binding = Binding(source, destination, routing_key, dict(arguments or {}), to_exchange)
+        ex = self.exchange(binding.source)
         if binding.key not in ex.bindings:
             ex.bind(binding)
             if durable and ex.durable and self.store is not None:
                 self.store.save_binding(binding)
 
-    def unbind(
-        self,
-        source: str,
-        destination: str,
-        routing_key: str,
-        arguments: Mapping[str, Any] | None,
-        owner: object,
-        *,
-        to_exchange: bool = False,
-    ) -> None:
-        if source == "" or (to_exchange and destination == ""):
-            raise ChannelException(403, "operation not permitted on the default exchange")
+    def unbind(self, binding: Binding, owner: object) -> None:
+        """Remove ``binding`` if it is there."""
+        self._not_the_default_exchange(binding)
         # Unbinding is idempotent in RabbitMQ: a binding whose queue or exchange is already
         # gone (an auto-delete exchange that left with its last queue...) answers Unbind-Ok.
-        if not to_exchange and destination in self.queues:
-            self.queue(destination, owner)  # 405 if another connection owns it
-        ex = self.exchanges.get(source)
+        if not binding.to_exchange and binding.destination in self.queues:
+            self.queue(binding.destination, owner)  # 405 if another connection owns it
+        ex = self.exchanges.get(binding.source)
         if ex is None:
             return
-        binding = Binding(source, destination, routing_key, dict(arguments or {}), to_exchange)
         found = ex.bindings.get(binding.key)
         if found is not None:
             self._drop_binding(ex, found)

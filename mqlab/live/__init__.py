@@ -7,7 +7,12 @@
 * :mod:`mqlab.live.paper`: :class:`PaperSession`, the engine driven by a live source
   (``python -m mqlab paper``);
 * :mod:`mqlab.live.bus`: the same session as services over the bus, free-running
-  (``python -m mqlab paper --url URL [--processes]``), and :func:`replay_bus_session`;
+  (``python -m mqlab paper --url URL``); :mod:`mqlab.live.bus_processes` runs each service in
+  an OS process of its own (``--processes``); :mod:`mqlab.live.bus_cli` is their command line;
+* :mod:`mqlab.live.bus_venue`: the venue service's engine calls in arrival order, and
+  :func:`~mqlab.live.bus_venue.replay_bus_session`, their replay from its session file;
+* :mod:`mqlab.live.common`: what the sessions share (venue, portfolio and strategy from a
+  session's settings, its summary, when a run stops, its status line and report);
 * :mod:`mqlab.live.replay`: :func:`replay_session` (``python -m mqlab backtest --replay``);
 * :mod:`mqlab.live.demo`: :func:`paper_demo`, a short session on the local server, replayed;
 * :mod:`mqlab.live.ccxt_source`: other venues through ccxt (optional ``live`` extra).

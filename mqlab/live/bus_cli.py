@@ -1,35 +1,28 @@
 """``python -m mqlab paper --url URL`` / ``--processes``: the bus session's command line.
 
-See :mod:`mqlab.live.bus` for the services. This module checks the broker first (one clear
-line if it cannot be reached), runs the session in this process or as three OS processes, and
-prints the report the in-process ``paper`` command prints.
+See :mod:`mqlab.live.bus` for the services and :mod:`mqlab.live.bus_processes` for
+``--processes``. This module checks the broker first (one clear line if it cannot be reached),
+runs the session in this process or as three OS processes, and prints the report the
+in-process ``paper`` command prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import signal
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
-from mqlab.live.bus import LiveMarketService, run_bus_session, run_processes
+from mqlab.live.bus import delete_topology, run_bus_session
+from mqlab.live.bus_processes import run_processes
+from mqlab.live.common import p50, print_report, status_writer, stop_on_signals
 from mqlab.live.source import BinanceSource, LiveSourceError
 from mqlab.strategy import Strategy
 
 __all__ = ["run_over_bus"]
-
-
-def _show(text: str) -> None:
-    if not sys.stderr.isatty():  # a log file: whole lines, no carriage returns
-        text = text.strip("\r\n") + "\n"
-    sys.stderr.write(text)
-    sys.stderr.flush()
 
 
 def run_over_bus(
@@ -57,7 +50,7 @@ def run_over_bus(
         f"to {record}; Ctrl-C stops",
         file=sys.stderr,
     )
-    status = None if args.json else _show
+    status = None if args.json else status_writer()
     seconds = None if args.minutes is None else args.minutes * 60
     summary: dict[str, Any]
     if args.processes:
@@ -82,19 +75,12 @@ def run_over_bus(
         }
         work = Path(tempfile.mkdtemp(prefix="mqlab-paper-"))
         code, result = run_processes(config, work)
-        asyncio.run(_delete_topology(url, prefix))
+        asyncio.run(delete_topology(url, prefix))
         if result is None:
             return code
         summary = result["summary"]
         latencies, notices = result["latencies_ms"], result["notices"]
     else:
-
-        def on_market(market: LiveMarketService) -> None:
-            loop = asyncio.get_running_loop()
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(signal.SIGINT, market.stop)
-                loop.add_signal_handler(signal.SIGTERM, market.stop)
-
         try:
             done = asyncio.run(
                 run_bus_session(
@@ -107,38 +93,24 @@ def run_over_bus(
                     max_bars=args.bars,
                     seconds=seconds,
                     status=status,
-                    on_market=on_market,
+                    on_market=lambda market: stop_on_signals(market.stop),
                 )
             )
         except LiveSourceError as exc:
             print(f"\nerror: {exc}", file=sys.stderr)
             return 1
         summary, latencies, notices = done.summary, done.latencies_ms, done.notices
-    lat = sorted(latencies)
+    median = p50(latencies)
     report = {
         "symbol": meta["symbol"],
         "endpoint": args.endpoint,
         "broker": mask_url(url),
         "mode": mode,
         **{k: v for k, v in summary.items() if k != "fills_sha256"},
-        "latency_ms_p50": round(lat[len(lat) // 2], 3) if lat else None,
+        "latency_ms_p50": None if median is None else round(median, 3),
         "notices": len(notices),
         "session": str(record),
         "replay": f"python -m mqlab backtest --replay {record}",
     }
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        sys.stderr.write("\n")
-        width = max(map(len, report))
-        for key, value in report.items():
-            print(f"{key:<{width}}  {value}")
+    print_report(report, args.json, after_status=True)
     return 0
-
-
-async def _delete_topology(url: str, prefix: str) -> None:
-    from mqlab.bus import Bus
-    from mqlab.live.bus import _delete
-
-    async with Bus(url, prefix=prefix) as bus:
-        await _delete(bus)

@@ -16,7 +16,9 @@ session recorded. Use ``await paper_demo()`` in a notebook (its loop is already 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -27,16 +29,18 @@ import pandas as pd
 from mqlab.backtest import Backtest
 from mqlab.events import Fill, MarketEvent
 from mqlab.live.binance import StreamParser, Subscription, events_only
+from mqlab.live.common import make_portfolio, make_strategy_from, make_venue, p50
 from mqlab.live.fakeserver import FakeBinanceServer, Frame, Step, session_script, time_lapse_klines
-from mqlab.live.paper import PaperSession, make_venue
-from mqlab.live.replay import replay_session
+from mqlab.live.paper import PaperSession
+from mqlab.live.record import read_session
+from mqlab.live.replay import ReplayResult, replay_session
 from mqlab.live.source import Backoff, BinanceSource
-from mqlab.portfolio import Portfolio
-from mqlab.strategies import SmaCross
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from mqlab.live.bus_venue import BusReplay
 
 __all__ = [
     "LiveDemo",
@@ -48,6 +52,10 @@ __all__ = [
     "run_paper_demo",
     "same_fills",
 ]
+
+
+#: The stream of the local server, as a label.
+LOCAL_SOURCE = "local fake server (SYNTHETIC time-lapse data)"
 
 
 @dataclass
@@ -67,7 +75,7 @@ class LiveDemo:
     fills: int = 0
     reconnects: int = 0
     #: Where the stream came from, as a label for tables and plots.
-    source: str = "local fake server (SYNTHETIC time-lapse data)"
+    source: str = LOCAL_SOURCE
     #: What the backtest curve ran on, as a label.
     backtest_label: str = "backtest of the same bars, no faults"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -99,10 +107,6 @@ class LiveDemo:
         return live.index[int(apart.argmax())] if apart.any() else None
 
 
-def _executions(fills: list[Fill]) -> list[tuple[str, str, Decimal, Decimal, Decimal]]:
-    return [(f.order_id, str(f.side), f.qty, f.price, f.fee) for f in fills]
-
-
 def events_from_script(script: list[Step], subscription: Subscription) -> list[MarketEvent]:
     """The market events a client would get from ``script`` if nothing were lost: its frames
     fed through the sans-IO parser directly, no socket (actions and raw strings skipped)."""
@@ -112,6 +116,108 @@ def events_from_script(script: list[Step], subscription: Subscription) -> list[M
         if isinstance(step, Frame):
             out.extend(events_only(parser.feed(step.text(), 0)))
     return out
+
+
+def _local_script(
+    bars: int,
+    seed: int,
+    disconnect_at: int | None,
+    lost_bars: int,
+    malformed_at: int | None,
+    burst_at: int | None,
+) -> tuple[Subscription, list[Step], list[MarketEvent]]:
+    """The subscription the local server's SYNTHETIC bars answer, the script that plays them
+    with these faults (see :func:`~mqlab.live.fakeserver.session_script`), and the events of
+    the same bars with no faults: every bar, in order, for the backtest to run on."""
+    klines = time_lapse_klines(bars, seed=seed)
+    subscription = Subscription(("BTCUSDT",), klines[0].interval, book="depth5")
+    script = session_script(
+        klines,
+        book="depth5",
+        disconnect_at=disconnect_at,
+        lost_bars=lost_bars,
+        malformed_at=malformed_at,
+        burst_at=burst_at,
+    )
+    clean = events_from_script(session_script(klines, book="depth5"), subscription)
+    return subscription, script, clean
+
+
+@contextlib.asynccontextmanager
+async def _local_stream(
+    script: list[Step], subscription: Subscription, pace: float
+) -> AsyncIterator[tuple[BinanceSource, Callable[[], bool]]]:
+    """The local server playing ``script``, a source listening to it, and when to stop: once
+    the server played everything and the source read it all."""
+    async with FakeBinanceServer(script, pace=pace) as server:
+        source = BinanceSource(subscription, endpoint=server.url, backoff=Backoff(initial=0.05))
+        yield source, lambda: server.exhausted.is_set() and source.parser.frames >= server.sent
+
+
+def _sma_meta(
+    subscription: Subscription,
+    endpoint: str,
+    fast: int,
+    slow: int,
+    qty: Decimal | str,
+    cash: Decimal | str,
+    fee: Decimal | str,
+    latency_ms: int = 0,
+    jitter_ms: int = 0,
+) -> dict[str, Any]:
+    """The session line of an SMA-crossover paper session on ``subscription``."""
+    return {
+        "symbol": subscription.symbols[0],
+        "interval": subscription.interval,
+        "streams": subscription.streams(),
+        "endpoint": endpoint,
+        "strategy": "sma_cross",
+        "params": {"fast": fast, "slow": slow, "qty": str(qty)},
+        "cash": str(cash),
+        "fee": str(fee),
+        "latency_ms": latency_ms,
+        "jitter_ms": jitter_ms,
+    }
+
+
+def _backtest_curve(events: list[MarketEvent], meta: dict[str, Any]) -> pd.Series:
+    """The equity curve of the session's strategy and venue run straight through Backtest."""
+    return (
+        Backtest(
+            make_strategy_from(meta),
+            events,
+            exchange=make_venue(meta),
+            portfolio=make_portfolio(meta),
+        )
+        .run()
+        .portfolio.equity_curve()
+    )
+
+
+def _demo(
+    live: pd.Series,
+    fills: list[Fill],
+    stream: BinanceSource,
+    replay: ReplayResult | BusReplay,
+    backtest: pd.Series,
+    **labels: Any,
+) -> LiveDemo:
+    """A :class:`LiveDemo` from the live run, its replay and the backtest."""
+    return LiveDemo(
+        live=live,
+        replay=replay.portfolio.equity_curve(),
+        backtest=backtest,
+        live_summary=replay.session.summary or {},
+        replay_summary=replay.summary,
+        identical=replay.identical,
+        differences=replay.differences,
+        notices=replay.session.notices,
+        session=replay.session.path,
+        fills=len(fills),
+        reconnects=stream.reconnects,
+        executions=[(f.order_id, str(f.side), f.qty, f.price, f.fee) for f in fills],
+        **labels,
+    )
 
 
 async def paper_demo(
@@ -143,124 +249,34 @@ async def paper_demo(
     order latency."""
     if record is None:
         record = Path(tempfile.mkdtemp(prefix="mqlab-paper-")) / "session.jsonl"
+    sma = (fast, slow, qty, cash, fee)
     if endpoint is not None:
-        return await _real_demo(
-            endpoint, symbol, interval, bars, fast=fast, slow=slow, qty=qty, cash=cash,
-            fee=fee, latency_ms=latency_ms, jitter_ms=jitter_ms, record=Path(record),
+        subscription = Subscription((symbol,), interval, book="depth5")
+        meta = _sma_meta(subscription, endpoint, *sma, latency_ms, jitter_ms)
+        source = BinanceSource(subscription, endpoint=endpoint)
+        session = PaperSession(make_strategy_from(meta), source, meta, record=record)
+        live = await session.run(max_bars=bars)
+        replay = replay_session(record)
+        # The stream has no "clean" copy to compare with: the backtest runs on what was
+        # recorded, filled at once (no order latency).
+        backtest = _backtest_curve(replay.session.events, {**meta, "latency_ms": 0, "jitter_ms": 0})
+        return _demo(
+            live.portfolio.equity_curve(), live.fills, source, replay, backtest,
+            source=f"{endpoint} ({subscription.symbols[0]} {interval})",
+            extra={"latencies_ms": [x * 1e3 for x in session.latencies]},
+            backtest_label="backtest of the recorded events, no order latency",
         )  # fmt: skip
-    klines = time_lapse_klines(bars, seed=seed)
-    subscription = Subscription(("BTCUSDT",), klines[0].interval, book="depth5")
-    script = session_script(
-        klines,
-        book="depth5",
-        disconnect_at=disconnect_at,
-        lost_bars=lost_bars,
-        malformed_at=malformed_at,
-        burst_at=burst_at,
-    )
-    meta = {
-        "symbol": "BTCUSDT",
-        "interval": subscription.interval,
-        "streams": subscription.streams(),
-        "endpoint": "local fake server (SYNTHETIC time-lapse data)",
-        "strategy": "sma_cross",
-        "params": {"fast": fast, "slow": slow, "qty": str(qty)},
-        "cash": str(cash),
-        "fee": str(fee),
-        "latency_ms": latency_ms,
-        "jitter_ms": jitter_ms,
-    }
-    async with FakeBinanceServer(script, pace=pace) as server:
-        source = BinanceSource(subscription, endpoint=server.url, backoff=Backoff(initial=0.05))
-        session = PaperSession(SmaCross(fast, slow, qty), source, meta, record=record)
-        live = await session.run(
-            stop_when=lambda: server.exhausted.is_set() and source.parser.frames >= server.sent
-        )
-    replay = replay_session(record)
-    clean = events_from_script(
-        session_script(klines, book="depth5"), subscription
-    )  # no faults: every bar, in order
-    backtest = Backtest(
-        SmaCross(fast, slow, qty),
-        clean,
-        exchange=make_venue(meta),
-        portfolio=Portfolio(cash),
-    ).run()
-    return LiveDemo(
-        live=live.portfolio.equity_curve(),
-        replay=replay.result.portfolio.equity_curve(),
-        backtest=backtest.portfolio.equity_curve(),
-        live_summary=replay.session.summary or {},
-        replay_summary=replay.summary,
-        identical=replay.identical,
-        differences=replay.differences,
-        notices=replay.session.notices,
-        session=Path(record),
-        fills=len(live.fills),
-        reconnects=source.reconnects,
-        executions=_executions(live.fills),
+    faults = (disconnect_at, lost_bars, malformed_at, burst_at)
+    subscription, script, clean = _local_script(bars, seed, *faults)
+    meta = _sma_meta(subscription, LOCAL_SOURCE, *sma, latency_ms, jitter_ms)
+    async with _local_stream(script, subscription, pace) as (source, played):
+        session = PaperSession(make_strategy_from(meta), source, meta, record=record)
+        live = await session.run(stop_when=played)
+    return _demo(
+        live.portfolio.equity_curve(), live.fills, source, replay_session(record),
+        _backtest_curve(clean, meta),
         extra={"latencies_ms": [x * 1e3 for x in session.latencies]},
-    )
-
-
-async def _real_demo(
-    endpoint: str,
-    symbol: str,
-    interval: str,
-    bars: int,
-    *,
-    fast: int,
-    slow: int,
-    qty: Decimal | str,
-    cash: Decimal | str,
-    fee: Decimal | str,
-    latency_ms: int,
-    jitter_ms: int,
-    record: Path,
-) -> LiveDemo:
-    """:func:`paper_demo` on a real endpoint: ``bars`` closed candles of ``symbol``."""
-    subscription = Subscription((symbol,), interval, book="depth5")
-    meta = {
-        "symbol": subscription.symbols[0],
-        "interval": interval,
-        "streams": subscription.streams(),
-        "endpoint": endpoint,
-        "strategy": "sma_cross",
-        "params": {"fast": fast, "slow": slow, "qty": str(qty)},
-        "cash": str(cash),
-        "fee": str(fee),
-        "latency_ms": latency_ms,
-        "jitter_ms": jitter_ms,
-    }
-    source = BinanceSource(subscription, endpoint=endpoint)
-    session = PaperSession(SmaCross(fast, slow, qty), source, meta, record=record)
-    live = await session.run(max_bars=bars)
-    replay = replay_session(record)
-    # The stream has no "clean" copy to compare with: the backtest runs on what was recorded,
-    # filled at once (no order latency).
-    backtest = Backtest(
-        SmaCross(fast, slow, qty),
-        replay.session.events,
-        exchange=make_venue({**meta, "latency_ms": 0, "jitter_ms": 0}),
-        portfolio=Portfolio(cash),
-    ).run()
-    return LiveDemo(
-        live=live.portfolio.equity_curve(),
-        replay=replay.result.portfolio.equity_curve(),
-        backtest=backtest.portfolio.equity_curve(),
-        live_summary=replay.session.summary or {},
-        replay_summary=replay.summary,
-        identical=replay.identical,
-        differences=replay.differences,
-        notices=replay.session.notices,
-        session=record,
-        fills=len(live.fills),
-        reconnects=source.reconnects,
-        source=f"{endpoint} ({subscription.symbols[0]} {interval})",
-        executions=_executions(live.fills),
-        extra={"latencies_ms": [x * 1e3 for x in session.latencies]},
-        backtest_label="backtest of the recorded events, no order latency",
-    )
+    )  # fmt: skip
 
 
 def run_paper_demo(**options: Any) -> LiveDemo:
@@ -290,70 +306,35 @@ async def bus_paper_demo(
     engine. ``pace``: seconds per frame (a live stream is not instant; the bus takes some
     milliseconds per hop). ``extra`` holds ``latencies_ms`` (event → order at the venue) and
     ``overtaken`` (per order, the market events the venue handled after it but stamped before
-    it arrived: :func:`mqlab.live.bus.overtaken`)."""
-    from mqlab.live.bus import overtaken, replay_bus_session, run_bus_session
+    it arrived: :func:`mqlab.live.bus_venue.overtaken`)."""
+    from mqlab.live.bus import run_bus_session
+    from mqlab.live.bus_venue import overtaken, replay_bus_session
 
-    klines = time_lapse_klines(bars, seed=seed)
-    subscription = Subscription(("BTCUSDT",), klines[0].interval, book="depth5")
-    script = session_script(
-        klines,
-        book="depth5",
-        disconnect_at=disconnect_at,
-        lost_bars=lost_bars,
-        malformed_at=malformed_at,
-        burst_at=burst_at,
-    )
     if record is None:
         record = Path(tempfile.mkdtemp(prefix="mqlab-paper-")) / "bus-session.jsonl"
-    meta = {
-        "symbol": "BTCUSDT",
-        "interval": subscription.interval,
-        "streams": subscription.streams(),
-        "endpoint": "local fake server (SYNTHETIC time-lapse data)",
-        "strategy": "sma_cross",
-        "params": {"fast": fast, "slow": slow, "qty": str(qty)},
-        "cash": str(cash),
-        "fee": str(fee),
-        "latency_ms": 0,
-    }
-    async with FakeBinanceServer(script, pace=pace) as server:
-        source = BinanceSource(subscription, endpoint=server.url, backoff=Backoff(initial=0.05))
+    faults = (disconnect_at, lost_bars, malformed_at, burst_at)
+    subscription, script, clean = _local_script(bars, seed, *faults)
+    meta = _sma_meta(subscription, LOCAL_SOURCE, fast, slow, qty, cash, fee)
+    async with _local_stream(script, subscription, pace) as (source, played):
         live = await run_bus_session(
-            url, SmaCross(fast, slow, qty), source, meta, record,
-            stop_when=lambda: server.exhausted.is_set() and source.parser.frames >= server.sent,
-        )  # fmt: skip
+            url, make_strategy_from(meta), source, meta, record, stop_when=played
+        )
     replay = replay_bus_session(record)
-    clean = events_from_script(session_script(klines, book="depth5"), subscription)
-    backtest = Backtest(
-        SmaCross(fast, slow, qty), clean, exchange=make_venue(meta), portfolio=Portfolio(cash)
-    ).run()
-    return LiveDemo(
-        live=live.equity_curve,
-        replay=replay.portfolio.equity_curve(),
-        backtest=backtest.portfolio.equity_curve(),
-        live_summary=replay.session.summary or {},
-        replay_summary=replay.summary,
-        identical=replay.identical,
-        differences=replay.differences,
-        notices=replay.session.notices,
-        session=Path(record),
-        fills=len(live.fills),
-        reconnects=source.reconnects,
-        source="local fake server (SYNTHETIC time-lapse data), over the bus",
-        executions=_executions(live.fills),
+    return _demo(
+        live.equity_curve, live.fills, source, replay, _backtest_curve(clean, meta),
+        source=f"{LOCAL_SOURCE}, over the bus",
         extra={"latencies_ms": live.latencies_ms, "overtaken": overtaken(replay.session)},
-    )
+    )  # fmt: skip
 
 
 def live_comparison(in_process: LiveDemo, over_bus: LiveDemo) -> pd.DataFrame:
     """The two live sessions side by side: fills, final equity, whether each replay was
     identical, the event → order latency and the market events orders could not trade on."""
-    from mqlab.live.bus import overtaken
-    from mqlab.live.record import read_session
+    from mqlab.live.bus_venue import overtaken
 
-    def p50(demo: LiveDemo) -> str:
-        lat = sorted(demo.extra.get("latencies_ms", []))
-        return f"{lat[len(lat) // 2]:.3f}" if lat else "-"
+    def median_ms(demo: LiveDemo) -> str:
+        median = p50(demo.extra.get("latencies_ms", []))
+        return "-" if median is None else f"{median:.3f}"
 
     rows = {
         "fills": (in_process.fills, over_bus.fills),
@@ -362,7 +343,7 @@ def live_comparison(in_process: LiveDemo, over_bus: LiveDemo) -> pd.DataFrame:
             over_bus.live_summary.get("equity"),
         ),
         "replay identical to the live run": (in_process.identical, over_bus.identical),
-        "event → order p50 (ms)": (p50(in_process), p50(over_bus)),
+        "event → order p50 (ms)": (median_ms(in_process), median_ms(over_bus)),
         "market events orders could not trade on": tuple(
             sum(overtaken(read_session(d.session))) for d in (in_process, over_bus)
         ),

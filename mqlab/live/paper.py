@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -50,21 +47,24 @@ from mqlab.live.binance import (
     check_interval,
 )
 from mqlab.live.ccxt_source import CcxtKlineSource
-from mqlab.live.common import fills_digest, make_venue, session_summary
+from mqlab.live.common import (
+    Until,
+    make_portfolio,
+    make_venue,
+    p50,
+    print_report,
+    run_until,
+    session_summary,
+    status_head,
+    status_writer,
+    stop_on_signals,
+)
 from mqlab.live.record import SessionRecorder
 from mqlab.live.source import Backoff, BinanceSource, LiveSourceError, Reconnect, wall_ms
-from mqlab.portfolio import Portfolio
 from mqlab.strategies import make_strategy
 from mqlab.strategy import Strategy
 
-__all__ = [
-    "PaperSession",
-    "add_arguments",
-    "fills_digest",
-    "make_venue",
-    "run",
-    "session_summary",
-]
+__all__ = ["PaperSession", "add_arguments", "run"]
 
 
 class PaperSession:
@@ -84,7 +84,7 @@ class PaperSession:
         self.source = source
         self.meta = meta
         self.venue = make_venue(meta)
-        self.portfolio = Portfolio(meta["cash"], quote=meta.get("quote", "USDT"))
+        self.portfolio = make_portfolio(meta)
         self.engine = Engine(self.venue)
         self.result = BacktestResult(
             strategy.name, 0, portfolio=self.portfolio, exchange=self.venue
@@ -99,7 +99,6 @@ class PaperSession:
         self._outbox: list[Order | Cancel] = []
         self._last_status = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._stopped = False
         strategy.bind(self._outbox.append)
         source.on_notice = self._on_notice
 
@@ -159,38 +158,29 @@ class PaperSession:
 
     def status_line(self) -> str:
         """Last price, position, equity, orders, fills and event→order latency, on one line."""
-        symbol = self.source.symbol
-        lat = sorted(self.latencies)
-        p50 = f"{lat[len(lat) // 2] * 1e6:.0f} µs" if lat else "-"
-        price = "-" if self.last_price is None else format(self.last_price, "f")
+        head = status_head(self.source.symbol, self.last_price, self.portfolio,
+                           len(self.result.orders), len(self.result.fills), self.bars)  # fmt: skip
+        median = p50(self.latencies)
+        shown = "-" if median is None else f"{median * 1e6:.0f} µs"
         return (
-            f"{symbol} last {price}  pos {self.portfolio.position(symbol).normalize():f}  "
-            f"equity {self.portfolio.equity():.2f}  orders {len(self.result.orders)}  "
-            f"fills {len(self.result.fills)}  bars {self.bars}  event→order p50 {p50}  "
-            f"reconnects {self.source.reconnects}  gaps {len(self.source.gaps)}"
+            f"{head}  event→order p50 {shown}  reconnects {self.source.reconnects}  "
+            f"gaps {len(self.source.gaps)}"
         )
 
     def stop(self) -> None:
         """Stop soon (Ctrl-C calls this): the run then finishes and reports normally."""
-        self._stopped = True
         self.source.close()
         if self._task is not None:
             self._task.cancel()
 
-    async def _consume(
-        self, stop_when: Callable[[], bool] | None, max_bars: int | None, deadline: float | None
-    ) -> None:
+    async def _consume(self, until: Until) -> None:
         async for event in self.source:
             self.step(event, self.source.last_arrival)
             now = time.monotonic()
             if self.status is not None and now - self._last_status >= self.status_every:
                 self._last_status = now
                 self.status("\r" + self.status_line())
-            if (max_bars is not None and self.bars >= max_bars) or (
-                deadline is not None and now >= deadline
-            ):
-                return
-            if stop_when is not None and stop_when():
+            if until.reached(self.bars):
                 return
 
     async def run(
@@ -205,35 +195,17 @@ class PaperSession:
         or :meth:`stop`; then deliver what is queued, close the record and return the result
         (a :class:`~mqlab.backtest.BacktestResult`, as the backtest returns)."""
         started = time.perf_counter()
-        deadline = None if seconds is None else time.monotonic() + seconds
-        self._task = asyncio.ensure_future(self._consume(stop_when, max_bars, deadline))
-        watcher = None
-        if stop_when is not None or deadline is not None:
-            watcher = asyncio.ensure_future(self._watch(stop_when, deadline, poll))
+        until = Until.after(max_bars, seconds, stop_when)
+        self._task = asyncio.ensure_future(self._consume(until))
         try:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await run_until(self._task, until, self.stop, poll)
         finally:
-            if watcher is not None:
-                watcher.cancel()
             self.source.close()
             self._finish()
             self.result.elapsed = time.perf_counter() - started
             if self.recorder is not None:
                 self.recorder.close(session_summary(self.result), wall_ms())
         return self.result
-
-    async def _watch(
-        self, stop_when: Callable[[], bool] | None, deadline: float | None, poll: float
-    ) -> None:
-        """Stop a session whose stream went quiet once its condition holds."""
-        while True:
-            await asyncio.sleep(poll)
-            if (stop_when is not None and stop_when()) or (
-                deadline is not None and time.monotonic() >= deadline
-            ):
-                self.stop()
-                return
 
 
 # --- CLI ---------------------------------------------------------------------------------------
@@ -366,15 +338,7 @@ def run(args: argparse.Namespace) -> int:
 
         assert isinstance(source, BinanceSource)
         return run_over_bus(args, strategy, source, meta, record)
-    tty = sys.stderr.isatty()
-
-    def show(text: str) -> None:
-        if not tty:  # a log file: whole lines, no carriage returns
-            text = text.strip("\r\n") + "\n"
-        sys.stderr.write(text)
-        sys.stderr.flush()
-
-    status = None if args.json else show
+    status = None if args.json else status_writer()
     sessions: list[PaperSession] = []
 
     async def main() -> BacktestResult:
@@ -389,10 +353,7 @@ def run(args: argparse.Namespace) -> int:
             f"{record}; Ctrl-C stops",
             file=sys.stderr,
         )
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-            loop.add_signal_handler(signal.SIGINT, session.stop)
-            loop.add_signal_handler(signal.SIGTERM, session.stop)
+        stop_on_signals(session.stop)
         seconds = None if args.minutes is None else args.minutes * 60
         try:
             return await session.run(max_bars=args.bars, seconds=seconds)
@@ -417,12 +378,5 @@ def run(args: argparse.Namespace) -> int:
         "session": str(record),
         "replay": f"python -m mqlab backtest --replay {record}",
     }
-    summary = {k: round(v, 6) if isinstance(v, float) else v for k, v in summary.items()}
-    if not args.json:
-        sys.stderr.write("\n")
-        width = max(map(len, summary))
-        for key, value in summary.items():
-            print(f"{key:<{width}}  {value}")
-    else:
-        print(json.dumps(summary, indent=2))
+    print_report(summary, args.json, after_status=True)
     return 0

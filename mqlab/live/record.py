@@ -29,11 +29,8 @@ from typing import IO, Any
 from mqlab.events import (
     Cancel,
     EventDecodeError,
-    Kline,
     MarketEvent,
     Order,
-    OrderBook,
-    Trade,
     decode,
     encode,
 )
@@ -111,6 +108,17 @@ class Session:
     #: ("order", i) is ``orders[i]`` (a bus session's venue handled them in this order).
     sequence: list[tuple[str, int]] = field(default_factory=list)
 
+    def differences(self, replayed: dict[str, Any]) -> list[str]:
+        """How a replay's summary differs from the one the live run wrote at its end, key by
+        key (empty: identical); a session without an end line has nothing to check."""
+        if self.summary is None:
+            return ["the session has no end line (killed mid-run?): nothing to check"]
+        return [
+            f"{key}: live {want}, replay {replayed.get(key)}"
+            for key, want in self.summary.items()
+            if replayed.get(key) != want
+        ]
+
 
 def read_session(path: str | Path) -> Session:
     """Parse a session file; :class:`SessionError` with the line number if it is not one."""
@@ -145,7 +153,7 @@ def read_session(path: str | Path) -> Session:
             try:
                 if kind == "market":
                     event = decode(json.dumps(obj["event"]))
-                    if not isinstance(event, Kline | OrderBook | Trade):
+                    if not isinstance(event, MarketEvent):
                         raise SessionError(f"{where}: a market line holds a {type(event).__name__}")
                     session.arrivals.append(int(obj["t"]))
                     session.sequence.append(("market", len(session.events)))

@@ -14,17 +14,21 @@ CLI: ``python -m mqlab backtest --replay SESSION.jsonl [--json]``.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mqlab.backtest import Backtest, BacktestResult
-from mqlab.live.paper import make_venue, session_summary
+from mqlab.live.common import (
+    make_portfolio,
+    make_strategy_from,
+    make_venue,
+    print_report,
+    session_summary,
+)
 from mqlab.live.record import Session, SessionError, read_session
 from mqlab.portfolio import Portfolio
-from mqlab.strategies import make_strategy, strategy_class, typed_params
 
 __all__ = ["ReplayResult", "replay_session", "run_replay"]
 
@@ -44,6 +48,11 @@ class ReplayResult:
         """Same orders at the same venue times, and the same fills and PnL as recorded."""
         return not self.differences
 
+    @property
+    def portfolio(self) -> Portfolio:
+        """The replay's portfolio (as :class:`mqlab.live.bus_venue.BusReplay` has one)."""
+        return self.result.portfolio
+
 
 def replay_session(session: str | Path | Session) -> ReplayResult:
     """Re-run a session file offline and compare it with what the live run recorded."""
@@ -51,13 +60,11 @@ def replay_session(session: str | Path | Session) -> ReplayResult:
         session = read_session(session)
     meta = session.meta
     try:
-        texts = {k: str(v) for k, v in meta.get("params", {}).items()}
-        params = typed_params(strategy_class(meta["strategy"]), texts)
-        strategy = make_strategy(meta["strategy"], **params)
+        strategy = make_strategy_from(meta)
         venue = make_venue(meta)
     except KeyError as exc:
         raise SessionError(f"{session.path}: the session line lacks {exc}") from None
-    portfolio = Portfolio(meta["cash"], quote=meta.get("quote", "USDT"))
+    portfolio = make_portfolio(meta)
     result = Backtest(strategy, session.events, exchange=venue, portfolio=portfolio).run()
     summary = session_summary(result)
     differences: list[str] = []
@@ -75,18 +82,13 @@ def replay_session(session: str | Path | Session) -> ReplayResult:
             differences.append(
                 f"live sent {len(session.orders)} orders, the replay {len(replayed)}"
             )
-    if session.summary is None:
-        differences.append("the session has no end line (killed mid-run?): nothing to check")
-    else:
-        for key, want in session.summary.items():
-            if summary.get(key) != want:
-                differences.append(f"{key}: live {want}, replay {summary.get(key)}")
+    differences.extend(session.differences(summary))
     return ReplayResult(session, result, summary, differences)
 
 
 def run_replay(path: Path, as_json: bool = False) -> int:
     """The ``backtest --replay`` command: replay, print the report, exit 1 on a difference."""
-    from mqlab.live.bus import replay_bus_session
+    from mqlab.live.bus_venue import replay_bus_session
 
     try:
         session = read_session(path)
@@ -111,11 +113,5 @@ def run_replay(path: Path, as_json: bool = False) -> int:
     }
     if replay.differences:
         report["differences"] = replay.differences
-    report = {k: round(v, 6) if isinstance(v, float) else v for k, v in report.items()}
-    if as_json:
-        print(json.dumps(report, indent=2))
-    else:
-        width = max(map(len, report))
-        for key, value in report.items():
-            print(f"{key:<{width}}  {value}")
+    print_report(report, as_json)
     return 0 if replay.identical else 1

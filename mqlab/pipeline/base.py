@@ -3,20 +3,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mqlab.bus import Bus
+from mqlab.config import RunConfig
+from mqlab.services.options import ServiceOptions
 from mqlab.services.protocol import pipeline_exchanges, pipeline_queues
 
 if TYPE_CHECKING:
-    from mqlab.config import RunConfig
     from mqlab.pipeline.result import PipelineResult
 
 __all__ = [
     "SERVICES",
     "Progress",
     "Runner",
+    "RunnerBase",
     "count_dead_letters",
     "delete_topology",
     "service_names",
@@ -74,6 +79,40 @@ class Runner(Protocol):
     def result(self) -> PipelineResult:
         """What the run did, from every service's counters."""
         ...
+
+
+@dataclass(eq=False, repr=False)
+class RunnerBase:
+    """What both runners keep: the run's config and broker, the :class:`ServiceOptions` its
+    services are built from (the process runner turns them into command lines), the names
+    of its exchanges and queues (``prefix``), its journals (``state_dir``) and the risk
+    service's position ``limit``."""
+
+    config: RunConfig
+    url: str
+    options: ServiceOptions
+    prefix: str
+    state_dir: Path | None
+    limit: Decimal
+    names: tuple[str, ...] = field(init=False)
+    #: Kills so far, by service.
+    restarts: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.names = service_names(self.options.risk)
+        self.restarts = dict.fromkeys(self.names, 0)
+
+    @property
+    def strategy_id(self) -> str:
+        return self.options.strategy_id
+
+    async def count_dead_letters(self) -> int:
+        """Messages in the run's dead-letter queue."""
+        return await count_dead_letters(self.url, self.prefix)
+
+    async def delete_topology(self) -> None:
+        """Delete the run's exchanges and queues (a finished run leaves nothing behind)."""
+        await delete_topology(self.url, self.prefix, self.strategy_id)
 
 
 async def count_dead_letters(url: str, prefix: str) -> int:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from mqlab.bus import Bus, Delivery
 from mqlab.config import RunConfig
-from mqlab.pipeline.base import Progress, count_dead_letters, delete_topology, service_names
+from mqlab.pipeline.base import Progress, RunnerBase
 from mqlab.pipeline.embedded import broker_name
 from mqlab.pipeline.result import PipelineResult, read_fill_rows
 from mqlab.services import PARENT_ENV
+from mqlab.services.options import ServiceOptions
 from mqlab.services.protocol import (
     DEFAULT_WINDOW,
     EXCHANGE_END,
@@ -34,7 +35,7 @@ class ServiceFailed(RuntimeError):
     """A service process died on its own (not killed by us); the run can be resumed."""
 
 
-class ProcessPipeline:
+class ProcessPipeline(RunnerBase):
     """The four services as OS processes (``python -m mqlab <service> ...``).
 
     Same interface as :class:`Pipeline`; :meth:`kill` is a real ``SIGKILL``. Each service's
@@ -55,19 +56,15 @@ class ProcessPipeline:
         limit: Decimal | str = "0",
         batch: int = 1,
     ) -> None:
-        self.config = config
-        self.url = url
-        self.prefix = prefix
-        self.state_dir = state_dir
+        options = ServiceOptions(
+            config, risk=risk is not None, window=window, batch=batch, speed=speed, out=out
+        )
+        super().__init__(config, url, options, prefix, state_dir, Decimal(limit))
+        self.state_dir: Path = state_dir
         self.out = out
-        self.window = window
-        self.batch = batch
-        self.speed = speed
         #: ``"module:function"`` of a risk check (``python -m mqlab risk --check``), or None.
-        self.risk, self.limit = risk, Decimal(limit)
-        self.names = service_names(risk is not None)
+        self.risk = risk
         self.children: dict[str, asyncio.subprocess.Process] = {}
-        self.restarts = dict.fromkeys(self.names, 0)
         self.step = 0
         self._killed: set[int] = set()
         self._bus: Bus | None = None
@@ -78,8 +75,8 @@ class ProcessPipeline:
         argv += ["--state-dir", str(self.state_dir), "--out", str(self.out)]
         argv += self.config.to_argv()
         if name == "market":
-            argv += ["--window", str(self.window), "--speed", str(self.speed)]
-            argv += ["--batch", str(self.batch)]
+            o = self.options
+            argv += ["--window", str(o.window), "--speed", str(o.speed), "--batch", str(o.batch)]
         if self.risk is not None and name in ("market", "exchange"):
             argv += ["--risk"]
         if name == "risk":
@@ -177,13 +174,6 @@ class ProcessPipeline:
             with contextlib.suppress(Exception):
                 await self._bus.channel.queue_delete(self._bus.name("pipeline.progress"))
             await self._bus.close()
-
-    async def count_dead_letters(self) -> int:
-        return await count_dead_letters(self.url, self.prefix)
-
-    async def delete_topology(self) -> None:
-        """Delete the pipeline's exchanges and queues (see :meth:`Pipeline.delete_topology`)."""
-        await delete_topology(self.url, self.prefix, self.config.make_strategy().name)
 
     def result(self) -> PipelineResult:
         """Read what the services wrote to ``out``: counters, report and fills."""

@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING
 
 from mqlab.bus import Bus
 from mqlab.config import RunConfig
-from mqlab.pipeline.base import Progress, count_dead_letters, delete_topology, service_names
+from mqlab.pipeline.base import Progress, RunnerBase
 from mqlab.pipeline.embedded import broker_name
 from mqlab.pipeline.result import PipelineResult, fill_rows
 from mqlab.services._runtime import Journal, Service
 from mqlab.services.exchange import ExchangeService
 from mqlab.services.market import MarketService
+from mqlab.services.options import ServiceOptions
 from mqlab.services.portfolio import PortfolioService
-from mqlab.services.protocol import CHECKED, DEFAULT_WINDOW, ORDERS, default_queues
+from mqlab.services.protocol import DEFAULT_WINDOW
 from mqlab.services.risk import RiskCheck, RiskService
 from mqlab.services.strategy_host import StrategyHost
 
@@ -29,8 +30,16 @@ if TYPE_CHECKING:
 
 __all__ = ["Pipeline"]
 
+#: The services every run has, by name; each is built from the run's ServiceOptions.
+SERVICE_TYPES: dict[str, Callable[[Bus, ServiceOptions, Journal], Service]] = {
+    "exchange": ExchangeService,
+    "strategy": StrategyHost,
+    "portfolio": PortfolioService,
+    "market": MarketService,
+}
 
-class Pipeline:
+
+class Pipeline(RunnerBase):
     """Four services on one broker; start, kill and restart them one by one (fault tests).
 
     ``state_dir`` holds each service's journal (without it, nothing survives a restart);
@@ -58,25 +67,17 @@ class Pipeline:
         trace: Callable[[str, int, int, str], None] | None = None,
         batch: int = 1,
     ) -> None:
-        self.config = config
-        self.url = url
-        self.batch = batch
-        #: Every step a call, as before lookahead (see ExchangeService); for comparisons.
-        self.lockstep = lockstep
+        #: ``lockstep``: every step a call, as before lookahead (see ExchangeService).
+        options = ServiceOptions(
+            config, risk=risk is not None, lockstep=lockstep, window=window, batch=batch,
+            speed=speed, out=out, strategy=strategy,
+        )  # fmt: skip
+        super().__init__(config, url, options, prefix, state_dir, Decimal(limit))
         self.trace = trace
-        self.prefix = prefix
-        self.state_dir = state_dir
-        self.out = out
-        self.window = window
-        self.speed = speed
         self.reconnect_interval = reconnect_interval
-        self.risk, self.limit = risk, Decimal(limit)
-        self.make_strategy = strategy or config.make_strategy
-        self.strategy_id = self.make_strategy().name
-        self.names = service_names(risk is not None)
+        self.risk = risk
         self.services: dict[str, Service] = {}
         self.tasks: dict[str, asyncio.Task[int]] = {}
-        self.restarts = dict.fromkeys(self.names, 0)
         self.retired: list[Service] = []  # killed incarnations, for their counters
         self.started = time.perf_counter()
 
@@ -84,36 +85,11 @@ class Pipeline:
         return Journal(None if self.state_dir is None else self.state_dir / f"{name}.jsonl")
 
     def build(self, name: str, bus: Bus) -> Service:
-        config, sid = self.config, self.strategy_id
-        if name == "exchange":
-            exchange = config.make_exchange()
-            orders_from = ORDERS if self.risk is None else CHECKED
-            return ExchangeService(
-                bus, exchange, self._journal(name), strategies=[sid], orders_from=orders_from,
-                lockstep=self.lockstep,
-            )  # fmt: skip
-        if name == "strategy":
-            strategy = self.make_strategy()
-            return StrategyHost(
-                bus, strategy, self._journal(name), patterns=config.market_keys,
-                lockstep=self.lockstep,
-            )  # fmt: skip
         if name == "risk" and self.risk is not None:
             return RiskService(bus, self.risk, self.limit, self._journal(name))
-        if name == "portfolio":
-            title = f"{sid} over the bus on {config.label}"
-            portfolio = config.make_portfolio()
-            return PortfolioService(
-                bus, portfolio, self._journal(name), patterns=config.market_keys, out=self.out,
-                title=title,
-            )  # fmt: skip
-        if name == "market":
-            return MarketService(
-                bus, config.events, self._journal(name), speed=self.speed, window=self.window,
-                batch=self.batch,
-                wait_for=default_queues([sid]) + (["risk.orders"] if self.risk else []),
-            )  # fmt: skip
-        raise ValueError(f"unknown service {name!r}; choose one of {', '.join(self.names)}")
+        if name not in SERVICE_TYPES:
+            raise ValueError(f"unknown service {name!r}; choose one of {', '.join(self.names)}")
+        return SERVICE_TYPES[name](bus, self.options, self._journal(name))
 
     async def start(self, name: str) -> Service:
         """Start (or restart) one service: a new connection, state rebuilt from its journal."""
@@ -202,13 +178,6 @@ class Pipeline:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-
-    async def delete_topology(self) -> None:
-        """Delete the pipeline's exchanges and queues (a finished run leaves nothing behind)."""
-        await delete_topology(self.url, self.prefix, self.strategy_id)
-
-    async def count_dead_letters(self) -> int:
-        return await count_dead_letters(self.url, self.prefix)
 
     def result(self, mode: str = "one process") -> PipelineResult:
         """Collect the counters of every service (and of killed incarnations)."""

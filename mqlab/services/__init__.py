@@ -32,7 +32,7 @@ from mqlab.loop import run as run_loop
 from mqlab.services._runtime import Journal, Outgoing, Service
 
 if TYPE_CHECKING:
-    from mqlab.config import RunConfig
+    from mqlab.services.options import ServiceOptions
 
 S = TypeVar("S", bound=Service)
 
@@ -148,14 +148,17 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_service(
-    args: argparse.Namespace, name: str, build: Callable[[Bus, RunConfig, Journal], S]
+    args: argparse.Namespace, name: str, build: Callable[[Bus, ServiceOptions, Journal], S]
 ) -> int:
     """One service's ``run(args)``: check the run settings (exit 2 on a bad one), then
-    :func:`serve` what ``build(bus, config, journal)`` makes, its journal in ``--state-dir``."""
+    :func:`serve` what ``build(bus, options, journal)`` makes (a service class will do), its
+    journal in ``--state-dir``."""
     from mqlab.config import load_config
     from mqlab.services._runtime import journal_for
+    from mqlab.services.options import ServiceOptions
 
     config = load_config(args)
     if config is None:
         return 2
-    return serve(args, lambda bus: build(bus, config, journal_for(args.state_dir, name)))
+    options = ServiceOptions.from_args(config, args)
+    return serve(args, lambda bus: build(bus, options, journal_for(args.state_dir, name)))

@@ -35,11 +35,10 @@ import json
 import os
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
-from mqlab.bus import Bus
+from mqlab.bus import Bus, Outgoing
 
 __all__ = [
     "IDLE_FLUSH_S",
@@ -113,18 +112,6 @@ class Journal:
         data = self.path.read_bytes()
         if data and not data.endswith(b"\n"):
             self.path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """A message ``apply`` wants published; ``message_id`` must be deterministic."""
-
-    exchange: str
-    routing_key: str
-    body: bytes
-    message_id: str
-    headers: Mapping[str, Any] = field(default_factory=dict)
-    type: str | None = None
 
 
 class Service:
@@ -325,14 +312,7 @@ class Service:
             self.changed.notify_all()
 
     async def _publish(self, out: Outgoing) -> None:
-        await self.bus.publish(
-            out.exchange,
-            out.routing_key,
-            out.body,
-            message_id=out.message_id,
-            headers=out.headers,
-            type=out.type,
-        )
+        await out.publish(self.bus)
 
     def summary(self) -> str:
         """One line for a person: what this service did (subclasses say more)."""

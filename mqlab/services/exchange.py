@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mqlab.bus import Bus, Delivery, Reject
-from mqlab.config import RunConfig
 from mqlab.engine import Answer, Engine
 from mqlab.events import (
     ZERO,
@@ -43,6 +43,7 @@ from mqlab.events import (
 )
 from mqlab.portfolio import mark_price
 from mqlab.services._runtime import EngineService, Journal, Outgoing
+from mqlab.services.options import ServiceOptions
 from mqlab.services.protocol import (
     CHECKED,
     EXCHANGE_END,
@@ -65,30 +66,27 @@ from mqlab.services.protocol import (
 from mqlab.services.risk import HEADER_RISK_REASON
 from mqlab.venue import SimulatedExchange
 
-__all__ = ["ExchangeService", "add_arguments", "explain_journal", "run"]
+__all__ = [
+    "ExchangeService",
+    "Published",
+    "ReplayedRecord",
+    "add_arguments",
+    "replay_journal",
+    "run",
+]
 
 
 class ExchangeService(EngineService):
-    """The matching engine on the bus; ``strategies`` are the strategy ids it serves."""
+    """The run config's venue on the bus, serving the strategy ids the options name."""
 
     name = "exchange"
 
-    def __init__(
-        self,
-        bus: Bus,
-        exchange: SimulatedExchange,
-        journal: Journal | None = None,
-        *,
-        strategies: Sequence[str] = ("sma_cross",),
-        orders_from: str = ORDERS,
-        lockstep: bool = False,
-    ) -> None:
-        if not strategies:
-            raise ValueError("the exchange service needs at least one strategy id")
-        self.exchange = exchange
-        self.core = Engine(exchange)
-        self.orders_from = orders_from
-        self.strategies = sorted(set(strategies))
+    def __init__(self, bus: Bus, options: ServiceOptions, journal: Journal | None = None) -> None:
+        self.exchange = options.config.make_exchange()
+        self.core = Engine(self.exchange)
+        self.orders_from = options.orders_from
+        lockstep = options.lockstep
+        self.strategies = options.served
         self.step = 0  # last step fully handled
         self.market: dict[int, dict[str, Any]] = {}  # step -> market event or end record
         self.pauses: dict[int, str] = {}  # "after step N" -> pause id
@@ -391,54 +389,79 @@ class ExchangeService(EngineService):
         )
 
 
-def explain_journal(
-    records: Iterable[dict[str, Any]], exchange: SimulatedExchange, strategies: Sequence[str]
-) -> list[dict[str, Any]]:
-    """Replay an exchange service's journal, as a restart does, and say what each record did.
+@dataclass(frozen=True)
+class Published:
+    """One message a replayed journal record published."""
 
-    Returns one row per journal line: ``record`` (what arrived: market, request, done... or
-    ``confirmed``), ``id``, ``step`` and ``what`` the engine did with it, in words. The
-    ``exchange`` must be configured like the one that wrote the journal.
+    #: ``step`` (a call for an engaged strategy, or a progress marker), ``end``, ``pause``,
+    #: ``fill`` or ``order_update``.
+    type: str
+    message_id: str
+    #: The market step it belongs to (for a progress marker: matched through this step).
+    step: int | None
+    #: The call number the strategy must answer; None for progress, end and pause markers.
+    call: int | None
+
+
+@dataclass(frozen=True)
+class ReplayedRecord:
+    """What one line of an exchange service's journal did when it was replayed."""
+
+    #: The record's kind (``market``, ``request``, ``done``, ``pause``, ``end``, ``flush``),
+    #: or ``confirmed``: the broker confirmed what record ``id`` published, so its input is acked.
+    record: str
+    id: str | None
+    step: int | None = None
+    #: Ids of the requests handed to the engine (its ``on_order``), in order.
+    submitted: tuple[str, ...] = ()
+    #: The bars matched, by step number.
+    matched: tuple[int, ...] = ()
+    published: tuple[Published, ...] = ()
+    #: A ``done``: the quiet steps up to ``through`` are handled, and its entries
+    #: ``(call|step, number, request ids)``.
+    through: int | None = None
+    entries: tuple[tuple[str, int, tuple[str, ...]], ...] = ()
+
+
+def replay_journal(
+    records: Iterable[dict[str, Any]], options: ServiceOptions
+) -> list[ReplayedRecord]:
+    """Replay an exchange service's journal, as a restart does; say what each record did.
+
+    One :class:`ReplayedRecord` per journal line. The ``options`` must be those of the
+    service that wrote the journal.
     """
-    service = ExchangeService(Bus(), exchange, strategies=strategies)
-    rows: list[dict[str, Any]] = []
+    service = ExchangeService(Bus(), options)
+    replayed: list[ReplayedRecord] = []
     for record in records:
         if "confirmed" in record:
-            what = "the broker confirmed what that record published: now its input is acked"
-            rows.append(
-                {"record": "confirmed", "id": record["confirmed"], "step": "", "what": what}
-            )
+            replayed.append(ReplayedRecord("confirmed", record["confirmed"]))
             continue
         submitted, events = len(service.submitted), service.counts["events"]
-        outputs = service.apply(record)
-        did = [f"on_order({', '.join(service.submitted[submitted:])})"]
-        did = did if len(service.submitted) > submitted else []
-        did += [f"matched bar {n}" for n in range(events + 1, service.counts["events"] + 1)]
-        for out in outputs:
-            body = json.loads(out.body)
-            if out.type == "step" and "call" in body:
-                did.append(f"published step {body['seq']} as call {body['call']} (engaged)")
-            elif out.type == "step":
-                did.append(f"published progress marker: matched through {body['seq']}")
-            elif out.type in ("end", "pause"):
-                did.append(f"published the {out.type} marker")
-            else:
-                did.append(
-                    f"published {out.type} {out.message_id} (call {out.headers[HEADER_CALL]})"
-                )
-        kind, step = record.get("kind", "?"), record.get("seq", "")
-        if not did:
-            did = ["filed it only: the engine waits for the strategy's done"]
-            did = did if kind == "market" else ["filed it"]
-        if kind == "done":
-            covered = f"steps up to {record['through']} handled"
-            entries = [
-                f"{what} {number}: {', '.join(ids) or 'no orders'}"
-                for what, number, ids in record["entries"]
-            ]
-            did.insert(0, "done: " + "; ".join([covered, *entries]))
-        rows.append({"record": kind, "id": record.get("id"), "step": step, "what": "; ".join(did)})
-    return rows
+        published = tuple(_published(out) for out in service.apply(record))
+        kind, seq = record.get("kind", "?"), record.get("seq")
+        replayed.append(
+            ReplayedRecord(
+                kind,
+                record.get("id"),
+                seq if isinstance(seq, int) else None,
+                tuple(service.submitted[submitted:]),
+                tuple(range(events + 1, service.counts["events"] + 1)),
+                published,
+                record.get("through") if kind == "done" else None,
+                tuple((what, n, tuple(ids)) for what, n, ids in record.get("entries", ())),
+            )
+        )
+    return replayed
+
+
+def _published(out: Outgoing) -> Published:
+    if out.type in ("step", "end", "pause"):
+        body = json.loads(out.body)
+        call = body.get("call") if out.type == "step" else None
+        return Published(out.type, out.message_id, body["seq"], call)
+    seq, call = out.headers[HEADER_SEQ], out.headers[HEADER_CALL]
+    return Published(out.type or "?", out.message_id, seq, call)
 
 
 def _refusal(order: Order, reason: str, exchange: SimulatedExchange) -> OrderUpdate:
@@ -469,13 +492,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mqlab.services import run_service
 
-    def build(bus: Bus, config: RunConfig, journal: Journal) -> ExchangeService:
-        return ExchangeService(
-            bus,
-            config.make_exchange(),
-            journal,
-            strategies=args.strategies or [config.strategy_id],
-            orders_from=CHECKED if args.risk else ORDERS,
-        )
-
-    return run_service(args, "exchange", build)
+    return run_service(args, "exchange", ExchangeService)

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from mqlab.bus import Bus, Delivery
-from mqlab.config import RunConfig
 from mqlab.events import MarketEvent, encode, encode_batch, routing_key
 from mqlab.services._runtime import (
     Journal,
     Outgoing,
     Service,
 )
+from mqlab.services.options import ServiceOptions
 from mqlab.services.protocol import (
     DEFAULT_WINDOW,
     END_KEY,
@@ -52,36 +52,35 @@ __all__ = ["MarketService", "add_arguments", "default_queues", "run"]
 
 
 class MarketService(Service):
-    """Publish ``events`` as steps 1..n, then ``control.end`` as step n+1."""
+    """Publish the run's events as steps 1..n, then ``control.end`` as step n+1, once every
+    queue in ``wait_for`` (by default the options' consumer queues) has a consumer."""
 
     name = "market"
 
     def __init__(
         self,
         bus: Bus,
-        events: Sequence[MarketEvent],
+        options: ServiceOptions,
         journal: Journal | None = None,
         *,
-        speed: float = 0.0,
-        window: int = DEFAULT_WINDOW,
-        batch: int = 1,
-        wait_for: Sequence[str] = ("exchange.market",),
+        wait_for: Sequence[str] = (),
         wait_timeout: float = 60.0,
         on_wait: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(bus, journal)
+        window, batch = options.window, options.batch
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         if not 1 <= batch <= window:
             raise ValueError(f"batch must be between 1 and the window ({window}), got {batch}")
-        self.events = list(events)
-        self.speed = speed
+        self.events: list[MarketEvent] = list(options.config.events)
+        self.speed = options.speed
         self.window = window
         #: Market events per message (consecutive ones with the same routing key). 1, one
         #: event per message, is how aioquant and this chapter teach it; more is the knob an
         #: exchange's own stream turns (Binance sends depth updates in batches too).
         self.batch = batch
-        self.wait_for = list(wait_for)
+        self.wait_for = list(wait_for) or options.consumer_queues
         self.wait_timeout = wait_timeout
         self.on_wait = on_wait
         self.published = 0  # last step published
@@ -257,17 +256,10 @@ def run(args: argparse.Namespace) -> int:
     def say(queue: str) -> None:
         print(f"market: waiting for a consumer on {queue} (start that service)", file=sys.stderr)
 
-    def build(bus: Bus, config: RunConfig, journal: Journal) -> MarketService:
+    def build(bus: Bus, options: ServiceOptions, journal: Journal) -> MarketService:
         return MarketService(
-            bus,
-            config.events,
-            journal,
-            speed=args.speed,
-            window=args.window,
-            batch=args.batch,
-            wait_for=args.wait_for or default_queues([config.strategy_id], risk=args.risk),
-            wait_timeout=args.wait_timeout,
+            bus, options, journal, wait_for=args.wait_for or (), wait_timeout=args.wait_timeout,
             on_wait=say,
-        )
+        )  # fmt: skip
 
     return run_service(args, "market", build)

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from mqlab.bus import Bus, Delivery, Reject
-from mqlab.config import RunConfig
 from mqlab.events import Fill, decode
 from mqlab.portfolio import Portfolio
-from mqlab.routing import topic_match
 from mqlab.services._runtime import EngineService, Journal
+from mqlab.services.options import KeyFilter, ServiceOptions
 from mqlab.services.protocol import (
     EXCHANGE_END,
     EXCHANGE_STEP,
@@ -37,24 +36,15 @@ __all__ = ["PortfolioService", "add_arguments", "run", "write_report"]
 
 
 class PortfolioService(EngineService):
-    """Book fills and mark to the market events matching ``patterns``."""
+    """Book fills and mark to the market events matching the options' patterns."""
 
     name = "portfolio"
 
-    def __init__(
-        self,
-        bus: Bus,
-        portfolio: Portfolio,
-        journal: Journal | None = None,
-        *,
-        patterns: Sequence[str] = ("#",),
-        out: Path | None = None,
-        title: str = "pipeline",
-    ) -> None:
-        self.portfolio = portfolio
-        self.patterns = list(patterns)
-        self.out = out
-        self.title = title
+    def __init__(self, bus: Bus, options: ServiceOptions, journal: Journal | None = None) -> None:
+        self.portfolio = options.config.make_portfolio()
+        self.subscribed = KeyFilter(options.market_patterns)
+        self.out = options.out
+        self.title = options.title
         self.step = 0
         self.through = 0  # the exchange matched every step up to here
         self.covered: dict[int, int] = {}  # markers not yet joined on: first step -> last
@@ -64,14 +54,7 @@ class PortfolioService(EngineService):
         self.marks: dict[int, list[Any]] = {}
         self.stop: dict[str, Any] | None = None
         self.ended = False
-        self._keys: dict[str, bool] = {}
         super().__init__(bus, journal)
-
-    def subscribed(self, key: str) -> bool:
-        known = self._keys.get(key)
-        if known is None:
-            known = self._keys[key] = any(topic_match(p, key) for p in self.patterns)
-        return known
 
     def store(self, record: dict[str, Any]) -> None:
         kind = record["kind"]
@@ -236,14 +219,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mqlab.services import run_service
 
-    def build(bus: Bus, config: RunConfig, journal: Journal) -> PortfolioService:
-        return PortfolioService(
-            bus,
-            config.make_portfolio(),
-            journal,
-            patterns=args.subscribe or config.market_keys,
-            out=args.out,
-            title=f"{config.strategy_id} over the bus on {config.label}",
-        )
-
-    return run_service(args, "portfolio", build)
+    return run_service(args, "portfolio", PortfolioService)

@@ -15,12 +15,11 @@ see every step number to know that none is still on its way.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 from mqlab.bus import Bus, Delivery, Reject
-from mqlab.config import RunConfig
 from mqlab.events import (
     Cancel,
     Fill,
@@ -30,8 +29,8 @@ from mqlab.events import (
     encode,
     routing_key,
 )
-from mqlab.routing import topic_match
 from mqlab.services._runtime import EngineService, Journal, Outgoing
+from mqlab.services.options import KeyFilter, ServiceOptions
 from mqlab.services.protocol import (
     EXCHANGE_END,
     EXECUTION,
@@ -48,35 +47,26 @@ from mqlab.services.protocol import (
     market_records,
     parse_control,
 )
-from mqlab.strategy import Strategy
 
 __all__ = ["StrategyHost", "add_arguments", "run"]
 
 
 class StrategyHost(EngineService):
-    """Feed ``strategy`` the market events matching ``patterns`` and its own answers."""
+    """Feed the options' strategy the market events matching their patterns, and its own
+    answers."""
 
     name = "strategy"
 
-    def __init__(
-        self,
-        bus: Bus,
-        strategy: Strategy,
-        journal: Journal | None = None,
-        *,
-        patterns: Sequence[str] = ("#",),
-        lockstep: bool = False,
-    ) -> None:
-        self.strategy = strategy
+    def __init__(self, bus: Bus, options: ServiceOptions, journal: Journal | None = None) -> None:
+        self.strategy = strategy = options.make_strategy()
         self.sid = strategy.name
-        self.patterns = list(patterns)
+        self.subscribed = KeyFilter(options.market_patterns)
         self.calls: dict[int, dict[str, Any]] = {}  # call number -> answer or step record
         self.market: dict[int, dict[str, Any]] = {}  # step -> market event record
         self.stop: dict[str, Any] | None = None  # the exchange's end or pause marker
         self.last = 0  # the last step before the market's end or pause
         #: ``lockstep``: always engaged (see ExchangeService); both must be told the same.
-        self.lockstep = lockstep
-        self.engaged = lockstep
+        self.lockstep = self.engaged = options.lockstep
         self.step = 0  # last step handled
         self.handled = 0  # events and answers handed to the strategy
         self.sent: list[Order | Cancel] = []
@@ -86,19 +76,12 @@ class StrategyHost(EngineService):
         self._through = 0  # quiet steps handled, reported or not
         self._reported = 0  # ... and reported
         self._outbox: list[Order | Cancel] = []
-        self._keys: dict[str, bool] = {}
         strategy.bind(self._outbox.append)
         super().__init__(bus, journal)
 
     @property
     def queue(self) -> str:
         return f"strategy.{self.sid}"
-
-    def subscribed(self, key: str) -> bool:
-        known = self._keys.get(key)
-        if known is None:
-            known = self._keys[key] = any(topic_match(p, key) for p in self.patterns)
-        return known
 
     # --- inputs are stored as they arrive ------------------------------------------------------
 
@@ -309,8 +292,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mqlab.services import run_service
 
-    def build(bus: Bus, config: RunConfig, journal: Journal) -> StrategyHost:
-        patterns = args.subscribe or config.market_keys
-        return StrategyHost(bus, config.make_strategy(), journal, patterns=patterns)
-
-    return run_service(args, "strategy", build)
+    return run_service(args, "strategy", StrategyHost)

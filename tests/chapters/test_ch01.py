@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from chapters import ch01
-from concurrency_lab.gil import LABELS, MainThreadRun, Overlap, ProcessOverlap, Verdict
+from concurrency_lab.gil import Overlap, ProcessOverlap
+from concurrency_lab.main_thread import MainThreadRun
+from concurrency_lab.speedups import Verdict
+from concurrency_lab.workloads import LABELS
 
 
 def test_verdict_lines_flag_a_one_core_gain() -> None:

@@ -8,6 +8,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_compl
 from typing import Any
 
 import pytest
+from exercise_tables import WrongAnswers, wrong_answers
 
 from concurrency_lab.exercises import ExerciseError, ch01, ch02, ch03
 from concurrency_lab.exercises.solutions import ch01 as ref1
@@ -36,42 +37,11 @@ def _processes(job: Any, args: Any) -> list[Any]:
         return list(pool.map(job, args))
 
 
-@pytest.mark.parametrize(
-    ("run_all", "match"),
-    [
-        (_serial, "at most 1 job"),
-        (_one_at_a_time, "at most 1 job"),
-        (_processes, "threads are enough"),
-        (lambda job, args: None, "returned None"),
-    ],
-)
-def test_wrong_run_all_fails(run_all: Any, match: str) -> None:
-    with pytest.raises(ExerciseError, match=match):
-        ch01.check_run_concurrently(run_all)
-
-
 def test_results_in_completion_order_fail() -> None:
     # The known wrong answer: results collected as the jobs complete. The check's jobs wait
     # for different times, so that order differs from the input order on every run.
     with pytest.raises(ExerciseError, match="order in which the jobs finished"):
         ch01.check_run_concurrently(_completion_order)
-
-
-@pytest.mark.parametrize(
-    ("change", "match"),
-    [
-        ({("cpu", "threads"): 4.0}, "GIL"),
-        ({("cpu", "processes"): 8.0}, "share 4 cores"),
-        ({("cpu", "processes"): 2.0}, "share 4 cores"),  # chapter 01's 2-core answer
-        ({("native", "threads"): 1.0}, "releases the GIL"),
-        ({("io", "threads"): 4.0}, "8 waits overlap"),
-        ({("io", "asyncio"): 1.0}, "8 awaits"),
-        ({("cpu", "asyncio"): 8.0}, "no await"),
-    ],
-)
-def test_wrong_speedups_fail(change: dict[tuple[str, str], float], match: str) -> None:
-    with pytest.raises(ExerciseError, match=match):
-        ch01.check_speedups({**ref1.SPEEDUPS, **change})
 
 
 def test_missing_speedup_fails() -> None:
@@ -98,20 +68,6 @@ def _deposit_new_lock_each_time(account: Account, amount: int) -> None:
 def _deposit_never_releases(account: Account, amount: int) -> None:
     account.lock.acquire()  # and no release: the second deposit waits forever
     account.write_balance(account.read_balance() + amount)
-
-
-@pytest.mark.parametrize(
-    ("deposit", "match"),
-    [
-        (_deposit_unlocked, "deposits were lost"),
-        (_deposit_lock_around_write, "deposits were lost"),
-        (_deposit_new_lock_each_time, "deposits were lost"),
-        (lambda account, amount: None, "still 0"),
-    ],
-)
-def test_wrong_deposits_fail(deposit: Any, match: str) -> None:
-    with pytest.raises(ExerciseError, match=match):
-        ch02.check_deposit(deposit)
 
 
 @pytest.mark.slow  # seconds each: make test-fast leaves it to make test
@@ -151,24 +107,49 @@ def _move(payer: Account, payee: Account, amount: int, fees: Account, fee: int) 
     fees.write_balance(fees.read_balance() + fee)
 
 
-@pytest.mark.parametrize(
-    ("pay", "match"),
-    [
+# -- 03 ------------------------------------------------------------------------------------
+def _rank_by_mean(rows: Any) -> list[str]:
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        groups.setdefault(r["mechanism"], []).append(r["median_us"])
+    return sorted(groups, key=lambda m: statistics.fmean(groups[m]), reverse=True)
+
+
+def _speedups(change: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    """The reference predictions with ``change`` made."""
+    return {**ref1.SPEEDUPS, **change}
+
+
+# Every known wrong answer to each check, and words the check's message must say about it.
+WRONG_ANSWERS: WrongAnswers = {
+    ch01.check_run_concurrently: [
+        (_serial, "at most 1 job"),
+        (_one_at_a_time, "at most 1 job"),
+        (_processes, "threads are enough"),
+        (lambda job, args: None, "returned None"),
+    ],
+    ch01.check_speedups: [
+        (_speedups({("cpu", "threads"): 4.0}), "GIL"),
+        (_speedups({("cpu", "processes"): 8.0}), "share 4 cores"),
+        (_speedups({("cpu", "processes"): 2.0}), "share 4 cores"),  # chapter 01's 2-core answer
+        (_speedups({("native", "threads"): 1.0}), "releases the GIL"),
+        (_speedups({("io", "threads"): 4.0}), "8 waits overlap"),
+        (_speedups({("io", "asyncio"): 1.0}), "8 awaits"),
+        (_speedups({("cpu", "asyncio"): 8.0}), "no await"),
+    ],
+    ch02.check_deposit: [
+        (_deposit_unlocked, "deposits were lost"),
+        (_deposit_lock_around_write, "deposits were lost"),
+        (_deposit_new_lock_each_time, "deposits were lost"),
+        (lambda account, amount: None, "still 0"),
+    ],
+    ch02.check_pay: [
         (_pay_naive, "a cycle"),
         (_pay_ordered_but_twice, "holds itself"),
         (_pay_fees_unlocked, "without holding F's lock"),
         (_pay_without_fee, "balances"),
     ],
-)
-def test_wrong_payments_fail(pay: Any, match: str) -> None:
-    with pytest.raises(ExerciseError, match=match):
-        ch02.check_pay(pay)
-
-
-# -- 03 ------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("summarize", "match"),
-    [
+    ch03.check_summarize: [
         (
             lambda s: {"median": statistics.fmean(s), "cv": ref3.summarize(s)["cv"]},
             "pulled by one slow run",
@@ -187,28 +168,16 @@ def test_wrong_payments_fail(pay: Any, match: str) -> None:
         ),
         (lambda s: (statistics.median(s), 0.1), "keys"),
     ],
-)
-def test_wrong_summaries_fail(summarize: Any, match: str) -> None:
-    with pytest.raises(ExerciseError, match=match):
-        ch03.check_summarize(summarize)
-
-
-def _rank_by_mean(rows: Any) -> list[str]:
-    groups: dict[str, list[float]] = {}
-    for r in rows:
-        groups.setdefault(r["mechanism"], []).append(r["median_us"])
-    return sorted(groups, key=lambda m: statistics.fmean(groups[m]), reverse=True)
-
-
-@pytest.mark.parametrize(
-    ("rank", "match"),
-    [
+    ch03.check_rank: [
         (_rank_by_mean, "fastest variant"),
         (lambda rows: ref3.rank(rows)[::-1], "cheapest first"),
         (lambda rows: ["process", "thread", "coroutine", "generator"], "table 2"),
         (lambda rows: [r["mechanism"] for r in rows], "once"),
     ],
-)
-def test_wrong_rankings_fail(rank: Any, match: str) -> None:
+}
+
+
+@pytest.mark.parametrize(("check", "answer", "match"), wrong_answers(WRONG_ANSWERS))
+def test_wrong_answers_fail_with_a_hint(check: Any, answer: Any, match: str) -> None:
     with pytest.raises(ExerciseError, match=match):
-        ch03.check_rank(rank)
+        check(answer)

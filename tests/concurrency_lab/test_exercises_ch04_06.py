@@ -12,6 +12,7 @@ import pytest
 from concurrency_lab import miniloop
 from concurrency_lab.exercises import ExerciseError, ch04, ch05, ch06, submit
 from concurrency_lab.exercises.solutions import ch04 as sol04
+from concurrency_lab.exercises.solutions import ch05 as sol05
 from concurrency_lab.exercises.solutions import ch06 as sol06
 
 
@@ -157,9 +158,8 @@ async def timeout_without_cancel(aw: Awaitable[Any], seconds: float, default: An
 
 async def timeout_swallowing_errors(aw: Awaitable[Any], seconds: float, default: Any) -> Any:
     try:
-        async with asyncio.timeout(seconds):
-            return await aw
-    except Exception:
+        return await sol05.with_timeout(aw, seconds, default)
+    except Exception:  # the mistake: aw's own error becomes the default too
         return default
 
 

@@ -1,4 +1,5 @@
-"""Workloads under serial, threads, processes and asyncio; the timelines they leave."""
+"""Chapter 01: workloads under serial, threads, processes and asyncio; the timelines they leave
+(gil), the speed-ups (speedups) and the main thread that blocks or carries on (main_thread)."""
 
 from __future__ import annotations
 
@@ -6,29 +7,29 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from concurrency_lab import gil
+from concurrency_lab import gil, main_thread, speedups, workloads
 from concurrency_lab.timeline import Timeline
 
 matplotlib.use("Agg")
 
 
 def test_cpu_job_is_deterministic() -> None:
-    assert gil.cpu_job(14) == sum(i % 7 for i in range(14)) == 42
+    assert workloads.cpu_job(14) == sum(i % 7 for i in range(14)) == 42
 
 
 def test_native_job_hashes_zeros_like_hashlib() -> None:
     import hashlib
 
-    assert gil.native_job(4096) == hashlib.sha256(bytes(4096)).hexdigest()
+    assert workloads.native_job(4096) == hashlib.sha256(bytes(4096)).hexdigest()
 
 
-@pytest.mark.parametrize("mode", gil.MODES)
-@pytest.mark.parametrize("workload", gil.WORKLOADS)
+@pytest.mark.parametrize("mode", workloads.MODES)
+@pytest.mark.parametrize("workload", workloads.WORKLOADS)
 def test_every_mode_runs_every_workload_and_is_traced(workload: str, mode: str) -> None:
     tl = Timeline()
     size = {"cpu": 20_000, "native": 2**16, "io": 0.005}[workload]
-    seconds = gil.run(workload, mode, 2, size, chunks=4, timeline=tl)  # type: ignore[arg-type]
-    assert seconds > 0
+    seconds, cpu = workloads.run(workload, mode, 2, size, chunks=4, timeline=tl)  # type: ignore[arg-type]
+    assert seconds > 0 and cpu >= 0
     expected_spans = 2 * (1 if workload == "io" else 4)
     assert len(tl) == expected_spans
     prefix = {"serial": "MainThread", "threads": "thread_", "asyncio": "task-"}.get(mode)
@@ -49,7 +50,7 @@ def test_a_thread_in_one_long_c_call_freezes_the_main_thread_a_process_does_not(
 
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown mode"):
-        gil.run("cpu", "fibers", 1, 10)  # type: ignore[arg-type]
+        workloads.run("cpu", "fibers", 1, 10)  # type: ignore[arg-type]
 
 
 def test_threads_never_compute_in_parallel_under_the_gil() -> None:
@@ -71,26 +72,27 @@ def test_parallel_seconds_on_a_synthetic_timeline() -> None:
 
 
 def test_compare_and_plot() -> None:
-    frame = gil.compare(quick=True, jobs=2, repeats=1)
-    assert set(frame["mode"]) == set(gil.MODES) and set(frame["workload"]) == set(gil.WORKLOADS)
+    frame = speedups.compare(quick=True, jobs=2, repeats=1)
+    assert set(frame["mode"]) == set(workloads.MODES)
+    assert set(frame["workload"]) == set(workloads.WORKLOADS)
     serial = frame[frame["mode"] == "serial"]
     assert (serial["speedup"] == 1).all()
-    ax = gil.plot_speedups(frame)
+    ax = speedups.plot_speedups(frame)
     assert ax.get_title() and "×" in ax.get_ylabel()
 
 
 def test_plot_accepts_a_hand_made_frame() -> None:
     rows = [
         {"workload": w, "mode": m, "seconds": 1.0, "speedup": 1.0, "jobs": 4, "cores": 2}
-        for w in gil.WORKLOADS
-        for m in gil.MODES
+        for w in workloads.WORKLOADS
+        for m in workloads.MODES
     ]
-    ax = gil.plot_speedups(pd.DataFrame(rows))
+    ax = speedups.plot_speedups(pd.DataFrame(rows))
     assert len(ax.patches) == len(rows)
 
 
 def test_compare_reports_cores_used_and_noise() -> None:
-    frame = gil.compare(quick=True, jobs=2, repeats=1)
+    frame = speedups.compare(quick=True, jobs=2, repeats=1)
     rows = frame.set_index(["workload", "mode"])
     assert (frame["noise"] >= 0).all() and (frame["cores used"] >= 0).all()
     # One GIL: pure-Python threads never use more than one core's worth of CPU together.
@@ -106,7 +108,7 @@ def test_verdicts_count_only_gains_beyond_the_noise() -> None:
         {"workload": "cpu", "mode": "processes", "speedup": 1.9, "cores used": 1.9, "noise": 0.1},
         {"workload": "io", "mode": "asyncio", "speedup": 0.5, "cores used": 0.0, "noise": 0.0},
     ]
-    found = gil.verdicts(pd.DataFrame(rows))
+    found = speedups.verdicts(pd.DataFrame(rows))
     assert [(v.workload, v.mode) for v in found] == [
         ("cpu", "threads"),  # serial is the baseline, not a verdict
         ("cpu", "processes"),
@@ -122,7 +124,7 @@ def test_a_cpu_gain_on_one_core_is_not_called_parallelism() -> None:
         {"workload": "cpu", "mode": "serial", "speedup": 1.0, "cores used": 0.6, "noise": 0.05},
         {"workload": "cpu", "mode": "threads", "speedup": 1.3, "cores used": 0.8, "noise": 0.05},
     ]
-    (v,) = gil.verdicts(pd.DataFrame(rows))
+    (v,) = speedups.verdicts(pd.DataFrame(rows))
     assert v.verdict == "gained" and v.one_core_gain and v.serial_cores_used == 0.6
 
 
@@ -130,7 +132,7 @@ def test_warm_starts_every_worker_of_a_process_pool() -> None:
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(3) as pool:
-        gil._warm(pool, 3)
+        workloads._warm(pool, 3)
         assert len(pool._processes) == 3  # type: ignore[attr-defined]
 
 
@@ -153,22 +155,22 @@ def test_trace_starts_its_clock_at_the_first_job() -> None:
 
 @pytest.mark.parametrize("wait", [True, False])
 def test_main_thread_demo_blocks_or_carries_on(wait: bool) -> None:
-    tl = gil.main_thread_demo(wait, jobs=2, seconds=0.03, own_work=50_000)
+    tl = main_thread.main_thread_demo(wait, jobs=2, seconds=0.03, own_work=50_000)
     main = [s.label for s in tl.spans if s.lane == "MainThread"]
-    own, blocked = gil.MAIN["own"], gil.MAIN["blocked"]
-    assert set(main) == set(gil.MAIN.values())  # the same work either way
+    own, blocked = main_thread.MAIN["own"], main_thread.MAIN["blocked"]
+    assert set(main) == set(main_thread.MAIN.values())  # the same work either way
     # Blocking at once does the own work after the results; carrying on does it before.
     assert (main.index(blocked) < main.index(own)) == wait
     assert {"task_0", "task_1"} <= set(tl.lanes)
 
 
 def test_main_thread_summary_and_plot() -> None:
-    runs = {w: gil.main_thread_demo(w, 2, 0.03, own_work=50_000) for w in (True, False)}
-    summary = gil.main_thread_summary(runs)
+    runs = {w: main_thread.main_thread_demo(w, 2, 0.03, own_work=50_000) for w in (True, False)}
+    summary = main_thread.main_thread_summary(runs)
     assert list(summary) == [True, False]
     for r in summary.values():
         assert 0 < r.blocked_ms < r.total_ms and 0 < r.own_work_ms < r.total_ms
-    fig = gil.plot_main_thread(runs)
+    fig = main_thread.plot_main_thread(runs)
     assert "2 tasks" in fig.get_suptitle()
     hatched = [c for ax in fig.axes for c in ax.collections if c.get_hatch()]
     assert hatched  # waiting is hatched
@@ -192,7 +194,7 @@ def test_cli_gil_prints_the_table_and_the_verdicts(
         }
         for m, s in [("serial", 1.0), ("threads", 3.9)]
     ]
-    monkeypatch.setattr(gil, "compare", lambda **_: pd.DataFrame(rows))
+    monkeypatch.setattr(speedups, "compare", lambda **_: pd.DataFrame(rows))
     cli.main(["gil", "--quick"])
     out = capsys.readouterr().out
     assert "speedup" in out and "IO-bound (waiting)" in out and "gained" in out

@@ -251,19 +251,21 @@ def test_gather_return_exceptions_keeps_order() -> None:
     assert first == "a" and isinstance(second, ValueError) and third == "c"
 
 
+async def _sleep_and_log(seconds: float, log: list[str]) -> None:
+    """Sleeps; logs "cleanup" if cancelled (and lets the cancellation through), else "woke"."""
+    try:
+        await m.sleep(seconds)
+    except m.CancelledError:
+        log.append("cleanup")
+        raise
+    log.append("woke")
+
+
 def test_cancellation_runs_cleanup_and_marks_the_task_cancelled() -> None:
     log: list[str] = []
 
-    async def worker() -> None:
-        try:
-            await m.sleep(10)
-        except m.CancelledError:
-            log.append("cleanup")
-            raise
-        log.append("not reached")
-
     async def main() -> m.Task:
-        task = m.create_task(worker())
+        task = m.create_task(_sleep_and_log(10, log))
         await m.sleep(0.01)
         assert task.cancel()
         with pytest.raises(m.CancelledError):
@@ -326,20 +328,13 @@ def test_cancelling_a_gather_cancels_its_children() -> None:
 def test_run_cancels_tasks_left_behind() -> None:
     log: list[str] = []
 
-    async def forever() -> None:
-        try:
-            await m.sleep(60)
-        except m.CancelledError:
-            log.append("cancelled at shutdown")
-            raise
-
     async def main() -> str:
-        m.create_task(forever())
+        m.create_task(_sleep_and_log(60, log))
         await m.sleep(0)
         return "done"
 
     assert m.run(main()) == "done"
-    assert log == ["cancelled at shutdown"]
+    assert log == ["cleanup"]  # cancelled at shutdown
 
 
 def test_idle_loop_sleeps_in_the_selector_instead_of_spinning() -> None:

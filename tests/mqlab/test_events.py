@@ -8,6 +8,7 @@ import json
 from decimal import Decimal as D
 
 import pytest
+from event_builders import T0
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,7 +32,6 @@ from mqlab.events import (
     routing_key,
 )
 
-T0 = 1_704_067_200_000
 KLINE = Kline("binance", "BTCUSDT", "1m", T0, D("42000.10"), D("42010"), D("41990.5"),
               D("42005.25"), D("1.23456"), T0 + 60_000, T0 + 60_003, D("51800.1"), 17)  # fmt: skip
 BOOK = OrderBook("binance", "BTCUSDT", ((D("100.0"), D("1")), (D("99.9"), D("2"))),

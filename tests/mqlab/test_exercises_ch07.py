@@ -54,15 +54,11 @@ def test_vectorised_mistakes_fail(answer: object, words: str) -> None:
 
 class IncludesThisBar(reference.Breakout):
     def on_kline(self, kline: Kline) -> None:
+        # The mistake: this bar joins the window before the reference decides on it, so the
+        # close is compared with a maximum that includes its own bar's high.
         self.highs.append(kline.high)
         self.lows.append(kline.low)
-        if len(self.highs) == self.highs.maxlen:
-            if not self.long and kline.close > max(self.highs):
-                self.long = True
-                self.buy(self.qty)
-            elif self.long and kline.close < min(self.lows):
-                self.long = False
-                self.sell(self.qty)
+        super().on_kline(kline)
 
 
 class ForgetsItIsLong(reference.Breakout):

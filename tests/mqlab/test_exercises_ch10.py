@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from exercise_tables import WrongAnswers, wrong_answers
 
 from mqlab.bus import Delivery
 from mqlab.events import Order, decode
@@ -50,22 +52,6 @@ def _unanswered(order: Order, exposure: Decimal, limit: Decimal) -> str | None:
     raise NotImplementedError
 
 
-@pytest.mark.parametrize(
-    ("wrong", "message"),
-    [
-        (_no_limit, "let through"),
-        (_order_size_only, "let through"),
-        (_ignores_side, "refused"),
-        (_refuses_on_the_limit, "refused"),
-        (_returns_bool, "non-empty reason"),
-        (_unanswered, "not answered"),
-    ],
-)
-async def test_wrong_risk_checks_fail_on_the_table(wrong, message: str) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ExerciseError, match=message):
-        await ch10.check_risk_check(wrong)
-
-
 async def test_a_check_right_on_the_table_but_not_for_every_strategy_fails_on_the_bus() -> None:
     with pytest.raises(ExerciseError, match="refused nothing"):
         await ch10.check_risk_check(_only_checks_sma)
@@ -97,18 +83,29 @@ async def _unanswered_handler(delivery: Delivery, accepted: list[Order]) -> None
     raise NotImplementedError
 
 
-@pytest.mark.parametrize(
-    ("wrong", "message"),
-    [
+# Every known wrong answer to each check, and words the check's message must say about it.
+WRONG_ANSWERS: WrongAnswers = {
+    ch10.check_risk_check: [
+        (_no_limit, "let through"),
+        (_order_size_only, "let through"),
+        (_ignores_side, "refused"),
+        (_refuses_on_the_limit, "refused"),
+        (_returns_bool, "non-empty reason"),
+        (_unanswered, "not answered"),
+    ],
+    ch10.check_order_handler: [
         (_swallows_errors, "vanished"),
         (_keeps_everything, "kept"),
         (_no_type_check, "kept"),
         (_unanswered_handler, "not answered"),
     ],
-)
-async def test_wrong_order_handlers_fail(wrong, message: str) -> None:  # type: ignore[no-untyped-def]
+}
+
+
+@pytest.mark.parametrize(("check", "wrong", "message"), wrong_answers(WRONG_ANSWERS))
+async def test_wrong_answers_fail(check: Any, wrong: Any, message: str) -> None:
     with pytest.raises(ExerciseError, match=message):
-        await ch10.check_order_handler(wrong)
+        await check(wrong)
 
 
 async def test_submit_gives_the_verdict_instead_of_raising() -> None:

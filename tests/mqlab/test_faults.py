@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from books_check import check_books
 
 from mqlab.bus import HEADER_REASON, Bus
 from mqlab.config import RunConfig
@@ -125,21 +126,8 @@ async def test_sigkill_services_running_as_processes(amqp_url: str, tmp_path: Pa
     finally:
         await pipeline.close()
         await pipeline.delete_topology()
-    result = pipeline.result()
-    reference = config.backtest()
-    submitted = result.stats["exchange"]["submitted"]
-    fill_ids = [row[0] for row in result.fills]
-    print(
-        f"[{len(victims)} SIGKILL rounds] restarts={pipeline.restarts} "
-        f"orders={len(submitted)}/{len(reference.orders)} fills={len(fill_ids)} "
-        f"applied_twice={len(fill_ids) - len(set(fill_ids))} "
-        f"duplicates_dropped_by_bus={result.duplicates_dropped} pnl={result.pnl}"
-    )
-    assert result.complete
-    assert submitted == [o.id for o in reference.orders], "an order was lost or doubled"
-    assert result.fills == fill_rows(reference.fills)
-    assert result.equity == reference.portfolio.equity()
-    assert result.stats["portfolio"]["duplicates"] == 0
+    label = f"{len(victims)} SIGKILL rounds, restarts={pipeline.restarts}"
+    check_books(pipeline.result(), config.backtest(), label)
 
 
 async def test_connections_cut_at_random_points(amqp_url: str, tmp_path: Path) -> None:

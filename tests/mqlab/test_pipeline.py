@@ -32,7 +32,8 @@ from mqlab.pipeline import (
     run_pipeline,
 )
 from mqlab.services._runtime import Journal
-from mqlab.services.exchange import explain_journal
+from mqlab.services.exchange import replay_journal
+from mqlab.services.options import ServiceOptions
 
 # Whole pipelines, processes and CLIs: seconds each (make test-fast leaves them to make test).
 pytestmark = pytest.mark.slow
@@ -318,27 +319,30 @@ def test_a_killed_run_resumes_only_on_the_broker_that_holds_its_messages(tmp_pat
     assert not resuming and fresh != prefix
 
 
-async def test_explain_journal_says_what_each_record_did(amqp_url: str, tmp_path: Path) -> None:
+async def test_replay_journal_says_what_each_record_did(amqp_url: str, tmp_path: Path) -> None:
     config = RunConfig(limit=200)
     await run_pipeline(config, url=amqp_url, out=tmp_path, progress=False, plots=False)
     records = list(Journal(tmp_path / "state" / "exchange.jsonl"))
-    rows = explain_journal(records, config.make_exchange(), [config.strategy_id])
-    assert len(rows) == len(records)
-    first = next(i for i, r in enumerate(rows) if r["record"] == "request")
-    order = rows[first]["id"]
-    done = next(r for r in rows[first:] if r["record"] == "done")
-    assert f"on_order({order})" in done["what"]
+    replayed = replay_journal(records, ServiceOptions(config))
+    assert len(replayed) == len(records)
+    assert [r.id for r in replayed] == [r.get("id", r.get("confirmed")) for r in records]
+    first = next(i for i, r in enumerate(replayed) if r.record == "request")
+    order = replayed[first].id
+    done = next(r for r in replayed[first:] if r.record == "done")
+    assert order in done.submitted, "the order reaches the engine with the done that lists it"
     # A bar either is matched, or first brings due answers (calls), or waits for a done.
-    for row in rows:
-        if row["record"] == "market":
-            assert any(w in row["what"] for w in ("matched bar", "(call", "waits for")), row
-    assert sum(r["what"].count("matched bar") for r in rows) == 200, "once per bar"
+    for r in replayed:
+        if r.record == "market":
+            answers = any(p.type in ("fill", "order_update") for p in r.published)
+            assert r.matched or answers or not (r.submitted or r.published), r
+    matched = [n for r in replayed for n in r.matched]
+    assert matched == list(range(1, 201)), "once per bar, in order"
     # Most bars need no call (the strategy was quiet); the rest were calls: 200 steps in all.
-    quiet = sum(int(r["what"].split("steps up to ")[1].split(" ")[0]) > 0
-                for r in rows if r["record"] == "done")  # fmt: skip
-    calls = sum("as call" in r["what"] for r in rows)
+    quiet = sum((r.through or 0) > 0 for r in replayed if r.record == "done")
+    steps = [p for r in replayed for p in r.published if p.type == "step"]
+    calls = sum(p.call is not None for p in steps)
     assert quiet and calls < 200
-    markers = sum("progress marker" in r["what"] for r in rows)
+    markers = sum(p.call is None for p in steps)
     assert 0 < markers < 200, "progress markers come in batches"
 
 

@@ -6,30 +6,17 @@ import pickle
 from decimal import Decimal as D
 
 import pytest
+from event_builders import T0, book, fill, kline, update
 
-from mqlab.events import (
-    Cancel,
-    Fill,
-    Kline,
-    Liquidity,
-    Order,
-    OrderBook,
-    OrderStatus,
-    OrderType,
-    OrderUpdate,
-    Side,
-)
+from mqlab.events import Cancel, Kline, Order, OrderBook, OrderStatus, OrderType, Side
 from mqlab.market import synthetic_book_events, synthetic_klines
 from mqlab.strategies import STRATEGIES, BookImbalance, SmaCross, make_strategy
 from mqlab.strategy import NotBoundError, Strategy
 
-T0 = 1_704_067_200_000
-
 
 def bar(i: int, close: str, symbol: str = "BTCUSDT") -> Kline:
-    c = D(close)
-    return Kline("binance", symbol, "1m", T0 + i * 60_000, c, c, c, c, D(1),
-                 T0 + (i + 1) * 60_000, T0 + (i + 1) * 60_000 + 7)  # fmt: skip
+    """A flat bar, received 7 ms after it closes: strategies must stamp orders with recv_ts."""
+    return kline(i, close, symbol=symbol, volume="1", recv_delay=7)
 
 
 class Recorder(Strategy):
@@ -83,19 +70,11 @@ def test_positions_and_open_orders_follow_fills_and_updates() -> None:
     strategy = Recorder()
     run(strategy, [bar(0, "100")])
     assert set(strategy.open_orders) == {"rec-1"}
-    fill = Fill("rec-1", "rec", "binance", "BTCUSDT", Side.BUY, D("0.2"), D("100"), D(0), "USDT",
-                Liquidity.TAKER, 1, T0, T0)  # fmt: skip
-    strategy.handle(fill)
-    strategy.handle(fill.__class__(**{**_fields(fill), "seq": 2, "qty": D("0.3")}))
+    strategy.handle(fill("rec-1", Side.BUY, "0.2", "100", seq=1))
+    strategy.handle(fill("rec-1", Side.BUY, "0.3", "100", seq=2))
     assert strategy.position("BTCUSDT") == D("0.5")
-    done = OrderUpdate("rec-1", "rec", "binance", "BTCUSDT", OrderStatus.FILLED, D("0.5"),
-                       D("100"), "", 3, T0, T0)  # fmt: skip
-    strategy.handle(done)
+    strategy.handle(update("rec-1", OrderStatus.FILLED, "0.5", "100", seq=3))
     assert strategy.open_orders == {} and strategy.now == T0
-
-
-def _fields(event: object) -> dict:
-    return {name: getattr(event, name) for name in event.__dataclass_fields__}  # type: ignore[attr-defined]
 
 
 def test_unknown_event_types_are_refused() -> None:
@@ -154,14 +133,14 @@ def test_same_events_same_orders_and_a_pickled_strategy_resumes() -> None:
     assert head + tail == whole and len(whole) > 10
 
 
-def book(bid_size: str, ask_size: str, seq: int) -> OrderBook:
-    return OrderBook("binance", "BTCUSDT", ((D("100"), D(bid_size)),), ((D("101"), D(ask_size)),),
-                     seq, T0 + seq, T0 + seq)  # fmt: skip
+def top(bid_size: str, ask_size: str, seq: int) -> OrderBook:
+    """A book of one level a side: bid 100, ask 101."""
+    return book([("100", bid_size)], [("101", ask_size)], T0 + seq, seq)
 
 
 def test_book_imbalance_buys_on_heavy_bids_and_sells_when_they_fade() -> None:
     sent = run(BookImbalance(depth=1, enter="0.7", exit="0.5", qty="2"),
-               [book("9", "1", 1), book("9", "1", 2), book("4", "6", 3)])  # fmt: skip
+               [top("9", "1", 1), top("9", "1", 2), top("4", "6", 3)])  # fmt: skip
     assert [(o.side, o.qty, o.type) for o in sent] == [
         (Side.BUY, D(2), OrderType.MARKET), (Side.SELL, D(2), OrderType.MARKET),
     ]  # fmt: skip

@@ -6,14 +6,13 @@ import pickle
 from decimal import Decimal as D
 
 import pytest
+from event_builders import MIN, T0, book, cancel, fills, kline, statuses
 
 from mqlab.events import (
-    Cancel,
     Fill,
     Kline,
     Liquidity,
     Order,
-    OrderBook,
     OrderStatus,
     OrderType,
     OrderUpdate,
@@ -21,18 +20,6 @@ from mqlab.events import (
     Trade,
 )
 from mqlab.venue import Latency, SimulatedExchange, split_symbol
-
-T0 = 1_704_067_200_000
-MIN = 60_000
-
-
-def bar(i: int, o: str, h: str, low: str, c: str, symbol: str = "BTCUSDT") -> Kline:
-    t = T0 + i * MIN
-    return Kline("binance", symbol, "1m", t, D(o), D(h), D(low), D(c), D(5), t + MIN, t + MIN)
-
-
-def flat(i: int, price: str) -> Kline:
-    return bar(i, price, price, price, price)
 
 
 def order(n: int, side: Side, qty: str, price: str | None = None, ts: int = T0 + MIN,
@@ -42,18 +29,10 @@ def order(n: int, side: Side, qty: str, price: str | None = None, ts: int = T0 +
                  None if price is None else D(price), ts, ts)  # fmt: skip
 
 
-def fills(events: list) -> list[tuple[str, D, D, Liquidity]]:
-    return [(f.order_id, f.qty, f.price, f.liquidity) for f in events if isinstance(f, Fill)]
-
-
-def statuses(events: list) -> list[OrderStatus]:
-    return [u.status for u in events if isinstance(u, OrderUpdate)]
-
-
 @pytest.fixture
 def ex() -> SimulatedExchange:
     exchange = SimulatedExchange({"USDT": "10000", "BTC": "1"})
-    exchange.on_market(flat(0, "100"))  # bar 0 closes at T0 + 1 min: the strategy decides then
+    exchange.on_market(kline(0, "100"))  # bar 0 closes at T0 + 1 min: the strategy decides then
     return exchange
 
 
@@ -62,7 +41,7 @@ def test_a_market_order_fills_at_the_next_bar_open_never_on_its_own_bar(
 ) -> None:
     (accepted,) = ex.on_order(order(1, Side.BUY, "2"))
     assert accepted.status is OrderStatus.NEW and accepted.id == "s-1.u1"
-    out = ex.on_market(bar(1, "101", "110", "90", "105"))
+    out = ex.on_market(kline(1, "101", "110", "90", "105"))
     (fill,) = [e for e in out if isinstance(e, Fill)]
     assert (fill.price, fill.qty, fill.liquidity) == (D("101"), D(2), Liquidity.TAKER)
     assert fill.fee == D("0.202") and fill.fee_asset == "USDT" and fill.id == "s-1.f1"
@@ -73,16 +52,16 @@ def test_a_market_order_fills_at_the_next_bar_open_never_on_its_own_bar(
 
 def test_a_bar_that_opened_before_the_order_was_sent_cannot_fill_it(ex: SimulatedExchange) -> None:
     ex.on_order(order(1, Side.BUY, "1", ts=T0 + MIN + 30_000))  # sent mid-way through bar 1
-    assert fills(ex.on_market(bar(1, "101", "110", "90", "105"))) == []
-    assert fills(ex.on_market(flat(2, "107"))) == [("s-1", D(1), D("107"), Liquidity.TAKER)]
+    assert fills(ex.on_market(kline(1, "101", "110", "90", "105"))) == []
+    assert fills(ex.on_market(kline(2, "107"))) == [("s-1", D(1), D("107"), Liquidity.TAKER)]
 
 
 def test_latency_longer_than_a_bar_pushes_the_fill_later() -> None:
     ex = SimulatedExchange(latency=Latency(order_ms=90_000))
-    ex.on_market(flat(0, "100"))
+    ex.on_market(kline(0, "100"))
     ex.on_order(order(1, Side.BUY, "1"))  # arrives 1.5 bars after it was sent
-    assert fills(ex.on_market(flat(1, "101"))) == []
-    assert fills(ex.on_market(flat(2, "102"))) == [("s-1", D(1), D("102"), Liquidity.TAKER)]
+    assert fills(ex.on_market(kline(1, "101"))) == []
+    assert fills(ex.on_market(kline(2, "102"))) == [("s-1", D(1), D("102"), Liquidity.TAKER)]
 
 
 def test_latency_jitter_is_deterministic_per_order() -> None:
@@ -96,13 +75,13 @@ def test_limit_orders_take_at_the_open_or_make_at_their_price(ex: SimulatedExcha
     ex.on_order(order(1, Side.BUY, "1", "102"))  # open 101 is below 102: takes at the open
     ex.on_order(order(2, Side.BUY, "1", "95"))  # low 90 trades through 95: made at 95
     ex.on_order(order(3, Side.SELL, "0.5", "120"))  # high 110: not reached, rests
-    out = ex.on_market(bar(1, "101", "110", "90", "105"))
+    out = ex.on_market(kline(1, "101", "110", "90", "105"))
     assert fills(out) == [
         ("s-1", D(1), D("101"), Liquidity.TAKER), ("s-2", D(1), D("95"), Liquidity.MAKER),
     ]  # fmt: skip
     assert [o.id for o in ex.open_orders] == ["s-3"]
     assert ex.free("BTC") == D("2.5")  # 3 held, 0.5 locked by the resting sell
-    out = ex.on_market(bar(2, "119", "125", "118", "121"))  # trades through 120
+    out = ex.on_market(kline(2, "119", "125", "118", "121"))  # trades through 120
     assert fills(out) == [("s-3", D("0.5"), D("120"), Liquidity.MAKER)]
     assert ex.balance("BTC") == D("2.5") and ex.free("BTC") == D("2.5")
 
@@ -111,8 +90,8 @@ def test_a_resting_limit_fills_at_its_own_price_when_the_market_gaps_through(
     ex: SimulatedExchange,
 ) -> None:
     ex.on_order(order(1, Side.BUY, "1", "98"))
-    assert fills(ex.on_market(bar(1, "100", "101", "99", "100"))) == []
-    assert fills(ex.on_market(bar(2, "97", "97", "96", "96"))) == [
+    assert fills(ex.on_market(kline(1, "100", "101", "99", "100"))) == []
+    assert fills(ex.on_market(kline(2, "97", "97", "96", "96"))) == [
         ("s-1", D(1), D("98"), Liquidity.MAKER)
     ]
 
@@ -149,35 +128,34 @@ def test_cancel_releases_the_lock_and_unknown_or_closed_orders_are_refused(
 ) -> None:
     ex.on_order(order(1, Side.BUY, "10", "90"))
     assert ex.free("USDT") == D("10000") - D("900.9")
-    (done,) = ex.on_order(Cancel("s-2", "s", "binance", "BTCUSDT", "s-1", T0 + MIN, T0 + MIN))
+    (done,) = ex.on_order(cancel("s-2", "s-1", T0 + MIN))
     assert (done.status, done.reason, done.id) == (OrderStatus.CANCELED, "canceled", "s-1.u2")
     assert ex.free("USDT") == 10_000 and ex.open_orders == []
-    again = ex.on_order(Cancel("s-3", "s", "binance", "BTCUSDT", "s-1", T0 + MIN, T0 + MIN))
+    again = ex.on_order(cancel("s-3", "s-1", T0 + MIN))
     assert again[0].status is OrderStatus.CANCEL_REJECTED and "already CANCELED" in again[0].reason
-    ghost = ex.on_order(Cancel("s-4", "s", "binance", "BTCUSDT", "s-99", T0 + MIN, T0 + MIN))
+    ghost = ex.on_order(cancel("s-4", "s-99", T0 + MIN))
     assert ghost[0].reason == "unknown order"
     ex.on_order(order(5, Side.BUY, "1", "90", strategy="s"))
-    theirs = ex.on_order(Cancel("t-1", "t", "binance", "BTCUSDT", "s-5", T0 + MIN, T0 + MIN))
+    theirs = ex.on_order(cancel("t-1", "s-5", T0 + MIN))
     assert theirs[0].reason == "unknown order" and len(ex.open_orders) == 1
 
 
 def test_an_order_can_fill_before_a_slow_cancel_arrives() -> None:
     ex = SimulatedExchange(latency=Latency(order_ms=90_000))
-    ex.on_market(flat(0, "100"))
+    ex.on_market(kline(0, "100"))
     ex.on_order(order(1, Side.BUY, "1", "100", ts=T0 - 2 * MIN))  # arrived long ago
-    ex.on_market(flat(1, "100.5"))  # rests
-    assert ex.on_order(Cancel("s-2", "s", "binance", "BTCUSDT", "s-1", T0 + 2 * MIN,
-                              T0 + 2 * MIN)) == []  # fmt: skip
-    out = ex.on_market(bar(2, "100.5", "101", "99", "100"))  # before the cancel lands: fills
+    ex.on_market(kline(1, "100.5"))  # rests
+    assert ex.on_order(cancel("s-2", "s-1", T0 + 2 * MIN)) == []
+    out = ex.on_market(kline(2, "100.5", "101", "99", "100"))  # before the cancel lands: fills
     assert fills(out) == [("s-1", D(1), D("100"), Liquidity.MAKER)]
 
 
 def test_a_slow_cancel_lands_on_the_first_event_after_it_arrives() -> None:
     ex = SimulatedExchange(latency=Latency(order_ms=30_000))
-    ex.on_market(flat(0, "100"))
+    ex.on_market(kline(0, "100"))
     ex.on_order(order(1, Side.BUY, "1", "90", ts=T0 - 2 * MIN))
-    ex.on_order(Cancel("s-2", "s", "binance", "BTCUSDT", "s-1", T0 + MIN, T0 + MIN))
-    (update,) = ex.on_market(flat(1, "100"))
+    ex.on_order(cancel("s-2", "s-1", T0 + MIN))
+    (update,) = ex.on_market(kline(1, "100"))
     assert update.status is OrderStatus.CANCELED and update.ts == T0 + MIN + 30_000
 
 
@@ -189,13 +167,6 @@ def test_repeated_orders_and_market_events_are_ignored_and_counted(ex: Simulated
     assert fills(ex.on_market(snapshot)) == [("s-2", D("0.3"), D("100"), Liquidity.TAKER)]
     assert ex.on_market(snapshot) == []  # redelivered: must not take the same 0.3 again
     assert ex.duplicates == 2
-
-
-def book(
-    bids: list[tuple[str, str]], asks: list[tuple[str, str]], ts: int, seq: int = 1
-) -> OrderBook:
-    return OrderBook("binance", "BTCUSDT", tuple((D(p), D(q)) for p, q in bids),
-                     tuple((D(p), D(q)) for p, q in asks), seq, ts, ts)  # fmt: skip
 
 
 def test_market_orders_walk_the_book_with_partial_fills(ex: SimulatedExchange) -> None:
@@ -237,9 +208,9 @@ def test_book_snapshots_before_the_order_arrives_do_not_fill() -> None:
 
 def test_a_fill_the_balance_cannot_pay_for_cancels_the_rest() -> None:
     ex = SimulatedExchange({"USDT": "1000"})
-    ex.on_market(flat(0, "100"))
+    ex.on_market(kline(0, "100"))
     ex.on_order(order(1, Side.BUY, "9"))  # 900.9 locked at the last price
-    out = ex.on_market(flat(1, "150"))  # gapped up: 1351.35 needed
+    out = ex.on_market(kline(1, "150"))  # gapped up: 1351.35 needed
     assert fills(out) == [] and statuses(out) == [OrderStatus.CANCELED]
     assert "insufficient balance at fill" in out[0].reason and ex.free("USDT") == 1000
 
@@ -249,10 +220,10 @@ def test_the_exchange_pickles_mid_run() -> None:
         return [e for event in events for e in ex.on_market(event)]
 
     ex = SimulatedExchange()
-    ex.on_market(flat(0, "100"))
+    ex.on_market(kline(0, "100"))
     ex.on_order(order(1, Side.BUY, "1", "95"))
     copy = pickle.loads(pickle.dumps(ex))
-    later = [flat(1, "99"), bar(2, "99", "99", "94", "96")]
+    later = [kline(1, "99"), kline(2, "99", "99", "94", "96")]
     assert play(ex, later) == play(copy, later) and len(play(copy, [])) == 0
     assert ex.balances == copy.balances
 

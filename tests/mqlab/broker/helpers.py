@@ -152,6 +152,23 @@ class Scratch:
     async def new_channel(self, **kwargs: Any) -> aio_pika.abc.AbstractChannel:
         return await self.connection.channel(**kwargs)
 
+    async def publish(self, routing_key: str, *messages: bytes | aio_pika.Message) -> None:
+        """Publish to the default exchange through a confirming channel of its own, so the
+        messages are queued when this returns."""
+        channel = await self.new_channel(publisher_confirms=True)
+        for message in messages:
+            body = message if isinstance(message, aio_pika.Message) else aio_pika.Message(message)
+            await channel.default_exchange.publish(body, routing_key)
+        await channel.close()
+
+    async def take_unacked(
+        self, queue_name: str, n: int
+    ) -> tuple[aio_pika.abc.AbstractChannel, list[AbstractIncomingMessage]]:
+        """``basic.get`` n messages, unacked, on a new channel; closing it hands them back."""
+        channel = await self.new_channel()
+        messages = await get_n(await channel.get_queue(queue_name), n, no_ack=False)
+        return channel, messages
+
     def qname(self, kind: str = "q") -> str:
         name = unique(kind)
         self._queues.append(name)

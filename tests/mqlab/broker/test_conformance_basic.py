@@ -19,14 +19,6 @@ pytestmark = pytest.mark.timeout(60)
 SETTLE = 0.3
 
 
-async def _publish(s: Scratch, queue_name: str, *bodies: bytes) -> None:
-    """Publish through a confirming channel, so the messages are queued when this returns."""
-    channel = await s.new_channel(publisher_confirms=True)
-    for body in bodies:
-        await channel.default_exchange.publish(Message(body), queue_name)
-    await channel.close()
-
-
 def _bodies(n: int) -> list[bytes]:
     return [b"%03d" % i for i in range(n)]
 
@@ -88,10 +80,10 @@ async def test_body_sizes_including_multi_frame(amqp_url: str, size: int) -> Non
     body = bytes(range(256)) * (size // 256) + bytes(size % 256)
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, body)
+        await s.publish(queue.name, body)
         [got] = await get_n(queue, 1)
         assert got.body == body
-        await _publish(s, queue.name, body)
+        await s.publish(queue.name, body)
         [consumed] = await collect(queue, 1, no_ack=True)
         assert consumed.body == body
 
@@ -102,7 +94,7 @@ async def test_get_and_get_empty(amqp_url: str) -> None:
         assert await queue.get(fail=False) is None
         with pytest.raises(aio_pika.exceptions.QueueEmpty):
             await queue.get()
-        await _publish(s, queue.name, b"a", b"b")
+        await s.publish(queue.name, b"a", b"b")
         first = await queue.get(no_ack=False)
         assert (first.body, first.redelivered, first.message_count) == (b"a", False, 1)
         assert (first.exchange, first.routing_key) == ("", queue.name)
@@ -115,7 +107,7 @@ async def test_get_and_get_empty(amqp_url: str) -> None:
 async def test_deliver_fields_and_per_channel_delivery_tags(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, *_bodies(4))
+        await s.publish(queue.name, *_bodies(4))
         channel_a, channel_b = await s.new_channel(), await s.new_channel()
         [a1, a2] = await get_n(await channel_a.get_queue(queue.name), 2, no_ack=False)
         [b1] = await get_n(await channel_b.get_queue(queue.name), 1, no_ack=False)
@@ -137,9 +129,8 @@ async def test_deliver_fields_and_per_channel_delivery_tags(amqp_url: str) -> No
 async def test_ack_and_ack_multiple(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, *_bodies(5))
-        channel = await s.new_channel()
-        messages = await get_n(await channel.get_queue(queue.name), 5, no_ack=False)
+        await s.publish(queue.name, *_bodies(5))
+        channel, messages = await s.take_unacked(queue.name, 5)
         await messages[0].ack()
         await messages[2].ack(multiple=True)  # covers tags 2 and 3 as well
         await channel.close()  # only 004 and 005 are still unacked: they come back
@@ -152,7 +143,7 @@ async def test_ack_and_ack_multiple(amqp_url: str) -> None:
 async def test_requeue_marks_redelivered(amqp_url: str, how: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, b"again")
+        await s.publish(queue.name, b"again")
         [message] = await get_n(queue, 1, no_ack=False)
         assert message.redelivered is False
         await getattr(message, how)(requeue=True)
@@ -165,7 +156,7 @@ async def test_requeue_marks_redelivered(amqp_url: str, how: str) -> None:
 async def test_no_requeue_drops(amqp_url: str, how: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, b"gone", b"kept")
+        await s.publish(queue.name, b"gone", b"kept")
         [message] = await get_n(queue, 1, no_ack=False)
         await getattr(message, how)(requeue=False)
         [kept] = await get_n(queue, 1)
@@ -177,26 +168,21 @@ async def test_no_requeue_drops(amqp_url: str, how: str) -> None:
 async def test_nack_multiple(amqp_url: str, requeue: bool) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, *_bodies(4))
+        await s.publish(queue.name, *_bodies(4))
         messages = await get_n(queue, 4, no_ack=False)
         await messages[2].nack(multiple=True, requeue=requeue)  # first three
         await messages[3].ack()
         if requeue:
             back = await get_n(queue, 3)
-            assert [(m.body, m.redelivered) for m in back] == [
-                (b"000", True),
-                (b"001", True),
-                (b"002", True),
-            ]
+            assert [(m.body, m.redelivered) for m in back] == [(b, True) for b in _bodies(3)]
         assert await message_count(s.channel, queue.name) == 0
 
 
 async def test_recover_requeues_unacked(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, *_bodies(3))
-        channel = await s.new_channel()
-        messages = await get_n(await channel.get_queue(queue.name), 3, no_ack=False)
+        await s.publish(queue.name, *_bodies(3))
+        channel, messages = await s.take_unacked(queue.name, 3)
         await messages[1].ack()
         await (await channel.get_underlay_channel()).basic_recover(requeue=True)
         back = await get_n(queue, 2)
@@ -215,7 +201,7 @@ async def test_consumers_on_one_queue_get_messages_round_robin(amqp_url: str) ->
                 got[worker].append(int(message.body))
 
             await consumer_queue.consume(on_message, no_ack=True)
-        await _publish(s, queue.name, *_bodies(12))
+        await s.publish(queue.name, *_bodies(12))
         await wait_until(lambda: sum(map(len, got.values())) == 12)
         assert sorted(got.values()) == [list(range(k, 12, 3)) for k in range(3)], got
 
@@ -223,7 +209,7 @@ async def test_consumers_on_one_queue_get_messages_round_robin(amqp_url: str) ->
 async def test_prefetch_limits_unacked_deliveries(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, *_bodies(10))
+        await s.publish(queue.name, *_bodies(10))
         channel = await s.new_channel()
         await channel.set_qos(prefetch_count=3)
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
@@ -252,7 +238,7 @@ async def test_prefetch_is_per_consumer(amqp_url: str) -> None:
     on the channel (not to the channel as the 0-9-1 text says). The embedded broker must match."""
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, *_bodies(10))
+        await s.publish(queue.name, *_bodies(10))
         channel = await s.new_channel()
         await channel.set_qos(prefetch_count=2)
         consumer_queue = await channel.get_queue(queue.name)
@@ -288,7 +274,7 @@ async def test_fair_dispatch_skips_a_busy_worker(amqp_url: str) -> None:
             await message.ack()
 
         await (await free.get_queue(queue.name)).consume(work)
-        await _publish(s, queue.name, *_bodies(8))
+        await s.publish(queue.name, *_bodies(8))
         await wait_until(lambda: len(stuck) + len(done) == 8)
         assert len(stuck) == 1 and len(done) == 7
         assert sorted(stuck + done) == _bodies(8)
@@ -297,7 +283,7 @@ async def test_fair_dispatch_skips_a_busy_worker(amqp_url: str) -> None:
 async def test_prefetch_zero_means_unlimited(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, *_bodies(30))
+        await s.publish(queue.name, *_bodies(30))
         channel = await s.new_channel()
         await channel.set_qos(prefetch_count=0)
         messages = await collect(await channel.get_queue(queue.name), 30)
@@ -307,7 +293,7 @@ async def test_prefetch_zero_means_unlimited(amqp_url: str) -> None:
 async def test_no_ack_consumer_removes_messages(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, *_bodies(5))
+        await s.publish(queue.name, *_bodies(5))
         channel = await s.new_channel()
         await collect(await channel.get_queue(queue.name), 5, no_ack=True)
         await channel.close()  # nothing was unacked, so nothing returns
@@ -321,10 +307,10 @@ async def test_cancel_stops_deliveries_but_keeps_unacked(amqp_url: str) -> None:
         consumer_queue = await channel.get_queue(queue.name)
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         tag = await consumer_queue.consume(inbox.put)
-        await _publish(s, queue.name, b"before")
+        await s.publish(queue.name, b"before")
         before = await asyncio.wait_for(inbox.get(), 5)
         await consumer_queue.cancel(tag)
-        await _publish(s, queue.name, b"after")
+        await s.publish(queue.name, b"after")
         await asyncio.sleep(SETTLE)
         assert inbox.empty()
         assert await message_count(s.channel, queue.name) == 1

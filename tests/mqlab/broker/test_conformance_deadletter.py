@@ -26,13 +26,6 @@ async def _dead_letter_setup(
     return source, dead, dlx.name
 
 
-async def _publish(s: Scratch, routing_key: str, *messages: Message) -> None:
-    channel = await s.new_channel(publisher_confirms=True)
-    for message in messages:
-        await channel.default_exchange.publish(message, routing_key)
-    await channel.close()
-
-
 def _death(message: AbstractIncomingMessage) -> dict[str, Any]:
     deaths = message.headers.get("x-death")
     assert isinstance(deaths, list) and deaths, f"no x-death header in {message.headers}"
@@ -42,7 +35,7 @@ def _death(message: AbstractIncomingMessage) -> dict[str, Any]:
 async def test_queue_ttl_dead_letters_with_x_death(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         source, dead, dlx = await _dead_letter_setup(s, **{"x-message-ttl": 100})
-        await _publish(s, source.name, Message(b"stale", headers={"mine": "kept"}))
+        await s.publish(source.name, Message(b"stale", headers={"mine": "kept"}))
         [message] = await get_n(dead, 1)
         assert message.body == b"stale"
         assert (message.exchange, message.routing_key) == (dlx, source.name)
@@ -59,7 +52,7 @@ async def test_queue_ttl_dead_letters_with_x_death(amqp_url: str) -> None:
 async def test_per_message_expiration_dead_letters(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         source, dead, _ = await _dead_letter_setup(s)
-        await _publish(s, source.name, Message(b"short", expiration=0.1), Message(b"long"))
+        await s.publish(source.name, Message(b"short", expiration=0.1), Message(b"long"))
         [message] = await get_n(dead, 1)
         assert message.body == b"short"
         death = _death(message)
@@ -73,7 +66,7 @@ async def test_per_message_expiration_dead_letters(amqp_url: str) -> None:
 async def test_expired_without_dlx_is_dropped(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue(arguments={"x-message-ttl": 50})
-        await _publish(s, queue.name, Message(b"1"), Message(b"2"))
+        await s.publish(queue.name, Message(b"1"), Message(b"2"))
 
         async def empty() -> bool:
             return await message_count(s.channel, queue.name) == 0
@@ -85,7 +78,7 @@ async def test_expired_without_dlx_is_dropped(amqp_url: str) -> None:
 async def test_expired_per_message_is_never_delivered(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, Message(b"old", expiration=0.05), Message(b"new"))
+        await s.publish(queue.name, Message(b"old", expiration=0.05), Message(b"new"))
         await asyncio.sleep(0.3)
         [message] = await get_n(queue, 1)
         assert message.body == b"new"
@@ -104,7 +97,7 @@ async def test_dead_letter_routing_key_override(amqp_url: str) -> None:
                 "x-message-ttl": 50,
             }
         )
-        await _publish(s, source.name, Message(b"late"))
+        await s.publish(source.name, Message(b"late"))
         [message] = await get_n(dead, 1)
         assert (message.body, message.routing_key) == (b"late", "dead.tick")
         assert _death(message)["routing-keys"] == [source.name]
@@ -121,7 +114,7 @@ async def test_dead_letter_to_default_exchange(amqp_url: str) -> None:
                 "x-message-ttl": 50,
             }
         )
-        await _publish(s, source.name, Message(b"x"))
+        await s.publish(source.name, Message(b"x"))
         [message] = await get_n(dead, 1)
         assert (message.body, _death(message)["queue"]) == (b"x", source.name)
 
@@ -130,7 +123,7 @@ async def test_dead_letter_to_default_exchange(amqp_url: str) -> None:
 async def test_rejected_without_requeue_is_dead_lettered(amqp_url: str, how: str) -> None:
     async with Scratch(amqp_url) as s:
         source, dead, _ = await _dead_letter_setup(s)
-        await _publish(s, source.name, Message(b"bad order"))
+        await s.publish(source.name, Message(b"bad order"))
         [message] = await get_n(source, 1, no_ack=False)
         await getattr(message, how)(requeue=False)
         [dead_letter] = await get_n(dead, 1)
@@ -142,7 +135,7 @@ async def test_rejected_without_requeue_is_dead_lettered(amqp_url: str, how: str
 async def test_requeued_message_is_not_dead_lettered(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         source, dead, _ = await _dead_letter_setup(s)
-        await _publish(s, source.name, Message(b"retry"))
+        await s.publish(source.name, Message(b"retry"))
         [message] = await get_n(source, 1, no_ack=False)
         await message.reject(requeue=True)
         [again] = await get_n(source, 1)
@@ -153,7 +146,7 @@ async def test_requeued_message_is_not_dead_lettered(amqp_url: str) -> None:
 async def test_max_length_drops_from_the_head(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue(arguments={"x-max-length": 3})
-        await _publish(s, queue.name, *(Message(b"%d" % i) for i in range(5)))
+        await s.publish(queue.name, *(Message(b"%d" % i) for i in range(5)))
         assert await message_count(s.channel, queue.name) == 3
         assert [m.body for m in await get_n(queue, 3)] == [b"2", b"3", b"4"]
 
@@ -161,7 +154,7 @@ async def test_max_length_drops_from_the_head(amqp_url: str) -> None:
 async def test_max_length_overflow_is_dead_lettered_as_maxlen(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         source, dead, _ = await _dead_letter_setup(s, **{"x-max-length": 2})
-        await _publish(s, source.name, *(Message(b"%d" % i) for i in range(5)))
+        await s.publish(source.name, *(Message(b"%d" % i) for i in range(5)))
         dropped = await get_n(dead, 3)
         assert [m.body for m in dropped] == [b"0", b"1", b"2"]
         assert {_death(m)["reason"] for m in dropped} == {"maxlen"}
@@ -171,5 +164,5 @@ async def test_max_length_overflow_is_dead_lettered_as_maxlen(amqp_url: str) -> 
 async def test_max_length_zero_keeps_nothing(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue(arguments={"x-max-length": 0})
-        await _publish(s, queue.name, Message(b"x"))
+        await s.publish(queue.name, Message(b"x"))
         assert await message_count(s.channel, queue.name) == 0

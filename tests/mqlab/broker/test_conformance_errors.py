@@ -32,13 +32,6 @@ from .helpers import (
 pytestmark = pytest.mark.timeout(60)
 
 
-async def _publish(s: Scratch, queue_name: str, *bodies: bytes) -> None:
-    channel = await s.new_channel(publisher_confirms=True)
-    for body in bodies:
-        await channel.default_exchange.publish(Message(body), queue_name)
-    await channel.close()
-
-
 async def _channel_close(raw: RawConnection, channel: int = 1) -> commands.Channel.Close:
     close = await raw.expect(commands.Channel.Close, channel=channel)
     raw.send(commands.Channel.CloseOk(), channel=channel)
@@ -66,10 +59,9 @@ async def test_ack_unknown_delivery_tag_406(amqp_url: str, tag: int) -> None:
 async def test_settling_a_delivery_twice_406(amqp_url: str, second: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, b"x")
-        channel = await s.new_channel()
+        await s.publish(queue.name, b"x")
+        channel, [message] = await s.take_unacked(queue.name, 1)
         underlay = await channel.get_underlay_channel()
-        [message] = await get_n(await channel.get_queue(queue.name), 1, no_ack=False)
         await message.ack()
         settle = {
             "ack": lambda: underlay.basic_ack(message.delivery_tag),
@@ -84,7 +76,7 @@ async def test_settling_a_delivery_twice_406(amqp_url: str, second: str) -> None
 async def test_delivery_tags_belong_to_their_channel_406(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, b"x")
+        await s.publish(queue.name, b"x")
         [message] = await get_n(queue, 1, no_ack=False)
         other = await s.new_channel()
         await (await other.get_underlay_channel()).basic_ack(message.delivery_tag)
@@ -101,7 +93,7 @@ async def test_channel_error_leaves_other_channels_and_connections_alone(amqp_ur
         with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
             await doomed.declare_queue(s.qname(), passive=True)
         assert doomed.is_closed and not s.channel.is_closed and not s.connection.is_closed
-        await _publish(s, queue.name, b"still here")
+        await s.publish(queue.name, b"still here")
         [message] = await get_n(queue, 1)
         assert message.body == b"still here"
 

@@ -14,21 +14,13 @@ from .helpers import Scratch, collect, get_n, ignore, message_count, wait_until
 pytestmark = pytest.mark.timeout(60)
 
 
-async def _publish(s: Scratch, queue_name: str, *bodies: bytes) -> None:
-    """Publish through a confirming channel, so the messages are queued when this returns."""
-    channel = await s.new_channel(publisher_confirms=True)
-    for body in bodies:
-        await channel.default_exchange.publish(Message(body), queue_name)
-    await channel.close()
-
-
 async def test_server_named_queues(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         first = await s.channel.declare_queue(exclusive=True)
         second = await s.channel.declare_queue("", exclusive=True)
         assert first.name.startswith("amq.gen-"), first.name  # RabbitMQ's prefix for them
         assert second.name.startswith("amq.gen-") and second.name != first.name
-        await _publish(s, first.name, b"x")
+        await s.publish(first.name, b"x")
         [message] = await get_n(first, 1)
         assert message.body == b"x"
 
@@ -38,7 +30,7 @@ async def test_declare_reports_message_and_consumer_counts(amqp_url: str) -> Non
         queue = await s.queue()
         ok = queue.declaration_result
         assert (ok.message_count, ok.consumer_count) == (0, 0)
-        await _publish(s, queue.name, b"1", b"2", b"3")
+        await s.publish(queue.name, b"1", b"2", b"3")
         again = await s.channel.declare_queue(queue.name)
         assert again.declaration_result.message_count == 3
         other = await s.new_channel()
@@ -55,7 +47,7 @@ async def _counts(s: Scratch, name: str, want: tuple[int, int]) -> bool:
 async def test_passive_declare(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue(durable=True)
-        await _publish(s, queue.name, b"1")
+        await s.publish(queue.name, b"1")
         # Passive ignores the other flags: it only asks "does it exist, and how full is it?"
         found = await s.channel.declare_queue(queue.name, passive=True)
         assert found.declaration_result.message_count == 1
@@ -108,7 +100,7 @@ async def test_exclusive_queue_is_locked_to_other_connections_405(
         with pytest.raises(aiormq.exceptions.ChannelLockedResource):
             await calls[operation]()
         # The owner is unaffected.
-        await _publish(s, queue.name, b"mine")
+        await s.publish(queue.name, b"mine")
         assert [m.body for m in await get_n(queue, 1)] == [b"mine"]
 
 
@@ -156,7 +148,7 @@ async def test_auto_delete_queue_goes_with_its_last_consumer(amqp_url: str) -> N
 async def test_purge_returns_count_and_empties(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, *[b"%d" % i for i in range(7)])
+        await s.publish(queue.name, *[b"%d" % i for i in range(7)])
         ok = await queue.purge()
         assert ok.message_count == 7
         assert await message_count(s.channel, queue.name) == 0
@@ -167,7 +159,7 @@ async def test_purge_keeps_unacked_messages(amqp_url: str) -> None:
     """Purge removes ready messages only; an unacked one returns if its channel closes."""
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, b"held", b"ready")
+        await s.publish(queue.name, b"held", b"ready")
         consumer_channel = await s.new_channel()
         [held] = await get_n(await consumer_channel.get_queue(queue.name), 1, no_ack=False)
         assert held.body == b"held"
@@ -180,7 +172,7 @@ async def test_purge_keeps_unacked_messages(amqp_url: str) -> None:
 async def test_delete_returns_message_count(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, b"1", b"2")
+        await s.publish(queue.name, b"1", b"2")
         ok = await queue.delete(if_unused=False, if_empty=False)
         assert ok.message_count == 2
         with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
@@ -190,7 +182,7 @@ async def test_delete_returns_message_count(amqp_url: str) -> None:
 async def test_delete_if_empty_refuses_a_full_queue_406(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
-        await _publish(s, queue.name, b"1")
+        await s.publish(queue.name, b"1")
         with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
             await queue.delete(if_unused=False, if_empty=True)
         channel = await s.new_channel()
@@ -238,9 +230,9 @@ async def test_messages_come_out_in_fifo_order(amqp_url: str) -> None:
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
         bodies = [b"%03d" % i for i in range(50)]
-        await _publish(s, queue.name, *bodies)
+        await s.publish(queue.name, *bodies)
         assert [m.body for m in await get_n(queue, 50)] == bodies
-        await _publish(s, queue.name, *bodies)
+        await s.publish(queue.name, *bodies)
         assert [m.body for m in await collect(queue, 50, no_ack=True)] == bodies
 
 

@@ -40,6 +40,23 @@ async def _poll(raw: RawConnection, kind: type, timeout: float = 0.005) -> bool:
         return False
 
 
+async def _consume_acking(queue: aio_pika.abc.AbstractQueue, n: int, timeout: float) -> list[bytes]:
+    """The bodies, once ``n`` messages came (acked); the consumer goes on until its channel
+    closes, and keeps adding to the list it returned."""
+    got: list[bytes] = []
+    enough = asyncio.Event()
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        got.append(message.body)
+        await message.ack()
+        if len(got) >= n:
+            enough.set()
+
+    await queue.consume(on_message)
+    await asyncio.wait_for(enough.wait(), timeout)
+    return got
+
+
 async def test_publisher_is_blocked_past_the_limit_and_unblocked_after_draining(
     tmp_path: Path,
 ) -> None:
@@ -82,25 +99,13 @@ async def test_publisher_is_blocked_past_the_limit_and_unblocked_after_draining(
         async with consumer:
             channel = await consumer.channel()
             await channel.set_qos(prefetch_count=500)
-            q = await channel.get_queue(queue)
-            drained = asyncio.Event()
-            count = 0
-
-            async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-                nonlocal count
-                await message.ack()
-                count += 1
-                if count >= sent // 2:
-                    drained.set()
-
-            await q.consume(on_message)
-            await asyncio.wait_for(drained.wait(), 30)
+            taken = await _consume_acking(await channel.get_queue(queue), sent // 2, 30)
             unblocked = False
             for _ in range(400):
                 if await _poll(publisher, commands.Connection.Unblocked, 0.05):
                     unblocked = True
                     break
-            assert unblocked, f"no connection.unblocked after the consumer took {count}"
+            assert unblocked, f"no connection.unblocked after the consumer took {len(taken)}"
             # The publisher is heard again: a declare on it is answered.
             publisher.send(commands.Queue.Declare(queue=queue, passive=True), channel=1)
             ok = await publisher.expect(commands.Queue.DeclareOk, channel=1, timeout=10)
@@ -160,17 +165,7 @@ async def _drain(url: str, queue: str, count: int) -> list[bytes]:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=200)
         q = await channel.declare_queue(queue, durable=True)
-        got: list[bytes] = []
-        done = asyncio.Event()
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            got.append(message.body)
-            await message.ack()
-            if len(got) == count:
-                done.set()
-
-        await q.consume(on_message)
-        await asyncio.wait_for(done.wait(), 60)
+        got = await _consume_acking(q, count, 60)
         await q.delete(if_unused=False, if_empty=False)
     return got
 

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
-import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from mqlab.live.binance import Subscription
-from mqlab.live.bus import replay_bus_session, run_bus_session
+from mqlab.live.bus import run_bus_session
+from mqlab.live.bus_venue import replay_bus_session
 from mqlab.live.fakeserver import FakeBinanceServer, session_script, time_lapse_klines
 from mqlab.live.record import read_session
 from mqlab.live.source import Backoff, BinanceSource
 from mqlab.strategies import SmaCross
 
-from .helpers import free_port, mqlab
+from .helpers import (
+    assert_cli_replay_matches,
+    fake_binance,
+    free_port,
+    interrupt_after_some_bars,
+    mqlab,
+)
 
 META = {
     "symbol": "BTCUSDT",
@@ -75,62 +80,30 @@ async def test_bus_replay_notices_a_changed_arrival(embedded_url: str, tmp_path:
     assert not replay.identical and replay.differences
 
 
-def _serve(*extra: str) -> tuple[object, str]:
-    port = free_port()
-    server = mqlab("fake-binance", "--port", str(port), "--pace", "0.003", *extra)
-    assert server.stdout is not None
-    assert "SYNTHETIC" in server.stdout.readline()
-    return server, f"ws://127.0.0.1:{port}"
-
-
-def _stop(server: object) -> None:
-    server.send_signal(signal.SIGINT)  # type: ignore[attr-defined]
-    server.communicate(timeout=10)  # type: ignore[attr-defined]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("processes", [False, True], ids=["one-process", "processes"])
 def test_cli_paper_over_the_bus_then_backtest_replay(
     amqp_url: str, processes: bool, tmp_path: Path
 ) -> None:
-    server, url = _serve("--bars", "200", "--disconnect-at", "50")
     record = tmp_path / "s.jsonl"
-    try:
+    with fake_binance("--bars", "200", "--disconnect-at", "50", pace="0.003") as url:
         paper = mqlab("paper", "--endpoint", url, "--bars", "90", "--param", "fast=3",
                       "--param", "slow=8", "--record", str(record), "--json", "--url", amqp_url,
                       *(["--processes"] if processes else []))  # fmt: skip
         out, err = paper.communicate(timeout=120)
-    finally:
-        _stop(server)
     assert paper.returncode == 0, err
     report = json.loads(out)
     assert report["mode"] == ("processes" if processes else "one process")
     assert report["fills"] > 0 and report["notices"] >= 1  # the reconnect
-    replay = mqlab("backtest", "--replay", str(record), "--json")
-    out, err = replay.communicate(timeout=60)
-    assert replay.returncode == 0, out + err
-    again = json.loads(out)
-    assert again["identical_to_live"] is True
-    for key in ("fills", "equity", "realised", "fees", "orders_sent"):
-        assert again[key] == report[key]
+    assert_cli_replay_matches(record, report)
 
 
 @pytest.mark.slow
 def test_cli_paper_processes_ctrl_c_stops_cleanly_with_a_report(tmp_path: Path) -> None:
-    server, url = _serve("--bars", "2000")
     record = tmp_path / "s.jsonl"
-    try:
+    with fake_binance("--bars", "2000", pace="0.003") as url:
         paper = mqlab("paper", "--endpoint", url, "--processes", "--record", str(record))
-        assert paper.stderr is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # wait for a status line with some bars in it
-            line = paper.stderr.readline()
-            if " bars " in line and " bars 0 " not in line and " bars 1 " not in line:
-                break
-        paper.send_signal(signal.SIGINT)
-        out, err = paper.communicate(timeout=60)
-    finally:
-        _stop(server)
+        out, err = interrupt_after_some_bars(paper, wait=60, timeout=60)
     assert paper.returncode == 0, err
     assert "equity" in out and "replay" in out and "Traceback" not in err
     assert replay_bus_session(record).identical
@@ -150,7 +123,7 @@ def test_overtaken_counts_events_stamped_before_an_order_reached_the_venue() -> 
     from decimal import Decimal
 
     from mqlab.events import Order, OrderType, Side
-    from mqlab.live.bus import overtaken
+    from mqlab.live.bus_venue import overtaken
     from mqlab.live.record import Session
 
     bars = time_lapse_klines(4, start_ms=0)  # closes at 60_000, 120_000, ...

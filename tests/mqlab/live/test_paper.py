@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,13 @@ from mqlab.live.demo import paper_demo
 from mqlab.live.record import SessionError, read_session
 from mqlab.live.replay import replay_session
 
-from .helpers import free_port, mqlab
+from .helpers import (
+    assert_cli_replay_matches,
+    fake_binance,
+    free_port,
+    interrupt_after_some_bars,
+    mqlab,
+)
 
 
 @pytest.fixture(scope="module")
@@ -107,16 +112,12 @@ def test_a_session_cut_mid_line_still_reads_up_to_it(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def fake_server() -> object:
-    port = free_port()
-    server = mqlab("fake-binance", "--port", str(port), "--bars", "400", "--pace", "0.003",
-                   "--disconnect-at", "60")  # fmt: skip
-    assert server.stdout is not None
-    line = server.stdout.readline()  # printed once it listens
-    assert "serving 400 SYNTHETIC BTCUSDT 1m bars at ws://127.0.0.1:" in line, line
-    yield f"ws://127.0.0.1:{port}"
-    server.send_signal(signal.SIGINT)
-    server.communicate(timeout=10)
+def fake_server() -> Iterator[str]:
+    listening = "serving 400 SYNTHETIC BTCUSDT 1m bars at ws://127.0.0.1:"
+    with fake_binance(
+        "--bars", "400", "--disconnect-at", "60", pace="0.003", expect=listening
+    ) as url:
+        yield url
 
 
 @pytest.mark.slow
@@ -128,27 +129,14 @@ def test_cli_paper_then_backtest_replay(fake_server: str, tmp_path: Path) -> Non
     assert paper.returncode == 0, err
     report = json.loads(out)
     assert report["bars"] == 120 and report["reconnects"] == 1 and report["fills"] > 0
-    replay = mqlab("backtest", "--replay", str(record), "--json")
-    out, err = replay.communicate(timeout=60)
-    assert replay.returncode == 0, out + err
-    again = json.loads(out)
-    assert again["identical_to_live"] is True
-    for key in ("fills", "equity", "realised", "fees", "orders_sent"):
-        assert again[key] == report[key]
+    assert_cli_replay_matches(record, report)
 
 
 @pytest.mark.slow
 def test_cli_paper_ctrl_c_stops_cleanly_with_a_report(fake_server: str, tmp_path: Path) -> None:
     record = tmp_path / "s.jsonl"
     paper = mqlab("paper", "--endpoint", fake_server, "--record", str(record))
-    assert paper.stderr is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # wait for a status line with some bars in it
-        line = paper.stderr.readline()
-        if "bars" in line and " bars 0 " not in line and "bars 1 " not in line:
-            break
-    paper.send_signal(signal.SIGINT)
-    out, err = paper.communicate(timeout=20)
+    out, err = interrupt_after_some_bars(paper, wait=30, timeout=20)
     assert paper.returncode == 0, err
     assert "equity" in out and "replay" in out and "Traceback" not in err
     assert read_session(record).summary is not None  # the end line was written
@@ -156,20 +144,24 @@ def test_cli_paper_ctrl_c_stops_cleanly_with_a_report(fake_server: str, tmp_path
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("argv", "message"),
     [
-        (["--symbol", "BTC/USDT"], "error: unknown symbol 'BTC/USDT'"),
-        (["--interval", "7m"], "error: unknown interval '7m'"),
-        (["--endpoint", "http://x"], "error: bad endpoint 'http://x'"),
-        (["--param", "fast"], "error: --param 'fast': write NAME=VALUE"),
+        (["paper", "--symbol", "BTC/USDT"], "error: unknown symbol 'BTC/USDT'"),
+        (["paper", "--interval", "7m"], "error: unknown interval '7m'"),
+        (["paper", "--endpoint", "http://x"], "error: bad endpoint 'http://x'"),
+        (["paper", "--param", "fast"], "error: --param 'fast': write NAME=VALUE"),
+        (["fake-binance", "--symbol", "BTC-USDT"], "error: unknown symbol 'BTC-USDT'"),
+        (["fake-binance", "--interval", "2m"], "error: unknown interval '2m'"),
+        (["backtest", "--replay", "no/such/session.jsonl"],
+         "error: session file no/such/session.jsonl not found"),
     ],
-)
-def test_cli_paper_bad_input(
-    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+)  # fmt: skip
+def test_cli_live_commands_bad_input_is_one_clear_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["paper", *args]) == 2
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1].startswith(message), err
+    assert err.count("\n") == 1 and err.startswith(message), err
 
 
 def test_cli_paper_unreachable_endpoint(tmp_path: Path) -> None:
@@ -183,31 +175,14 @@ def test_cli_paper_unreachable_endpoint(tmp_path: Path) -> None:
     assert "after 2 attempts" in last and "Connect" in last
 
 
-def test_cli_replay_of_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["backtest", "--replay", "no/such/session.jsonl"]) == 2
-    assert "error: session file no/such/session.jsonl not found" in capsys.readouterr().err
-
-
-def _serve(*extra: str) -> tuple[object, str]:
-    port = free_port()
-    server = mqlab("fake-binance", "--port", str(port), "--pace", "0.002", *extra)
-    assert server.stdout is not None
-    line = server.stdout.readline()  # printed once it listens
-    assert "SYNTHETIC" in line, line
-    return server, f"ws://127.0.0.1:{port}"
-
-
 @pytest.mark.slow  # a CLI subprocess session: ~12 s; make test runs it
 def test_cli_paper_malformed_frames_and_a_gap_are_reported_and_survived(tmp_path: Path) -> None:
-    server, url = _serve("--bars", "120", "--malformed-at", "20", "--gap-at", "40")
     record = tmp_path / "s.jsonl"
-    try:
+    with fake_binance("--bars", "120", "--malformed-at", "20", "--gap-at", "40",
+                      pace="0.002") as url:  # fmt: skip
         paper = mqlab("paper", "--endpoint", url, "--bars", "80", "--record", str(record),
                       "--json")  # fmt: skip
         out, err = paper.communicate(timeout=60)
-    finally:
-        server.send_signal(signal.SIGINT)  # type: ignore[attr-defined]
-        server.communicate(timeout=10)  # type: ignore[attr-defined]
     assert paper.returncode == 0, err
     report = json.loads(out)
     assert report["malformed"] == 1 and report["gaps"] == 1 and report["bars"] == 80
@@ -221,22 +196,11 @@ def test_cli_paper_malformed_frames_and_a_gap_are_reported_and_survived(tmp_path
 def test_cli_paper_well_formed_but_unlisted_symbol_ends_with_a_clear_error(
     tmp_path: Path,
 ) -> None:
-    server, url = _serve("--bars", "50")  # serves BTCUSDT only
-    try:
-        record = str(tmp_path / "s.jsonl")
+    record = str(tmp_path / "s.jsonl")
+    with fake_binance("--bars", "50", pace="0.002") as url:  # serves BTCUSDT only
         paper = mqlab("paper", "--endpoint", url, "--symbol", "ETHUSDT",
                       "--first-data-timeout", "1", "--record", record)  # fmt: skip
         _, err = paper.communicate(timeout=60)
-    finally:
-        server.send_signal(signal.SIGINT)  # type: ignore[attr-defined]
-        server.communicate(timeout=10)  # type: ignore[attr-defined]
     assert paper.returncode == 1
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: no market data within 1") and "ETHUSDT" in last, err
-
-
-def test_cli_fake_server_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["fake-binance", "--symbol", "BTC-USDT"]) == 2
-    assert capsys.readouterr().err.startswith("error: unknown symbol 'BTC-USDT'")
-    assert main(["fake-binance", "--interval", "2m"]) == 2
-    assert capsys.readouterr().err.startswith("error: unknown interval '2m'")

@@ -21,8 +21,8 @@ from mqlab.pipeline import fill_rows
 from mqlab.routing import topic_match
 from mqlab.services.exchange import ExchangeService
 from mqlab.services.market import MarketService
+from mqlab.services.options import ServiceOptions
 from mqlab.services.portfolio import PortfolioService
-from mqlab.services.protocol import default_queues
 from mqlab.services.strategy_host import StrategyHost
 
 
@@ -105,16 +105,13 @@ class Router:
 async def _run(config: RunConfig, seed: int, duplicates: float = 0.1, lockstep: bool = False
                ) -> PortfolioService:  # fmt: skip
     router = Router(random.Random(seed), duplicates)
-    exchange = ExchangeService(FakeBus(router), config.make_exchange(),  # type: ignore[arg-type]
-                               strategies=[config.strategy_id], lockstep=lockstep)  # fmt: skip
-    strategy = StrategyHost(FakeBus(router), config.make_strategy(),  # type: ignore[arg-type]
-                            patterns=config.market_keys, lockstep=lockstep)  # fmt: skip
-    portfolio = PortfolioService(FakeBus(router), config.make_portfolio(),  # type: ignore[arg-type]
-                                 patterns=config.market_keys)  # fmt: skip
     window = random.Random(seed).choice([1, 2, 5, 16])
-    market = MarketService(FakeBus(router), config.events,  # type: ignore[arg-type]
-                           window=window, batch=random.Random(seed + 1).randint(1, window),
-                           wait_for=default_queues([config.strategy_id]))  # fmt: skip
+    batch = random.Random(seed + 1).randint(1, window)
+    options = ServiceOptions(config, lockstep=lockstep, window=window, batch=batch)
+    exchange = ExchangeService(FakeBus(router), options)  # type: ignore[arg-type]
+    strategy = StrategyHost(FakeBus(router), options)  # type: ignore[arg-type]
+    portfolio = PortfolioService(FakeBus(router), options)  # type: ignore[arg-type]
+    market = MarketService(FakeBus(router), options)  # type: ignore[arg-type]
     for service in (exchange, strategy, portfolio):
         await service.recover()
         await service.subscribe()

@@ -14,6 +14,7 @@ from mqlab.config import RunConfig, parse_params
 from mqlab.events import Order, OrderType, Side, encode
 from mqlab.services._runtime import Journal, Outgoing, Service
 from mqlab.services.market import MarketService
+from mqlab.services.options import ServiceOptions
 from mqlab.services.protocol import (
     HEADER_SENT,
     HEADER_SEQ,
@@ -117,7 +118,7 @@ def test_control_messages_and_headers_are_checked() -> None:
 
 def test_market_keys_carry_the_interval_and_steps_are_numbered() -> None:
     config = RunConfig(limit=3)
-    market = MarketService(Published(), config.events)  # type: ignore[arg-type]
+    market = MarketService(Published(), ServiceOptions(config))  # type: ignore[arg-type]
     (out,) = market.apply({"id": "pub.2", "kind": "pub", "seq": 2, "sent_ns": 7})
     assert out.routing_key == "kline.binance.BTCUSDT.1m"
     assert out.message_id == config.events[1].id
