@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mqlab.backtest import DecisionCpu, RecordedRun
 from mqlab.timeseries import FactorEvaluation
 
-__all__ = ["factor_line", "live_lines"]
+__all__ = ["benchmark_lines", "daily_cpu_lines", "factor_line", "live_lines"]
+
+#: How the table names the other peers of :class:`mqlab.backtest.RecordedRun`.
+PEER_LABELS = {
+    "backtrader_pandasdata": "backtrader with PandasData",
+    "backtesting": "backtesting.py",
+}
 
 
 def factor_line(evaluation: FactorEvaluation) -> str:
@@ -38,3 +45,33 @@ def live_lines(costs: Sequence[Mapping[str, Any]]) -> list[str]:
             f"x{growth['event-driven µs']:.2f} (event-driven)"
         )
     return lines
+
+
+def benchmark_lines(run: RecordedRun | None) -> list[str]:
+    """The recorded run against backtrader (:func:`mqlab.backtest.recorded_benchmark`) as a
+    table in CPU time; if there is none, what to run to record one."""
+    if run is None:
+        return ["no recorded backtrader run yet: python benchmarks/backtest.py --quick"]
+    fastest = "backtrader, fastest feed" if run.backtrader_feed == "fastest" else "backtrader"
+    lines = [
+        f"{run.bars:,} synthetic bars, Python {run.python}, "
+        f"load average {run.load_average}, same trades: {run.same_trades}",
+        f"{'':>40}  {'bars/s (CPU)':>12}  {'vs backtrader':>13}",
+        f"{fastest:>40}  {run.backtrader:>12,}",
+        f"{'ours, building events from the frame':>40}  "
+        f"{run.from_frame:>12,}  {run.like_for_like:>12}x",
+        f"{'ours, fed ready-made events':>40}  {run.events:>12,}  {run.engine_only:>12}x",
+    ]
+    for name, (rate, ratio) in run.others.items():
+        label = PEER_LABELS.get(name, name)
+        lines.append(f"{label:>40}  {rate:>12,}  (ours from the frame: {ratio}x as fast)")
+    return lines
+
+
+def daily_cpu_lines(rows: Sequence[DecisionCpu]) -> list[str]:
+    """One line per data rate: decisions a day and the CPU each way of deciding costs."""
+    return [
+        f"{r.label:>25}: {r.decisions:>7,} decisions, CPU: vectorised {r.vectorised_s:8.1f} s, "
+        f"event-driven {r.event_driven_s:5.2f} s"
+        for r in rows
+    ]

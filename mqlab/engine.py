@@ -219,7 +219,6 @@ def _checked(source: Iterable[MarketEvent], i: int) -> Iterator[MarketEvent]:
         yield event
 
 
-
 def unsorted(i: int, event: MarketEvent, t: int) -> ValueError:
     """The error for source ``i`` yielding ``event`` after an event at time ``t``."""
     return ValueError(

@@ -166,6 +166,7 @@ class Portfolio:
 
     def on_market(self, event: MarketEvent) -> None:
         """Mark to the event's price and add a point to the equity curve."""
+        # (Backtest.run inlines this for a Kline of the symbol marked last: keep them alike.)
         if type(event) is Kline:
             price = event.close
         elif type(event) is OrderBook:

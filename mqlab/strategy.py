@@ -108,16 +108,6 @@ class Strategy:
         self._send: Send | None = None
         self._clock: Callable[[], int] | None = None
         self._portfolio: PortfolioView | None = None
-        self._wire()
-
-    def _wire(self) -> None:
-        self._dispatch: dict[type, Callable[[Any], None]] = {
-            Kline: self._on_market_kline,
-            OrderBook: self._on_market_book,
-            Trade: self._on_market_trade,
-            OrderUpdate: self._on_update,
-            Fill: self._on_fill,
-        }
 
     # --- wiring -------------------------------------------------------------------------------
 
@@ -151,28 +141,23 @@ class Strategy:
 
     def handle(self, event: Event) -> None:
         """Deliver one event: update positions and open orders, then call the matching hook."""
+        # (Backtest.run inlines the Kline case below, without a clock: keep them alike.)
         self.now = event.recv_ts if self._clock is None else self._clock()
-        if type(event) is Kline:  # the hot path of a bar backtest: one call fewer
+        if type(event) is Kline:  # the hot path of a bar backtest: tested first
             self._last = event
             self.on_kline(event)
-            return
-        try:
-            handler = self._dispatch[type(event)]
-        except KeyError:
-            raise TypeError(f"a strategy does not handle {type(event).__name__} events") from None
-        handler(event)
-
-    def _on_market_kline(self, event: Kline) -> None:
-        self._last = event
-        self.on_kline(event)
-
-    def _on_market_book(self, event: OrderBook) -> None:
-        self._last = event
-        self.on_orderbook(event)
-
-    def _on_market_trade(self, event: Trade) -> None:
-        self._last = event
-        self.on_trade(event)
+        elif type(event) is OrderUpdate:
+            self._on_update(event)
+        elif type(event) is Fill:
+            self._on_fill(event)
+        elif type(event) is OrderBook:
+            self._last = event
+            self.on_orderbook(event)
+        elif type(event) is Trade:
+            self._last = event
+            self.on_trade(event)
+        else:
+            raise TypeError(f"a strategy does not handle {type(event).__name__} events")
 
     def _on_update(self, update: OrderUpdate) -> None:
         if update.status in _CLOSED:
@@ -311,7 +296,7 @@ class Strategy:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_send", "_clock", "_dispatch", "_portfolio"):
+        for key in ("_send", "_clock", "_portfolio"):
             state.pop(key, None)
         return state
 
@@ -320,7 +305,6 @@ class Strategy:
         self._send = None
         self._clock = None
         self._portfolio = None
-        self._wire()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} seq={self._seq} now={self.now}>"

@@ -10,7 +10,7 @@ import functools
 import gc
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from decimal import Decimal
-from itertools import chain, repeat
+from itertools import chain
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -51,14 +51,16 @@ class _DecimalColumn:
         # map() runs these loops in C: no bytecode per value, only the Decimal work itself.
         if self.ticks is None:  # repr is a float's shortest round-tripping decimal, exactly
             return list(map(Decimal, map(repr, self.floats[rows].tolist())))
-        # unit * ticks, e.g. 0.01 * 4200012 = 42000.12: exact, and with the column's exponent
-        return list(map(self.unit.__mul__, map(Decimal, self.ticks[rows].tolist())))
+        # unit * ticks, e.g. 0.01 * 4200012 = 42000.12: exact, and with the column's exponent.
+        # (Decimal * int converts the int inside the multiply: a Decimal(int) call first would
+        # cost as much again, in argument parsing.)
+        return list(map(self.unit.__mul__, self.ticks[rows].tolist()))
 
     def at(self, row: int) -> Decimal:
         """The Decimal of one row, the same as ``self[row : row + 1][0]``."""
         if self.ticks is None:
             return Decimal(repr(self.floats.item(row)))
-        return self.unit.__mul__(Decimal(self.ticks.item(row)))
+        return self.unit.__mul__(self.ticks.item(row))
 
 
 def _whole(values: np.ndarray, places: int) -> bool:
@@ -68,50 +70,73 @@ def _whole(values: np.ndarray, places: int) -> bool:
 
 
 def _bulk(
-    cls: type[_T], n: int, columns: dict[str, Iterable[Any]], deferred: Iterable[str] = ()
+    cls: type[_T],
+    n: int,
+    columns: dict[str, Iterable[Any]],
+    deferred: Iterable[str] = (),
+    same: dict[str, Any] | None = None,
 ) -> list[_T]:
     """``n`` instances of a frozen, slotted dataclass, built from one column per field.
 
     Frozen events refuse ``self.x = ...``, so their ``__init__`` sets each slot through its
-    descriptor, a C call of about 50 ns a field. Here each row is built as an instance of a
-    mutable *twin* class with exactly the same slots, whose ``__init__`` stores the fields
-    with plain (specialised, ~5 ns) attribute stores and then turns the object into ``cls``
-    by assigning ``__class__``, which CPython allows between classes of identical layout.
-    ``map`` calls it row by row from C. The results are ordinary ``cls`` instances, equal to
-    ``cls(...)`` with the same values and as immutable (tests check both).
+    descriptor, a C call of about 50 ns a field. Here one generated function builds every
+    row in a loop: it makes each row as an instance of a mutable *twin* class with exactly
+    the same slots (a class with no ``__init__`` of its own: nothing to run), stores the
+    fields with plain (specialised, ~5 ns) attribute stores and then turns it into ``cls`` by
+    assigning ``__class__``, which CPython allows between classes of identical layout. (A
+    call of the twin class per row, from ``map``, cost twice as much: the interpreter is
+    entered afresh for each ``__init__``.) The results are ordinary ``cls`` instances, equal
+    to ``cls(...)`` with the same values and as immutable (tests check both).
 
-    Every field must be given, except those ``deferred``: they are made on first read by the
-    ``_source`` and ``_row`` columns (Kline only, see :class:`mqlab.events.model._Deferred`).
-    Every column must be finite: the rows stop at the shortest, and must number ``n``.
+    ``same`` gives the fields every row shares (a symbol, an interval): set from a local,
+    no column to walk. Every other field must be in ``columns``, except those ``deferred``:
+    they are made on first read by the ``_source`` and ``_row`` fields (Kline only, see
+    :class:`mqlab.events.model._Deferred`). Every column must be finite: the rows stop at the
+    shortest, and must number ``n``.
     """
     fields = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    left_out = set(deferred)
-    hidden = ("_source", "_row") if left_out else ()
-    names = tuple(f for f in fields if f not in left_out) + hidden
+    same = same or {}
+    left_out = set(deferred) | same.keys()
+    hidden = ("_source", "_row") if deferred else ()
+    names = tuple(f for f in (*fields, *hidden) if f not in left_out)
     for name in names:
         values = columns[name]
         if isinstance(values, list) and len(values) != n:
             raise ValueError(f"column {name!r} has {len(values)} values for {n} rows")
-    build: Callable[..., _T] = _twin(cast("Hashable", cls), names)
-    built = list(map(build, *(columns[name] for name in names)))
+    build = _builder(cast("Hashable", cls), tuple(same), names)
+    built: list[_T] = build(*same.values(), *(columns[name] for name in names))
     if len(built) != n:
         raise ValueError(f"{len(built)} rows built, {n} expected: a column is too short")
     return built
 
 
 @functools.cache
-def _twin(cls: Any, names: tuple[str, ...]) -> Callable[..., Any]:
-    """A mutable class laid out like the slotted dataclass ``cls``, whose ``__init__`` sets
-    ``names`` and then makes the object a ``cls`` instance (see :func:`_bulk`)."""
+def _builder(cls: Any, same: tuple[str, ...], names: tuple[str, ...]) -> Callable[..., Any]:
+    """A function of the ``same`` values and the ``names`` columns that builds the rows as
+    instances of the slotted dataclass ``cls``, through a mutable twin (see :func:`_bulk`)."""
     slots = getattr(cls, "__slots__", None)
     if slots != tuple(f.name for f in dataclasses.fields(cls)):
         raise TypeError(f"{cls.__name__} is not a slotted dataclass")  # pragma: no cover
+    if not names:
+        raise ValueError("give at least one column: it sets the number of rows")
     twin = type(f"_{cls.__name__}Twin", cls.__bases__, {"__slots__": slots})
-    body = "".join(f"    self.{name} = {name}\n" for name in names)
-    scope: dict[str, Any] = {"_cls": cls}
-    exec(f"def __init__(self, {', '.join(names)}):\n{body}    self.__class__ = _cls\n", scope)
-    twin.__init__ = scope["__init__"]  # type: ignore[misc]
-    return twin
+    column = {name: f"_{name}_column" for name in names}
+    body = "".join(f"        _obj.{name} = {name}\n" for name in (*same, *names))
+    source = (
+        f"def build({', '.join((*same, *column.values()))}):\n"
+        "    _rows = []\n"
+        "    _append = _rows.append\n"
+        f"    for {', '.join(names)}, in zip({', '.join(column.values())}):\n"
+        "        _obj = _twin()\n"
+        f"{body}"
+        "        _obj.__class__ = _cls\n"
+        "        _append(_obj)\n"
+        "    return _rows\n"
+    )
+    scope: dict[str, Any] = {"_cls": cls, "_twin": twin}
+    exec(source, scope)
+    build: Callable[..., Any] = scope["build"]
+    return build
 
 
 class _Filler:
@@ -186,19 +211,24 @@ def _frame_chunks(
         times = open_time[rows]
         size = len(times)
         closed = (times + step).tolist()
+        same: dict[str, Any] = {
+            "platform": platform,
+            "symbol": symbol,
+            "interval": interval,
+            "_source": fill,
+        }
         columns: dict[str, Iterable[Any]] = {
-            "platform": repeat(platform, size),
-            "symbol": repeat(symbol, size),
-            "interval": repeat(interval, size),
             "open_time": times.tolist(),
             "ts": closed,
             "recv_ts": (times + (step + feed_latency_ms)).tolist() if feed_latency_ms else closed,
-            "trades": repeat(0, size) if counts is None else counts[rows].tolist(),
-            "_source": repeat(fill, size),
             "_row": range(start, start + size),
         }
+        if counts is None:
+            same["trades"] = 0
+        else:
+            columns["trades"] = counts[rows].tolist()
         if "quote_volume" not in deferred:
-            columns["quote_volume"] = repeat(ZERO, size)
+            same["quote_volume"] = ZERO
         for name, column in decimals.items():
             if name != "open" or reuse is None:
                 columns[name] = column[rows]
@@ -209,7 +239,7 @@ def _frame_chunks(
                 shared[i] = opens[start + i : start + i + 1][0]
             columns["open"], previous = shared, close[-1]
         with _gc_paused():  # events hold no reference cycles: nothing for the collector to find
-            built = _bulk(Kline, size, columns, deferred)
+            built = _bulk(Kline, size, columns, deferred, same)
         yield built
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chapters import ch07, ch09
+from mqlab.backtest import DecisionCpu, RecordedRun
 from mqlab.patterns.confirms import Comparison
 from mqlab.timeseries import FactorEvaluation
 
@@ -26,6 +27,29 @@ def test_live_lines_name_the_cheaper_way_and_the_growth() -> None:
     runs[0]["event-driven µs"] = 20.0
     assert "cheaper: rolling window, 2.0x" in ch07.live_lines(runs)[0]
     assert len(ch07.live_lines(runs[:1])) == 1  # one run: no growth to speak of
+
+
+def test_benchmark_lines_carry_the_recorded_figures() -> None:
+    assert "python benchmarks/backtest.py" in ch07.benchmark_lines(None)[0]
+    run = RecordedRun(200000, "3.11.7", 0.98, True, "PandasData", 19484, 381607, 721633, 19.6, 37.0)
+    lines = ch07.benchmark_lines(run)
+    assert lines[0].startswith("200,000 synthetic bars, Python 3.11.7")
+    assert lines[2].split() == ["backtrader", "19,484"]
+    assert "381,607" in lines[3] and "19.6x" in lines[3]
+    assert "721,633" in lines[4] and "37.0x" in lines[4] and len(lines) == 5
+    run = RecordedRun(
+        1000, "3.11.7", None, True, "fastest", 1, 2, 3, 2.0, 3.0, {"backtesting": (148078, 2.6)}
+    )
+    lines = ch07.benchmark_lines(run)
+    assert "backtrader, fastest feed" in lines[2]
+    assert "backtesting.py" in lines[5] and "148,078" in lines[5] and "2.6x" in lines[5]
+
+
+def test_daily_cpu_lines_carry_the_seconds() -> None:
+    rows = [DecisionCpu("1-hour bars", 24, 12.0, 0.024), DecisionCpu("ticks", 1000, 500.0, 1.0)]
+    hour, ticks = ch07.daily_cpu_lines(rows)
+    assert "1-hour bars" in hour and "vectorised     12.0 s" in hour and "0.02 s" in hour
+    assert "vectorised    500.0 s" in ticks and "1.00 s" in ticks
 
 
 def test_confirm_lines_claim_only_what_every_round_showed() -> None:

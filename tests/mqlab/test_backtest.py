@@ -7,6 +7,7 @@ import subprocess
 import sys
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,18 +15,20 @@ from mqlab.__main__ import main
 from mqlab.backtest import (
     RECORDED_BENCHMARK,
     Backtest,
+    RecordedRun,
     bars_per_second,
     daily_decision_cpu,
     draw_event_flow,
     fee_runs,
     plot_equity,
-    recorded_benchmark_table,
+    recorded_benchmark,
     run_backtest,
     speed_comparison,
     timed,
 )
 from mqlab.events import Fill, Kline, OrderBook, OrderStatus, OrderUpdate, Trade
 from mqlab.market import synthetic_book_events, synthetic_frame, synthetic_klines
+from mqlab.portfolio import Portfolio
 from mqlab.strategies import BookImbalance, SmaCross
 from mqlab.strategy import Strategy
 from mqlab.venue import Latency, SimulatedExchange
@@ -282,8 +285,8 @@ def test_speed_comparison_names_the_three_ways() -> None:
     assert all(rate > 0 for rate in speed.values())
 
 
-def test_recorded_benchmark_table(tmp_path: Path) -> None:
-    assert "python benchmarks/backtest.py" in recorded_benchmark_table(tmp_path / "none.json")
+def test_recorded_benchmark_reads_the_cpu_figures(tmp_path: Path) -> None:
+    assert recorded_benchmark(tmp_path / "none.json") is None
     cpu = {
         "backtrader_bars_per_s": 19484,
         "event_driven_from_frame_bars_per_s": 381607,
@@ -294,14 +297,20 @@ def test_recorded_benchmark_table(tmp_path: Path) -> None:
     run = {"bars": 200000, "python": "3.11.7", "load_average": 0.98, "same_trades": True}
     path = tmp_path / "backtest.json"
     path.write_text(json.dumps(run | {"cpu": cpu}))
-    lines = recorded_benchmark_table(path).splitlines()
-    assert lines[0].startswith("200,000 synthetic bars, Python 3.11.7")
-    assert "19,484" in lines[2] and "381,607" in lines[3] and "19.6x" in lines[3]
-    assert "721,633" in lines[4] and "37.0x" in lines[4] and len(lines) == 5
-    cpu |= {"backtesting_bars_per_s": 148078, "ratio_vs_backtesting": 2.6}
+    got = recorded_benchmark(path)
+    assert got == RecordedRun(
+        200000, "3.11.7", 0.98, True, "PandasData", 19484, 381607, 721633, 19.6, 37.0, {}
+    )
+    cpu |= {
+        "backtesting_bars_per_s": 148078,
+        "ratio_vs_backtesting": 2.6,
+        "backtrader_pandasdata_bars_per_s": 14000,
+        "ratio_like_for_like_pandasdata": 27.3,
+    }
     path.write_text(json.dumps(run | {"cpu": cpu}))
-    lines = recorded_benchmark_table(path).splitlines()
-    assert "backtesting.py" in lines[5] and "148,078" in lines[5] and "2.6x" in lines[5]
+    got = recorded_benchmark(path)
+    assert got is not None and got.backtrader_feed == "fastest"
+    assert got.others == {"backtrader_pandasdata": (14000, 27.3), "backtesting": (148078, 2.6)}
     assert RECORDED_BENCHMARK.name == "backtest.json"
 
 
@@ -314,7 +323,29 @@ def test_fee_runs_differ_only_by_the_fee() -> None:
 
 
 def test_daily_decision_cpu() -> None:
-    text = daily_decision_cpu(0.5, 0.001, {"1-hour bars": 24, "ticks": 1000})
-    hour, ticks = text.splitlines()
-    assert "1-hour bars" in hour and "vectorised     12.0 s" in hour and "0.02 s" in hour
-    assert "vectorised    500.0 s" in ticks and "1.00 s" in ticks
+    rows = daily_decision_cpu(0.5, 0.001, {"1-hour bars": 24, "ticks": 1000})
+    assert [(r.label, r.decisions) for r in rows] == [("1-hour bars", 24), ("ticks", 1000)]
+    assert rows[0].vectorised_s == 12.0 and rows[0].event_driven_s == 0.024
+    assert rows[1].vectorised_s == 500.0 and rows[1].event_driven_s == 1.0
+
+
+def test_the_loops_own_kline_path_leaves_the_same_state_as_the_calls() -> None:
+    """Backtest.run does what Strategy.handle and Portfolio.on_market do for a Kline itself,
+    unless either is overridden: both ways must end in the same fills, curve and clock."""
+
+    class Handled(SmaCross):
+        def handle(self, event: Any) -> None:
+            super().handle(event)
+
+    class Marked(Portfolio):
+        def on_market(self, event: Any) -> None:
+            super().on_market(event)
+
+    inline_strategy, called_strategy = SmaCross(5, 20, "0.1"), Handled(5, 20, "0.1")
+    inline = run_backtest(inline_strategy, KLINES)
+    called = run_backtest(called_strategy, KLINES, portfolio=Marked(10_000))
+    assert inline.fills == called.fills and len(inline.fills) > 10
+    assert inline.portfolio.equity_curve().equals(called.portfolio.equity_curve())
+    assert inline.stats == called.stats
+    assert inline_strategy.now == called_strategy.now == KLINES[-1].recv_ts
+    assert inline_strategy._last is called_strategy._last is KLINES[-1]
