@@ -45,10 +45,13 @@ async def test_timeout_raises_and_forgets_the_call(connection) -> None:
     channel = await connection.channel()
     try:
         client = await RpcClient(channel).start()
-        queue = await channel.declare_queue(rpc.unique("t.rpc-nobody"), auto_delete=True)
+        # Exclusive: nobody ever consumes it, so auto-delete would never fire; exclusive
+        # goes with the connection and leaves nothing on a shared broker.
+        queue = await channel.declare_queue(rpc.unique("t.rpc-nobody"), exclusive=True)
         with pytest.raises(RpcTimeout, match="no reply"):
             await client.call(queue.name, b"x", timeout=0.2)
         assert client.pending == {}
+        await queue.delete(if_unused=False, if_empty=False)
     finally:
         await channel.close()
 
