@@ -35,6 +35,7 @@ cluster-status: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy concurrency_lab mqlab chapters
 	$(PY) -m pytest -ra --durations=20 $(PYTEST_ARGS)
 
@@ -108,6 +109,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy concurrency_lab mqlab chapters
 
 clean:

@@ -238,9 +238,7 @@ def measure(quick: bool) -> dict[str, Any]:
         }
         if has_rabbit:
             variants["rabbitmq"] = lambda c: run_loop(over_bus(c, rabbit))
-            variants["rabbitmq_processes"] = lambda c: run_loop(
-                over_bus(c, rabbit, processes=True)
-            )
+            variants["rabbitmq_processes"] = lambda c: run_loop(over_bus(c, rabbit, processes=True))
         brokers = {"embedded": url} | ({"rabbitmq": rabbit} if has_rabbit else {})
         n = 2000 if quick else 10_000
         steps = len(variants) * (repeats + 1) + len(brokers) * (repeats + 1)

@@ -86,4 +86,3 @@ def compare_combinators() -> list[dict[str, str]]:
         return [await _compare_one(api) for api in COMBINATORS]
 
     return run_sync(main)
-

@@ -148,4 +148,3 @@ def plot_step_costs(costs: dict[str, float], ax: Axes | None = None) -> Axes:
         f"An await that does not suspend: {call:.1f}× a call; an asyncio switch: {switch:.0f}× that"
     )
     return ax
-

@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 
-
 #: What :func:`like_for_like` compares: (name, mechanism, measure).
 LIKE_FOR_LIKE: list[tuple[str, str, Callable[[int, int], Samples]]] = [
     ("1 byte, os.read/os.write", "process", process_bytes),

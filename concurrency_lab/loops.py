@@ -55,6 +55,7 @@ LOOP_COLORS = {"miniloop": "tab:green", "asyncio": "tab:orange", "uvloop": "tab:
 
 GetLoop = Callable[[], Any]
 
+
 # -- workloads: the same coroutine code runs on every loop ---------------------------------
 async def yield_pingpong(n: int, get_loop: GetLoop) -> float:
     """Two Tasks each ``await asyncio.sleep(0)`` n times; seconds per switch.
@@ -236,6 +237,7 @@ def plot_loop_compare(rows: list[dict], ax: Axes | None = None) -> Axes:
     ax.set_title(f"Switch cost by event loop: median, whiskers p10–p90 of {repeats} runs")
     ax.legend(title="loop", fontsize="small", loc="best")
     return ax
+
 
 # -- chapter 06: an idle loop sleeps; a polling loop spins ----------------------------------
 def idle_loop_demo(tl: Timeline, delays: tuple[float, ...] = (0.3, 0.1, 0.2)) -> dict[str, Any]:

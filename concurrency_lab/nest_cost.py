@@ -200,4 +200,3 @@ def plot_nest_cost(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.set_title("What nest-asyncio2 costs (fresh interpreters, same machine)")
     ax.invert_yaxis()
     return ax
-

@@ -71,4 +71,3 @@ def old_style_report() -> list[dict[str, str]]:
             }
         )
     return rows
-

@@ -190,4 +190,3 @@ async def blocking_demo(tl: Timeline, mode: str, seconds: float = 0.15) -> float
     stop.set()
     await beat
     return max(b - a for a, b in itertools.pairwise(ticks))
-

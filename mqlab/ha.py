@@ -77,8 +77,7 @@ def resolve_queue_type(queue_type: str | None = None) -> str:
     if chosen not in QUEUE_TYPES:
         source = "the option" if queue_type else f"${ENV_QUEUE_TYPE}"
         raise ValueError(
-            f"unknown queue type {chosen!r} (from {source}); "
-            f"choose one of {', '.join(QUEUE_TYPES)}"
+            f"unknown queue type {chosen!r} (from {source}); choose one of {', '.join(QUEUE_TYPES)}"
         )
     return chosen
 
@@ -164,9 +163,7 @@ class FailoverConnection(RobustConnection):
         await super()._on_connection_close(closing)
 
 
-async def connect(
-    url: str, start: int | None = None, **kwargs: Any
-) -> AbstractRobustConnection:
+async def connect(url: str, start: int | None = None, **kwargs: Any) -> AbstractRobustConnection:
     """``aio_pika.connect_robust`` for one URL; a :class:`FailoverConnection` for several,
     starting at node ``start`` (default: a random one)."""
     urls = split_urls(url)

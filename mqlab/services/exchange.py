@@ -170,7 +170,7 @@ class ExchangeService(EngineService):
         return outputs
 
     def _marker(self) -> Outgoing:
-        """"Matched steps ``since`` to N", with the fills delivered and the prices seen since
+        """ "Matched steps ``since`` to N", with the fills delivered and the prices seen since
         the last marker (``since`` lets a consumer notice a marker still on its way)."""
         since, self.marked = self.marked + 1, self.step
         self.counts["markers"] += 1
@@ -217,8 +217,14 @@ class ExchangeService(EngineService):
                     calls[sid] = call = self._next_call(sid)
                     self.emit(
                         control(
-                            EXECUTION, call_key(sid), f"call.{sid}.{call}", "step", seq=seq,
-                            call=call, key=item["key"], sent_ns=item["sent_ns"],
+                            EXECUTION,
+                            call_key(sid),
+                            f"call.{sid}.{call}",
+                            "step",
+                            seq=seq,
+                            call=call,
+                            key=item["key"],
+                            sent_ns=item["sent_ns"],
                         )
                     )
             batches: list[list[Order | Cancel]] = []

@@ -178,7 +178,7 @@ def parse_done(body: bytes) -> dict[str, Any]:
     for entry in data["entries"]:
         ok = isinstance(entry, list) and len(entry) == 3 and entry[0] in ("call", "step")
         if not ok or not isinstance(entry[1], int) or not isinstance(entry[2], list):
-            raise ValueError(f"done entry must be [\"call\"|\"step\", number, [ids]]: {entry!r}")
+            raise ValueError(f'done entry must be ["call"|"step", number, [ids]]: {entry!r}')
         entries.append([entry[0], entry[1], [str(i) for i in entry[2]]])
     decided = data.get("decided", [])
     if not isinstance(decided, list) or not all(isinstance(d, int) for d in decided):

@@ -200,9 +200,7 @@ class StrategyHost(EngineService):
         entries, self._entries = self._entries, []
         decided, self._decided = self._decided, []
         since, self._reported = self._reported + 1, max(self._reported, self._through)
-        return done_message(
-            self.sid, self.counts["dones"], since, self._through, entries, decided
-        )
+        return done_message(self.sid, self.counts["dones"], since, self._through, entries, decided)
 
     # --- handlers ------------------------------------------------------------------------------
 

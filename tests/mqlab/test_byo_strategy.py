@@ -140,8 +140,10 @@ def test_cli_overrides_symbol_interval_and_quote(
             "as_decimal in mqlab.strategy is not a Strategy",
         ),
         (["--strategy", LEARNER, "--param", "speed=1"], "SmaLongShort has no parameter speed"),
-        (["--strategy", LEARNER, "--param", "fast=x"],
-         "parameter 'fast' expects a whole number (int), got 'x'"),
+        (
+            ["--strategy", LEARNER, "--param", "fast=x"],
+            "parameter 'fast' expects a whole number (int), got 'x'",
+        ),
         (["--param", "fast=5.5"], "parameter 'fast' expects a whole number (int), got '5.5'"),
         (["--data", "/bin/ls"], "a binary file"),
         (["--venue", "margin", "--leverage", "0"], "leverage must be > 0"),

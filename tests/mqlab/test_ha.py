@@ -112,4 +112,3 @@ async def test_fails_over_to_the_next_node_with_nothing_lost_or_doubled(
     assert connection.connected_index == 1 - on, "the bus did not move to the other node"
     assert connection.failovers >= 1
     assert sorted(handled) == list(range(total)), "a message was lost or applied twice"
-
