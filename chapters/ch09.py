@@ -13,8 +13,8 @@ def confirm_lines(comparisons: list[Comparison]) -> list[str]:
     for c in comparisons:
         if c.steady is None:
             claim = (
-                f"faster in {c.faster_rounds} of {c.rounds} rounds: "
-                f"no steady difference from {c.baseline}"
+                f"faster in {c.faster_rounds} of {c.rounds} rounds, slower in "
+                f"{c.rounds - c.faster_rounds}: not consistent across rounds"
             )
         else:
             claim = f"{c.steady} than {c.baseline} in all {c.rounds} rounds"

@@ -46,6 +46,7 @@ ROUTING_KEYS = (
     "kline.binance.BTCUSDT.5m",
     "orderbook.binance.BTCUSDT",
     "trade.okx.ETHUSDT",
+    "trade.binance.ETHUSDT",  # so that "everything on binance" is not "all about BTCUSDT"
     "kline",
 )
 

@@ -12,7 +12,7 @@ exchange.publish(...)`` returns once the broker's ``Basic.Ack`` arrives and rais
 
 Every strategy returns the messages the broker refused, so the caller can republish them:
 confirmed publishing loses nothing silently. :func:`measure` times them after a warm-up, in
-interleaved rounds; :func:`verdict` says which differences held in every round.
+interleaved rounds; :func:`compare` says which differences held in every round.
 """
 
 from __future__ import annotations

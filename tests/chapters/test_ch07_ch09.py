@@ -63,5 +63,5 @@ def test_confirm_lines_claim_only_what_every_round_showed() -> None:
     assert lines[0] == (
         "one by one: 0.40x no confirms (median); slower than no confirms in all 3 rounds"
     )
-    assert lines[1].endswith("faster in 2 of 3 rounds: no steady difference from no confirms")
+    assert lines[1].endswith("faster in 2 of 3 rounds, slower in 1: not consistent across rounds")
     assert lines[2].endswith("faster than one by one in all 3 rounds")

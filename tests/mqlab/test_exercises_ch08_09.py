@@ -104,6 +104,7 @@ async def test_binding_key_solutions_pass(amqp_url: str, task: str) -> None:
         ("one-minute klines", "kline.*.1m", "missed"),
         ("everything about BTCUSDT on binance", "*.binance.BTCUSDT", "missed"),
         ("everything about BTCUSDT on binance", "#", "also got"),
+        ("everything about BTCUSDT on binance", "*.binance.#", "also got"),
     ],
 )
 async def test_binding_key_wrong_answers_fail(
