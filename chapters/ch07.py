@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
+
 from mqlab.backtest import DecisionCpu, RecordedRun
 from mqlab.timeseries import FactorEvaluation
 
-__all__ = ["benchmark_lines", "daily_cpu_lines", "factor_line", "live_lines"]
+__all__ = ["benchmark_lines", "daily_cpu_table", "factor_line", "live_lines"]
 
 #: How the table names the other peers of :class:`mqlab.backtest.RecordedRun`.
 PEER_LABELS = {
@@ -68,10 +70,13 @@ def benchmark_lines(run: RecordedRun | None) -> list[str]:
     return lines
 
 
-def daily_cpu_lines(rows: Sequence[DecisionCpu]) -> list[str]:
-    """One line per data rate: decisions a day and the CPU each way of deciding costs."""
-    return [
-        f"{r.label:>25}: {r.decisions:>7,} decisions, CPU: vectorised {r.vectorised_s:8.1f} s, "
-        f"event-driven {r.event_driven_s:5.2f} s"
+def daily_cpu_table(rows: Sequence[DecisionCpu]) -> pd.DataFrame:
+    """A day of decisions per data rate, and the CPU seconds each way of deciding costs."""
+    return pd.DataFrame(
+        {
+            "decisions a day": r.decisions,
+            "vectorised, CPU s": round(r.vectorised_s, 1),
+            "event-driven, CPU s": round(r.event_driven_s, 2),
+        }
         for r in rows
-    ]
+    ).set_axis([r.label for r in rows])

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -43,7 +43,10 @@ if TYPE_CHECKING:
     from mqlab.live.bus_venue import BusReplay
 
 __all__ = [
+    "NO_FAULTS",
     "LiveDemo",
+    "LocalFaults",
+    "SmaSettings",
     "bus_paper_demo",
     "events_from_script",
     "live_comparison",
@@ -56,6 +59,32 @@ __all__ = [
 
 #: The stream of the local server, as a label.
 LOCAL_SOURCE = "local fake server (SYNTHETIC time-lapse data)"
+
+
+@dataclass(frozen=True)
+class SmaSettings:
+    """The SMA-crossover paper trader the demos run: its windows, size, cash and fee."""
+
+    fast: int = 5
+    slow: int = 20
+    qty: Decimal | str = "0.1"
+    cash: Decimal | str = "10000"
+    fee: Decimal | str = "0.001"
+
+
+@dataclass(frozen=True)
+class LocalFaults:
+    """What the local server does to its stream, at which bar (``None``: not at all): a
+    disconnect that loses ``lost_bars`` bars, a malformed frame, a burst."""
+
+    disconnect_at: int | None = 120
+    lost_bars: int = 3
+    malformed_at: int | None = 60
+    burst_at: int | None = 180
+
+
+#: A local stream with no fault in it.
+NO_FAULTS = LocalFaults(disconnect_at=None, malformed_at=None, burst_at=None)
 
 
 @dataclass
@@ -119,26 +148,14 @@ def events_from_script(script: list[Step], subscription: Subscription) -> list[M
 
 
 def _local_script(
-    bars: int,
-    seed: int,
-    disconnect_at: int | None,
-    lost_bars: int,
-    malformed_at: int | None,
-    burst_at: int | None,
+    bars: int, seed: int, faults: LocalFaults
 ) -> tuple[Subscription, list[Step], list[MarketEvent]]:
     """The subscription the local server's SYNTHETIC bars answer, the script that plays them
     with these faults (see :func:`~mqlab.live.fakeserver.session_script`), and the events of
     the same bars with no faults: every bar, in order, for the backtest to run on."""
     klines = time_lapse_klines(bars, seed=seed)
     subscription = Subscription(("BTCUSDT",), klines[0].interval, book="depth5")
-    script = session_script(
-        klines,
-        book="depth5",
-        disconnect_at=disconnect_at,
-        lost_bars=lost_bars,
-        malformed_at=malformed_at,
-        burst_at=burst_at,
-    )
+    script = session_script(klines, book="depth5", **asdict(faults))
     clean = events_from_script(session_script(klines, book="depth5"), subscription)
     return subscription, script, clean
 
@@ -157,11 +174,7 @@ async def _local_stream(
 def _sma_meta(
     subscription: Subscription,
     endpoint: str,
-    fast: int,
-    slow: int,
-    qty: Decimal | str,
-    cash: Decimal | str,
-    fee: Decimal | str,
+    sma: SmaSettings,
     latency_ms: int = 0,
     jitter_ms: int = 0,
 ) -> dict[str, Any]:
@@ -172,9 +185,9 @@ def _sma_meta(
         "streams": subscription.streams(),
         "endpoint": endpoint,
         "strategy": "sma_cross",
-        "params": {"fast": fast, "slow": slow, "qty": str(qty)},
-        "cash": str(cash),
-        "fee": str(fee),
+        "params": {"fast": sma.fast, "slow": sma.slow, "qty": str(sma.qty)},
+        "cash": str(sma.cash),
+        "fee": str(sma.fee),
         "latency_ms": latency_ms,
         "jitter_ms": jitter_ms,
     }
@@ -226,33 +239,25 @@ async def paper_demo(
     endpoint: str | None = None,
     symbol: str = "BTCUSDT",
     interval: str = "1s",
-    fast: int = 5,
-    slow: int = 20,
-    qty: Decimal | str = "0.1",
-    cash: Decimal | str = "10000",
-    fee: Decimal | str = "0.001",
-    disconnect_at: int | None = 120,
-    lost_bars: int = 3,
-    malformed_at: int | None = 60,
-    burst_at: int | None = 180,
+    sma: SmaSettings = SmaSettings(),
+    faults: LocalFaults = LocalFaults(),
     pace: float = 0.0,
     latency_ms: int = 0,
     jitter_ms: int = 0,
     seed: int = 7,
     record: str | Path | None = None,
 ) -> LiveDemo:
-    """Paper-trade SmaCross(fast, slow, qty) on ``bars`` bars, then replay the session file;
+    """Paper-trade ``sma`` (an SmaCross) on ``bars`` bars, then replay the session file;
     see the module docstring. ``endpoint``: None for the local server (its bars are 1m,
-    SYNTHETIC, and the fault options apply), or a Binance-format websocket URL, where
+    SYNTHETIC, and ``faults`` apply), or a Binance-format websocket URL, where
     ``symbol`` and ``interval`` are streamed (``1s``: a bar a second). ``pace``: the local
     server's seconds per frame; ``latency_ms`` + up to ``jitter_ms``: the venue's simulated
     order latency."""
     if record is None:
         record = Path(tempfile.mkdtemp(prefix="mqlab-paper-")) / "session.jsonl"
-    sma = (fast, slow, qty, cash, fee)
     if endpoint is not None:
         subscription = Subscription((symbol,), interval, book="depth5")
-        meta = _sma_meta(subscription, endpoint, *sma, latency_ms, jitter_ms)
+        meta = _sma_meta(subscription, endpoint, sma, latency_ms, jitter_ms)
         source = BinanceSource(subscription, endpoint=endpoint)
         session = PaperSession(make_strategy_from(meta), source, meta, record=record)
         live = await session.run(max_bars=bars)
@@ -266,9 +271,8 @@ async def paper_demo(
             extra={"latencies_ms": [x * 1e3 for x in session.latencies]},
             backtest_label="backtest of the recorded events, no order latency",
         )  # fmt: skip
-    faults = (disconnect_at, lost_bars, malformed_at, burst_at)
-    subscription, script, clean = _local_script(bars, seed, *faults)
-    meta = _sma_meta(subscription, LOCAL_SOURCE, *sma, latency_ms, jitter_ms)
+    subscription, script, clean = _local_script(bars, seed, faults)
+    meta = _sma_meta(subscription, LOCAL_SOURCE, sma, latency_ms, jitter_ms)
     async with _local_stream(script, subscription, pace) as (source, played):
         session = PaperSession(make_strategy_from(meta), source, meta, record=record)
         live = await session.run(stop_when=played)
@@ -288,15 +292,8 @@ async def bus_paper_demo(
     url: str,
     bars: int = 240,
     *,
-    fast: int = 5,
-    slow: int = 20,
-    qty: Decimal | str = "0.1",
-    cash: Decimal | str = "10000",
-    fee: Decimal | str = "0.001",
-    disconnect_at: int | None = 120,
-    lost_bars: int = 3,
-    malformed_at: int | None = 60,
-    burst_at: int | None = 180,
+    sma: SmaSettings = SmaSettings(),
+    faults: LocalFaults = LocalFaults(),
     pace: float = 0.002,
     seed: int = 7,
     record: str | Path | None = None,
@@ -312,9 +309,8 @@ async def bus_paper_demo(
 
     if record is None:
         record = Path(tempfile.mkdtemp(prefix="mqlab-paper-")) / "bus-session.jsonl"
-    faults = (disconnect_at, lost_bars, malformed_at, burst_at)
-    subscription, script, clean = _local_script(bars, seed, *faults)
-    meta = _sma_meta(subscription, LOCAL_SOURCE, fast, slow, qty, cash, fee)
+    subscription, script, clean = _local_script(bars, seed, faults)
+    meta = _sma_meta(subscription, LOCAL_SOURCE, sma)
     async with _local_stream(script, subscription, pace) as (source, played):
         live = await run_bus_session(
             url, make_strategy_from(meta), source, meta, record, stop_when=played

@@ -45,11 +45,12 @@ def test_benchmark_lines_carry_the_recorded_figures() -> None:
     assert "backtesting.py" in lines[5] and "148,078" in lines[5] and "2.6x" in lines[5]
 
 
-def test_daily_cpu_lines_carry_the_seconds() -> None:
+def test_daily_cpu_table_carries_the_seconds() -> None:
     rows = [DecisionCpu("1-hour bars", 24, 12.0, 0.024), DecisionCpu("ticks", 1000, 500.0, 1.0)]
-    hour, ticks = ch07.daily_cpu_lines(rows)
-    assert "1-hour bars" in hour and "vectorised     12.0 s" in hour and "0.02 s" in hour
-    assert "vectorised    500.0 s" in ticks and "1.00 s" in ticks
+    table = ch07.daily_cpu_table(rows)
+    assert list(table.index) == ["1-hour bars", "ticks"]
+    assert table.loc["1-hour bars"].tolist() == [24, 12.0, 0.02]
+    assert table.loc["ticks"].tolist() == [1000, 500.0, 1.0]
 
 
 def test_confirm_lines_claim_only_what_every_round_showed() -> None:

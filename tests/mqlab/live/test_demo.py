@@ -8,7 +8,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from mqlab.live.demo import bus_paper_demo, live_comparison, paper_demo, plot_live, same_fills
+from mqlab.live.demo import (
+    NO_FAULTS,
+    LocalFaults,
+    SmaSettings,
+    bus_paper_demo,
+    live_comparison,
+    paper_demo,
+    plot_live,
+    same_fills,
+)
 from mqlab.live.fakeserver import FakeBinanceServer, session_script, time_lapse_klines
 
 
@@ -21,7 +30,11 @@ async def test_an_endpoint_given_as_a_setting_is_streamed_until_enough_bars(
     async with FakeBinanceServer(session_script(klines, book="depth5")) as server:
         url = server.url
         demo = await paper_demo(
-            50, endpoint=url, interval="1m", fast=2, slow=5, record=tmp_path / "s.jsonl"
+            50,
+            endpoint=url,
+            interval="1m",
+            sma=SmaSettings(fast=2, slow=5),
+            record=tmp_path / "s.jsonl",
         )
     assert demo.source.startswith(url) and "BTCUSDT 1m" in demo.source
     assert demo.identical, demo.differences
@@ -33,16 +46,15 @@ async def test_an_endpoint_given_as_a_setting_is_streamed_until_enough_bars(
 
 
 async def test_comparison_and_divergence_are_computed(tmp_path: Path) -> None:
-    faulty = await paper_demo(160, disconnect_at=70, lost_bars=2, malformed_at=None,
-                              burst_at=None, record=tmp_path / "a.jsonl")  # fmt: skip
+    faults = LocalFaults(70, lost_bars=2, malformed_at=None, burst_at=None)
+    faulty = await paper_demo(160, faults=faults, record=tmp_path / "a.jsonl")
     table = faulty.comparison()
     assert table["equal"].all() and "fills_sha256" in table.index
     assert table.loc["fills", "live (recorded)"] == faulty.fills
     first = faulty.first_divergence()
     # the live run lost two bars while away: it cannot part from the clean backtest before them
     assert first is not None and first >= faulty.live.index[2 * 69]
-    clean = await paper_demo(160, disconnect_at=None, malformed_at=None, burst_at=None,
-                             record=tmp_path / "b.jsonl")  # fmt: skip
+    clean = await paper_demo(160, faults=NO_FAULTS, record=tmp_path / "b.jsonl")
     assert clean.first_divergence() is None
     # a changed replay shows as unequal rows, not as a pass
     clean.replay_summary = {**clean.replay_summary, "equity": "0"}
@@ -50,8 +62,8 @@ async def test_comparison_and_divergence_are_computed(tmp_path: Path) -> None:
 
 
 async def test_plot_has_three_labelled_curves(tmp_path: Path) -> None:
-    demo = await paper_demo(100, record=tmp_path / "s.jsonl", disconnect_at=50, burst_at=None,
-                            malformed_at=None)  # fmt: skip
+    faults = LocalFaults(50, malformed_at=None, burst_at=None)
+    demo = await paper_demo(100, faults=faults, record=tmp_path / "s.jsonl")
     ax = plot_live(demo, tmp_path / "live.png")
     try:
         assert len(ax.lines) == 3 and ax.get_title() and "USDT" in ax.get_ylabel()
@@ -64,11 +76,9 @@ async def test_plot_has_three_labelled_curves(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # the chapter's whole bus leg: seconds
 async def test_bus_leg_of_the_chapter(embedded_url: str, tmp_path: Path) -> None:
-    demo = await paper_demo(120, disconnect_at=60, lost_bars=2, malformed_at=None,
-                            burst_at=None, record=tmp_path / "a.jsonl")  # fmt: skip
-    over_bus = await bus_paper_demo(embedded_url, 120, disconnect_at=60, lost_bars=2,
-                                    malformed_at=None, burst_at=None,
-                                    record=tmp_path / "b.jsonl")  # fmt: skip
+    faults = LocalFaults(60, lost_bars=2, malformed_at=None, burst_at=None)
+    demo = await paper_demo(120, faults=faults, record=tmp_path / "a.jsonl")
+    over_bus = await bus_paper_demo(embedded_url, 120, faults=faults, record=tmp_path / "b.jsonl")
     assert over_bus.identical, over_bus.differences
     assert over_bus.reconnects == 1 and over_bus.fills > 0
     assert len(over_bus.extra["latencies_ms"]) == over_bus.live_summary["orders_sent"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mqlab.__main__ import main
-from mqlab.live.demo import paper_demo
+from mqlab.live.demo import NO_FAULTS, LocalFaults, paper_demo
 from mqlab.live.record import SessionError, read_session
 from mqlab.live.replay import replay_session
 
@@ -31,7 +31,7 @@ async def test_replay_of_a_session_with_a_disconnect_gives_the_same_fills_and_pn
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "session.jsonl"
-    demo = await paper_demo(160, disconnect_at=70, lost_bars=2, malformed_at=40, burst_at=110,
+    demo = await paper_demo(160, faults=LocalFaults(70, lost_bars=2, malformed_at=40, burst_at=110),
                             record=path)  # fmt: skip
     # the session really had its faults
     assert demo.reconnects == 1
@@ -67,7 +67,7 @@ async def test_replay_is_exact_with_order_latency_too(tmp_path: Path) -> None:
 
 async def test_replay_notices_a_session_that_does_not_match(tmp_path: Path) -> None:
     path = tmp_path / "session.jsonl"
-    await paper_demo(120, disconnect_at=None, malformed_at=None, burst_at=None, record=path)
+    await paper_demo(120, faults=NO_FAULTS, record=path)
     lines = path.read_text().splitlines()
     # Move one bar's close: the strategy's decisions and the marks change.
     for i, line in enumerate(lines):
