@@ -99,9 +99,10 @@ async def test_binding_key_solutions_pass(amqp_url: str, task: str) -> None:
 @pytest.mark.parametrize(
     ("task", "wrong", "says"),
     [
-        ("one-minute klines", "kline.#", "also got"),
-        ("one-minute klines", "*.1m", "missed"),
-        ("one-minute klines", "kline.*.1m", "missed"),
+        ("BTCUSDT klines on binance, every interval", "kline.*.*.1m", "missed"),
+        ("BTCUSDT klines on binance, every interval", "kline.#", "also got"),
+        ("BTCUSDT klines on binance, every interval", "kline.binance.BTCUSDT", "missed"),
+        ("BTCUSDT klines on binance, every interval", "*.binance.BTCUSDT.#", "also got"),
         ("everything about BTCUSDT on binance", "*.binance.BTCUSDT", "missed"),
         ("everything about BTCUSDT on binance", "#", "also got"),
         ("everything about BTCUSDT on binance", "*.binance.#", "also got"),
@@ -228,7 +229,7 @@ async def test_wrong_answers_fail(amqp_url: str, check: Any, wrong: Any, says: s
 
 async def test_empty_binding_key_is_unanswered() -> None:
     with pytest.raises(ExerciseError, match="not answered yet"):
-        await ch09.check_topic_binding("one-minute klines", "")
+        await ch09.check_topic_binding("BTCUSDT klines on binance, every interval", "")
 
 
 def _reply_stub(message: Any, pending: Any) -> bool:
@@ -282,7 +283,8 @@ async def test_worker_failure_names_what_the_handler_raised(amqp_url: str) -> No
 
 
 async def test_a_binding_key_the_broker_refuses_is_a_wrong_answer() -> None:
-    verdict = submit(ch09.check_topic_binding, "one-minute klines", "kline." * 50)
+    task = "BTCUSDT klines on binance, every interval"
+    verdict = submit(ch09.check_topic_binding, task, "kline." * 50)
     assert str(verdict).splitlines() == [
         "✗ topic_binding: a binding key of 300 bytes: AMQP allows at most 255",
         "Hint: '*' matches exactly one word, '#' zero or more; count the words in each key",
@@ -317,7 +319,8 @@ def test_show_solution_prints_the_reference_only_when_asked(
 
     text = show_solution("ch08", "envelope_of")
     assert "def envelope_of(message" in text and text in capsys.readouterr().out
-    assert "'one-minute klines': 'kline.*.*.1m'" in show_solution("ch09", "BINDING_KEYS")
+    solution = show_solution("ch09", "BINDING_KEYS")
+    assert "'BTCUSDT klines on binance, every interval': 'kline.binance.BTCUSDT.*'" in solution
     with pytest.raises(ValueError, match="choose one of: envelope_of, publish"):
         show_solution("ch08", "nothing")
     with pytest.raises(ValueError, match="no reference solutions for 'ch99'"):

@@ -11,7 +11,7 @@ __all__ = ["BINDING_KEYS", "handle", "on_reply"]
 
 #: One binding key per task of ``mqlab.exercises.ch09.TASKS``.
 BINDING_KEYS = {
-    "one-minute klines": "kline.*.*.1m",
+    "BTCUSDT klines on binance, every interval": "kline.binance.BTCUSDT.*",
     "everything about BTCUSDT on binance": "*.binance.BTCUSDT.#",
 }
 
