@@ -108,7 +108,8 @@ class Scratch:
 
     ``qname()``/``xname()`` hand out unique names and remember them; on exit every extra
     connection is closed first (so exclusive queues are released), then everything remembered
-    is deleted from a fresh connection, ignoring what is already gone.
+    is deleted from a fresh connection, ignoring what is already gone. Most tests take one
+    from the ``scratch`` fixture (conftest.py) on the broker under test.
     """
 
     def __init__(self, url: str) -> None:

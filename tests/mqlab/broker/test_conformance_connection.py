@@ -28,7 +28,9 @@ def _with_credentials(url: str, user: str, password: str) -> str:
 
 
 async def test_aio_pika_hello_world(amqp_url: str) -> None:
-    """The tutorial's first program, unchanged: declare, publish, consume."""
+    """The tutorial's first program, unchanged: declare, publish, consume.
+
+    (Its own Scratch, not the fixture: the CLI broker's test below runs it on another URL.)"""
     async with Scratch(amqp_url) as s:
         queue = await s.queue()
         await s.channel.default_exchange.publish(aio_pika.Message(b"Hello World!"), queue.name)
@@ -160,56 +162,54 @@ async def test_channel_close_and_reopen_same_number(amqp_url: str) -> None:
         await raw.close()
 
 
-async def test_many_channels_and_closing_one_leaves_the_rest(amqp_url: str) -> None:
-    async with Scratch(amqp_url) as s:
-        channels = [await s.new_channel() for _ in range(20)]
-        queue = await s.queue()
-        await channels[3].close()
-        for number, channel in enumerate(channels):
-            if number == 3:
-                continue
-            await channel.default_exchange.publish(aio_pika.Message(b"%d" % number), queue.name)
-        messages = await collect(queue, 19, no_ack=True)
-        assert sorted(int(m.body) for m in messages) == [n for n in range(20) if n != 3]
+async def test_many_channels_and_closing_one_leaves_the_rest(scratch: Scratch) -> None:
+    channels = [await scratch.new_channel() for _ in range(20)]
+    queue = await scratch.queue()
+    await channels[3].close()
+    for number, channel in enumerate(channels):
+        if number == 3:
+            continue
+        await channel.default_exchange.publish(aio_pika.Message(b"%d" % number), queue.name)
+    messages = await collect(queue, 19, no_ack=True)
+    assert sorted(int(m.body) for m in messages) == [n for n in range(20) if n != 3]
 
 
-async def test_channel_flow(amqp_url: str, broker_kind: str) -> None:
+async def test_channel_flow(amqp_url: str, scratch: Scratch, broker_kind: str) -> None:
     """channel.flow(active=true) is always accepted; active=false differs between brokers.
 
     RabbitMQ 3.x answers active=false with connection.close 540 NOT_IMPLEMENTED (it uses TCP
     back-pressure instead). The embedded broker may do the same, or implement the spec: confirm
     with flow-ok(active=false) and hold deliveries to that channel until flow(active=true).
     """
-    async with Scratch(amqp_url) as s:
-        queue = await s.queue()
-        raw = await RawConnection.open(amqp_url)
-        try:
-            raw.send(commands.Channel.Flow(active=True), channel=1)
-            ok = await raw.expect(commands.Channel.FlowOk, channel=1)
-            assert ok.active is True
-            raw.send(commands.Basic.Consume(queue=queue.name, no_ack=True), channel=1)
-            await raw.expect(commands.Basic.ConsumeOk, channel=1)
+    queue = await scratch.queue()
+    raw = await RawConnection.open(amqp_url)
+    try:
+        raw.send(commands.Channel.Flow(active=True), channel=1)
+        ok = await raw.expect(commands.Channel.FlowOk, channel=1)
+        assert ok.active is True
+        raw.send(commands.Basic.Consume(queue=queue.name, no_ack=True), channel=1)
+        await raw.expect(commands.Basic.ConsumeOk, channel=1)
 
-            raw.send(commands.Channel.Flow(active=False), channel=1)
-            got = await raw.recv()
-            assert got is not None, "the broker hung up without connection.close"
-            reply = got[1]
-            if isinstance(reply, commands.Connection.Close):
-                assert reply.reply_code == 540, reply.reply_text
-                if broker_kind == "rabbitmq":
-                    assert "active=false" in reply.reply_text
-                return
-            assert broker_kind == "embedded", f"RabbitMQ 3.x refuses active=false, got {reply!r}"
-            assert isinstance(reply, commands.Channel.FlowOk) and reply.active is False, reply
-            await s.channel.default_exchange.publish(aio_pika.Message(b"held"), queue.name)
-            with pytest.raises(TimeoutError):
-                await raw.recv(timeout=0.5)  # paused: nothing may be delivered
-            raw.send(commands.Channel.Flow(active=True), channel=1)
-            ok = await raw.expect(commands.Channel.FlowOk, channel=1)
-            assert ok.active is True
-            await raw.expect(commands.Basic.Deliver, channel=1)
-        finally:
-            await raw.close()
+        raw.send(commands.Channel.Flow(active=False), channel=1)
+        got = await raw.recv()
+        assert got is not None, "the broker hung up without connection.close"
+        reply = got[1]
+        if isinstance(reply, commands.Connection.Close):
+            assert reply.reply_code == 540, reply.reply_text
+            if broker_kind == "rabbitmq":
+                assert "active=false" in reply.reply_text
+            return
+        assert broker_kind == "embedded", f"RabbitMQ 3.x refuses active=false, got {reply!r}"
+        assert isinstance(reply, commands.Channel.FlowOk) and reply.active is False, reply
+        await scratch.channel.default_exchange.publish(aio_pika.Message(b"held"), queue.name)
+        with pytest.raises(TimeoutError):
+            await raw.recv(timeout=0.5)  # paused: nothing may be delivered
+        raw.send(commands.Channel.Flow(active=True), channel=1)
+        ok = await raw.expect(commands.Channel.FlowOk, channel=1)
+        assert ok.active is True
+        await raw.expect(commands.Basic.Deliver, channel=1)
+    finally:
+        await raw.close()
 
 
 @pytest.mark.slow  # seconds each: make test-fast leaves it to make test

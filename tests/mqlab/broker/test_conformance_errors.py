@@ -39,88 +39,82 @@ async def _channel_close(raw: RawConnection, channel: int = 1) -> commands.Chann
 
 
 @pytest.mark.parametrize("tag", [1, 999])
-async def test_ack_unknown_delivery_tag_406(amqp_url: str, tag: int) -> None:
+async def test_ack_unknown_delivery_tag_406(amqp_url: str, scratch: Scratch, tag: int) -> None:
     """Tag 1 with nothing delivered, or 999: both unknown, both 406 on that channel."""
-    async with Scratch(amqp_url) as s:
-        raw = await RawConnection.open(amqp_url, channels=(1, 2))
-        try:
-            raw.send(commands.Basic.Ack(delivery_tag=tag), channel=1)
-            close = await _channel_close(raw)
-            assert close.reply_code == 406, close.reply_text
-            assert (close.class_id, close.method_id) == (60, 80)  # basic.ack
-            # Channel 2 and the connection live on.
-            raw.send(commands.Queue.Declare(queue=s.qname(), exclusive=True), channel=2)
-            await raw.expect(commands.Queue.DeclareOk, channel=2)
-        finally:
-            await raw.close()
+    raw = await RawConnection.open(amqp_url, channels=(1, 2))
+    try:
+        raw.send(commands.Basic.Ack(delivery_tag=tag), channel=1)
+        close = await _channel_close(raw)
+        assert close.reply_code == 406, close.reply_text
+        assert (close.class_id, close.method_id) == (60, 80)  # basic.ack
+        # Channel 2 and the connection live on.
+        raw.send(commands.Queue.Declare(queue=scratch.qname(), exclusive=True), channel=2)
+        await raw.expect(commands.Queue.DeclareOk, channel=2)
+    finally:
+        await raw.close()
 
 
 @pytest.mark.parametrize("second", ["ack", "nack", "reject"])
-async def test_settling_a_delivery_twice_406(amqp_url: str, second: str) -> None:
-    async with Scratch(amqp_url) as s:
-        queue = await s.queue()
-        await s.publish(queue.name, b"x")
-        channel, [message] = await s.take_unacked(queue.name, 1)
-        underlay = await channel.get_underlay_channel()
-        await message.ack()
-        settle = {
-            "ack": lambda: underlay.basic_ack(message.delivery_tag),
-            "nack": lambda: underlay.basic_nack(message.delivery_tag, requeue=False),
-            "reject": lambda: underlay.basic_reject(message.delivery_tag, requeue=False),
-        }
-        await settle[second]()
-        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
-            await channel.declare_queue(queue.name, passive=True)  # the close arrives here
+async def test_settling_a_delivery_twice_406(scratch: Scratch, second: str) -> None:
+    queue = await scratch.queue()
+    await scratch.publish(queue.name, b"x")
+    channel, [message] = await scratch.take_unacked(queue.name, 1)
+    underlay = await channel.get_underlay_channel()
+    await message.ack()
+    settle = {
+        "ack": lambda: underlay.basic_ack(message.delivery_tag),
+        "nack": lambda: underlay.basic_nack(message.delivery_tag, requeue=False),
+        "reject": lambda: underlay.basic_reject(message.delivery_tag, requeue=False),
+    }
+    await settle[second]()
+    with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
+        await channel.declare_queue(queue.name, passive=True)  # the close arrives here
 
 
-async def test_delivery_tags_belong_to_their_channel_406(amqp_url: str) -> None:
-    async with Scratch(amqp_url) as s:
-        queue = await s.queue()
-        await s.publish(queue.name, b"x")
-        [message] = await get_n(queue, 1, no_ack=False)
-        other = await s.new_channel()
-        await (await other.get_underlay_channel()).basic_ack(message.delivery_tag)
-        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
-            await other.declare_queue(queue.name, passive=True)
-        await message.ack()  # still fine on its own channel
-        assert await message_count(s.channel, queue.name) == 0
+async def test_delivery_tags_belong_to_their_channel_406(scratch: Scratch) -> None:
+    queue = await scratch.queue()
+    await scratch.publish(queue.name, b"x")
+    [message] = await get_n(queue, 1, no_ack=False)
+    other = await scratch.new_channel()
+    await (await other.get_underlay_channel()).basic_ack(message.delivery_tag)
+    with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
+        await other.declare_queue(queue.name, passive=True)
+    await message.ack()  # still fine on its own channel
+    assert await message_count(scratch.channel, queue.name) == 0
 
 
-async def test_channel_error_leaves_other_channels_and_connections_alone(amqp_url: str) -> None:
-    async with Scratch(amqp_url) as s:
-        queue = await s.queue()
-        doomed = await s.new_channel()
-        with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
-            await doomed.declare_queue(s.qname(), passive=True)
-        assert doomed.is_closed and not s.channel.is_closed and not s.connection.is_closed
-        await s.publish(queue.name, b"still here")
-        [message] = await get_n(queue, 1)
-        assert message.body == b"still here"
+async def test_channel_error_leaves_other_channels_and_connections_alone(scratch: Scratch) -> None:
+    queue = await scratch.queue()
+    doomed = await scratch.new_channel()
+    with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
+        await doomed.declare_queue(scratch.qname(), passive=True)
+    assert doomed.is_closed and not scratch.channel.is_closed and not scratch.connection.is_closed
+    await scratch.publish(queue.name, b"still here")
+    [message] = await get_n(queue, 1)
+    assert message.body == b"still here"
 
 
-async def test_user_id_must_match_the_login_406(amqp_url: str) -> None:
+async def test_user_id_must_match_the_login_406(scratch: Scratch) -> None:
     """RabbitMQ validates the user_id property against the authenticated user."""
-    async with Scratch(amqp_url) as s:
-        queue = await s.queue()
-        channel = await s.new_channel(publisher_confirms=True)
-        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
-            await channel.default_exchange.publish(Message(b"x", user_id="mallory"), queue.name)
-        assert await message_count(s.channel, queue.name) == 0
+    queue = await scratch.queue()
+    channel = await scratch.new_channel(publisher_confirms=True)
+    with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
+        await channel.default_exchange.publish(Message(b"x", user_id="mallory"), queue.name)
+    assert await message_count(scratch.channel, queue.name) == 0
 
 
-async def test_duplicate_consumer_tag_is_530(amqp_url: str) -> None:
+async def test_duplicate_consumer_tag_is_530(amqp_url: str, scratch: Scratch) -> None:
     """Reusing a consumer tag on one channel is a connection error: 530 NOT_ALLOWED."""
-    async with Scratch(amqp_url) as s:
-        queue = await s.queue()
-        raw = await RawConnection.open(amqp_url)
-        try:
-            raw.send(commands.Basic.Consume(queue=queue.name, consumer_tag="twin"), channel=1)
-            await raw.expect(commands.Basic.ConsumeOk, channel=1)
-            raw.send(commands.Basic.Consume(queue=queue.name, consumer_tag="twin"), channel=1)
-            close = await raw.connection_close()
-            assert close.reply_code == 530, close.reply_text
-        finally:
-            await raw.close()
+    queue = await scratch.queue()
+    raw = await RawConnection.open(amqp_url)
+    try:
+        raw.send(commands.Basic.Consume(queue=queue.name, consumer_tag="twin"), channel=1)
+        await raw.expect(commands.Basic.ConsumeOk, channel=1)
+        raw.send(commands.Basic.Consume(queue=queue.name, consumer_tag="twin"), channel=1)
+        close = await raw.connection_close()
+        assert close.reply_code == 530, close.reply_text
+    finally:
+        await raw.close()
 
 
 def _method(channel: int, class_id: int, method_id: int, payload: bytes = b"") -> bytes:
@@ -178,20 +172,21 @@ BAD_FRAMES: dict[str, tuple[Callable[[], bytes], int]] = {
 
 
 @pytest.mark.parametrize("case", list(BAD_FRAMES))
-async def test_bad_frame_closes_the_connection_with_its_code(amqp_url: str, case: str) -> None:
+async def test_bad_frame_closes_the_connection_with_its_code(
+    amqp_url: str, scratch: Scratch, case: str
+) -> None:
     make, code = BAD_FRAMES[case]
-    async with Scratch(amqp_url) as s:
-        bystander = await s.new_channel()
-        raw = await RawConnection.open(amqp_url)
-        try:
-            raw.send_bytes(make())
-            close = await raw.connection_close()
-            assert close.reply_code == code, f"{case}: {close.reply_code} {close.reply_text}"
-        finally:
-            await raw.close()
-        # Other connections are untouched.
-        queue = await s.queue(channel=bystander)
-        assert queue.declaration_result.message_count == 0
+    bystander = await scratch.new_channel()
+    raw = await RawConnection.open(amqp_url)
+    try:
+        raw.send_bytes(make())
+        close = await raw.connection_close()
+        assert close.reply_code == code, f"{case}: {close.reply_code} {close.reply_text}"
+    finally:
+        await raw.close()
+    # Other connections are untouched.
+    queue = await scratch.queue(channel=bystander)
+    assert queue.declaration_result.message_count == 0
 
 
 @pytest.mark.parametrize(("class_id", "method_id"), [(60, 999), (77, 10)], ids=["method", "class"])
@@ -211,41 +206,39 @@ async def test_unknown_method_ends_the_connection(
         await raw.close()
 
 
-async def test_transactions(amqp_url: str, broker_kind: str) -> None:
+async def test_transactions(scratch: Scratch, broker_kind: str) -> None:
     """tx.select/commit/rollback: RabbitMQ implements them. The embedded broker may instead
     answer tx.select with connection.close 540 NOT_IMPLEMENTED (the issue allows it); if it
     accepts tx.select it must then implement the semantics properly."""
-    async with Scratch(amqp_url) as s:
-        queue = await s.queue()
-        connection = await s.connect()
-        channel = await connection.channel(publisher_confirms=False)
-        transaction = channel.transaction()
-        try:
-            await transaction.select()
-        except aiormq.exceptions.ConnectionNotImplemented:
-            assert broker_kind == "embedded", "RabbitMQ implements tx"
-            return
-        except aiormq.exceptions.ConnectionClosed as closed:
-            pytest.fail(f"tx.select refused with {closed!r}; 540 NOT_IMPLEMENTED is the code")
-        await channel.default_exchange.publish(Message(b"rolled back"), queue.name)
-        await transaction.rollback()
-        await channel.default_exchange.publish(Message(b"committed"), queue.name)
-        await asyncio.sleep(0.2)
-        assert await message_count(s.channel, queue.name) == 0, "published before commit"
-        await transaction.commit()
-        [message] = await get_n(queue, 1)
-        assert message.body == b"committed"
-        assert await queue.get(fail=False) is None
+    queue = await scratch.queue()
+    connection = await scratch.connect()
+    channel = await connection.channel(publisher_confirms=False)
+    transaction = channel.transaction()
+    try:
+        await transaction.select()
+    except aiormq.exceptions.ConnectionNotImplemented:
+        assert broker_kind == "embedded", "RabbitMQ implements tx"
+        return
+    except aiormq.exceptions.ConnectionClosed as closed:
+        pytest.fail(f"tx.select refused with {closed!r}; 540 NOT_IMPLEMENTED is the code")
+    await channel.default_exchange.publish(Message(b"rolled back"), queue.name)
+    await transaction.rollback()
+    await channel.default_exchange.publish(Message(b"committed"), queue.name)
+    await asyncio.sleep(0.2)
+    assert await message_count(scratch.channel, queue.name) == 0, "published before commit"
+    await transaction.commit()
+    [message] = await get_n(queue, 1)
+    assert message.body == b"committed"
+    assert await queue.get(fail=False) is None
 
 
-async def test_consume_after_queue_error_needs_a_new_channel(amqp_url: str) -> None:
+async def test_consume_after_queue_error_needs_a_new_channel(scratch: Scratch) -> None:
     """After a channel error aio-pika refuses to use that channel; a new one works."""
-    async with Scratch(amqp_url) as s:
-        with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
-            await s.channel.declare_queue(s.qname(), passive=True)
-        with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
-            await (await s.channel.get_underlay_channel()).basic_qos(prefetch_count=1)
-        fresh = await s.new_channel()
-        queue = await s.queue(channel=fresh)
-        await queue.consume(ignore)
-        assert isinstance(fresh, aio_pika.abc.AbstractChannel)
+    with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
+        await scratch.channel.declare_queue(scratch.qname(), passive=True)
+    with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
+        await (await scratch.channel.get_underlay_channel()).basic_qos(prefetch_count=1)
+    fresh = await scratch.new_channel()
+    queue = await scratch.queue(channel=fresh)
+    await queue.consume(ignore)
+    assert isinstance(fresh, aio_pika.abc.AbstractChannel)

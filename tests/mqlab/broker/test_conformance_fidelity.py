@@ -156,65 +156,62 @@ async def test_unencodable_reply_never_loses_a_no_ack_message(monkeypatch) -> No
 # -- idempotent unbind ----------------------------------------------------------------------
 
 
-async def test_unbind_after_the_auto_delete_exchange_went_with_the_queue(amqp_url: str) -> None:
+async def test_unbind_after_the_auto_delete_exchange_went_with_the_queue(scratch: Scratch) -> None:
     """aio-pika's RPC close(): the queue is gone, its auto-delete exchange with it; unbind is ok."""
-    async with Scratch(amqp_url) as s:
-        exchange = await s.exchange(ExchangeType.DIRECT, auto_delete=True)
-        queue = await s.queue()
-        await queue.bind(exchange, "k")
-        await queue.delete()
-        checker = await s.new_channel()
-        with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
-            await checker.declare_exchange(exchange.name, passive=True)
-        await queue.unbind(exchange.name, "k")  # Unbind-Ok, the channel stays open
-        await s.channel.declare_queue(exclusive=True)
+    exchange = await scratch.exchange(ExchangeType.DIRECT, auto_delete=True)
+    queue = await scratch.queue()
+    await queue.bind(exchange, "k")
+    await queue.delete()
+    checker = await scratch.new_channel()
+    with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
+        await checker.declare_exchange(exchange.name, passive=True)
+    await queue.unbind(exchange.name, "k")  # Unbind-Ok, the channel stays open
+    await scratch.channel.declare_queue(exclusive=True)
 
 
 @pytest.mark.parametrize("order", ["unbind then delete", "delete then unbind"])
-async def test_teardown_in_either_order(amqp_url: str, order: str) -> None:
-    async with Scratch(amqp_url) as s:
-        exchange = await s.exchange(ExchangeType.TOPIC)
-        queue = await s.queue()
-        await queue.bind(exchange, "a.#")
-        if order == "unbind then delete":
-            await queue.unbind(exchange, "a.#")
-            await queue.delete()
-            await exchange.delete()
-        else:
-            await queue.delete()
-            await exchange.delete()
-            await queue.unbind(exchange, "a.#")
-        await s.channel.declare_queue(exclusive=True)  # the channel is still open
+async def test_teardown_in_either_order(scratch: Scratch, order: str) -> None:
+    exchange = await scratch.exchange(ExchangeType.TOPIC)
+    queue = await scratch.queue()
+    await queue.bind(exchange, "a.#")
+    if order == "unbind then delete":
+        await queue.unbind(exchange, "a.#")
+        await queue.delete()
+        await exchange.delete()
+    else:
+        await queue.delete()
+        await exchange.delete()
+        await queue.unbind(exchange, "a.#")
+    await scratch.channel.declare_queue(exclusive=True)  # the channel is still open
 
 
 @pytest.mark.parametrize(
     "case", ["no queue", "no exchange", "neither", "no such binding", "exchange to exchange"]
 )
-async def test_unbind_of_missing_entities_is_ok(amqp_url: str, case: str) -> None:
+async def test_unbind_of_missing_entities_is_ok(amqp_url: str, scratch: Scratch, case: str) -> None:
     queue, exchange = unique("gone-q"), unique("gone-x")
-    async with Scratch(amqp_url) as s:
-        if case == "no exchange" or case == "no such binding":
-            queue = (await s.queue()).name
-        if case == "no queue" or case == "no such binding":
-            exchange = (await s.exchange()).name
-        raw = await RawConnection.open(amqp_url)
-        try:
-            if case == "exchange to exchange":
-                raw.send(
-                    commands.Exchange.Unbind(
-                        destination=exchange, source=unique("x2"), routing_key="k"
-                    ),
-                    channel=1,
-                )
-                await raw.expect(commands.Exchange.UnbindOk, channel=1)
-            else:
-                raw.send(
-                    commands.Queue.Unbind(queue=queue, exchange=exchange, routing_key="k"),
-                    channel=1,
-                )
-                await raw.expect(commands.Queue.UnbindOk, channel=1)
-        finally:
-            await raw.close()
+    if case == "no exchange" or case == "no such binding":
+        queue = (await scratch.queue()).name
+    if case == "no queue" or case == "no such binding":
+        exchange = (await scratch.exchange()).name
+    raw = await RawConnection.open(amqp_url)
+    try:
+        if case == "exchange to exchange":
+            raw.send(
+                commands.Exchange.Unbind(
+                    destination=exchange, source=unique("x2"), routing_key="k"
+                ),
+                channel=1,
+            )
+            await raw.expect(commands.Exchange.UnbindOk, channel=1)
+        else:
+            raw.send(
+                commands.Queue.Unbind(queue=queue, exchange=exchange, routing_key="k"),
+                channel=1,
+            )
+            await raw.expect(commands.Queue.UnbindOk, channel=1)
+    finally:
+        await raw.close()
 
 
 # -- requeue keeps the original order -------------------------------------------------------
@@ -230,45 +227,44 @@ REQUEUE_MODES = [
 
 
 @pytest.mark.parametrize("mode", REQUEUE_MODES)
-async def test_requeued_messages_return_to_their_places(amqp_url: str, mode: str) -> None:
+async def test_requeued_messages_return_to_their_places(scratch: Scratch, mode: str) -> None:
     """Four of five taken unacked and given back: the queue reads 0..4 again, the four
     redelivered (RabbitMQ 3.10: "requeued messages go back to their original position")."""
-    async with Scratch(amqp_url) as s:
-        queue = await s.queue()
-        publisher = await s.new_channel(publisher_confirms=True)
-        for i in range(5):
-            await publisher.default_exchange.publish(Message(b"%d" % i), queue.name)
-        channel = await s.new_channel()
-        taken = await get_n(await channel.get_queue(queue.name), 4, no_ack=False)
-        assert [m.body for m in taken] == [b"0", b"1", b"2", b"3"]
-        if mode == "nack one by one":
-            for m in taken:
-                await m.nack(requeue=True)
-        elif mode == "nack last first":
-            for m in reversed(taken):
-                await m.nack(requeue=True)
-        elif mode == "reject one by one":
-            for m in taken:
-                await m.reject(requeue=True)
-        elif mode == "nack multiple":
-            await taken[-1].nack(multiple=True, requeue=True)
-        elif mode == "channel close":
-            await channel.close()
-        else:
-            await (await channel.get_underlay_channel()).basic_recover(requeue=True)
+    queue = await scratch.queue()
+    publisher = await scratch.new_channel(publisher_confirms=True)
+    for i in range(5):
+        await publisher.default_exchange.publish(Message(b"%d" % i), queue.name)
+    channel = await scratch.new_channel()
+    taken = await get_n(await channel.get_queue(queue.name), 4, no_ack=False)
+    assert [m.body for m in taken] == [b"0", b"1", b"2", b"3"]
+    if mode == "nack one by one":
+        for m in taken:
+            await m.nack(requeue=True)
+    elif mode == "nack last first":
+        for m in reversed(taken):
+            await m.nack(requeue=True)
+    elif mode == "reject one by one":
+        for m in taken:
+            await m.reject(requeue=True)
+    elif mode == "nack multiple":
+        await taken[-1].nack(multiple=True, requeue=True)
+    elif mode == "channel close":
+        await channel.close()
+    else:
+        await (await channel.get_underlay_channel()).basic_recover(requeue=True)
 
-        async def all_back() -> bool:
-            return await message_count(s.channel, queue.name) == 5
+    async def all_back() -> bool:
+        return await message_count(scratch.channel, queue.name) == 5
 
-        await wait_until(all_back)
-        again = await get_n(queue, 5)
-        assert [(m.body, m.redelivered) for m in again] == [
-            (b"0", True),
-            (b"1", True),
-            (b"2", True),
-            (b"3", True),
-            (b"4", False),
-        ]
+    await wait_until(all_back)
+    again = await get_n(queue, 5)
+    assert [(m.body, m.redelivered) for m in again] == [
+        (b"0", True),
+        (b"1", True),
+        (b"2", True),
+        (b"3", True),
+        (b"4", False),
+    ]
 
 
 # -- Connection.Close names the method ------------------------------------------------------
@@ -321,28 +317,25 @@ async def test_unknown_exchange_type_wording(amqp_url: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["classic", "quorum"])
-async def test_queue_type_is_accepted_and_kept(amqp_url: str, kind: str) -> None:
-    async with Scratch(amqp_url) as s:
-        name = s.qname()
-        args = {"x-queue-type": kind}
-        queue = await s.channel.declare_queue(name, durable=True, arguments=args)
-        await s.channel.default_exchange.publish(Message(b"m"), name)
-        await wait_until(lambda: _ready(s, name, 1))
-        [message] = await get_n(queue, 1)
-        assert message.body == b"m"
-        again = await s.channel.declare_queue(name, durable=True, arguments=args)
-        assert again.name == name
-        channel = await s.new_channel()
-        if kind == "quorum":
-            with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed) as info:
-                await channel.declare_queue(name, durable=True)
-            assert "inequivalent arg 'x-queue-type'" in str(
-                info.value
-            ) and "received none but current is the value 'quorum' of type 'longstr'" in str(
-                info.value
-            )
-        else:  # an explicit classic equals no type at all
+async def test_queue_type_is_accepted_and_kept(scratch: Scratch, kind: str) -> None:
+    name = scratch.qname()
+    args = {"x-queue-type": kind}
+    queue = await scratch.channel.declare_queue(name, durable=True, arguments=args)
+    await scratch.channel.default_exchange.publish(Message(b"m"), name)
+    await wait_until(lambda: _ready(scratch, name, 1))
+    [message] = await get_n(queue, 1)
+    assert message.body == b"m"
+    again = await scratch.channel.declare_queue(name, durable=True, arguments=args)
+    assert again.name == name
+    channel = await scratch.new_channel()
+    if kind == "quorum":
+        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed) as info:
             await channel.declare_queue(name, durable=True)
+        assert "inequivalent arg 'x-queue-type'" in str(
+            info.value
+        ) and "received none but current is the value 'quorum' of type 'longstr'" in str(info.value)
+    else:  # an explicit classic equals no type at all
+        await channel.declare_queue(name, durable=True)
 
 
 async def _ready(s: Scratch, name: str, n: int) -> bool:
@@ -359,11 +352,12 @@ async def _ready(s: Scratch, name: str, n: int) -> bool:
     ids=["non-durable", "exclusive", "auto-delete"],
 )
 async def test_quorum_queue_refuses_what_it_cannot_be(
-    amqp_url: str, kwargs: dict, words: str
+    scratch: Scratch, kwargs: dict, words: str
 ) -> None:
-    async with Scratch(amqp_url) as s:
-        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed, match=words):
-            await s.channel.declare_queue(s.qname(), arguments={"x-queue-type": "quorum"}, **kwargs)
+    with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed, match=words):
+        await scratch.channel.declare_queue(
+            scratch.qname(), arguments={"x-queue-type": "quorum"}, **kwargs
+        )
 
 
 async def test_embedded_topology_reports_the_queue_type() -> None:
@@ -382,106 +376,100 @@ async def test_embedded_topology_reports_the_queue_type() -> None:
 # -- priority queues --------------------------------------------------------------------------
 
 
-async def test_priority_queue_serves_higher_priorities_first(amqp_url: str) -> None:
-    async with Scratch(amqp_url) as s:
-        queue = await s.queue(arguments={"x-max-priority": 5})
-        publisher = await s.new_channel(publisher_confirms=True)
-        sent = [(b"a", 1), (b"b", 5), (b"c", 1), (b"d", 9), (b"e", 0), (b"f", 5), (b"g", None)]
-        for body, priority in sent:
-            await publisher.default_exchange.publish(Message(body, priority=priority), queue.name)
-        got = await get_n(queue, len(sent))
-        # 9 is capped at the maximum 5; None is priority 0; equal priorities keep their order.
-        assert [m.body for m in got] == [b"b", b"d", b"f", b"a", b"c", b"e", b"g"]
+async def test_priority_queue_serves_higher_priorities_first(scratch: Scratch) -> None:
+    queue = await scratch.queue(arguments={"x-max-priority": 5})
+    publisher = await scratch.new_channel(publisher_confirms=True)
+    sent = [(b"a", 1), (b"b", 5), (b"c", 1), (b"d", 9), (b"e", 0), (b"f", 5), (b"g", None)]
+    for body, priority in sent:
+        await publisher.default_exchange.publish(Message(body, priority=priority), queue.name)
+    got = await get_n(queue, len(sent))
+    # 9 is capped at the maximum 5; None is priority 0; equal priorities keep their order.
+    assert [m.body for m in got] == [b"b", b"d", b"f", b"a", b"c", b"e", b"g"]
 
 
-async def test_priority_queue_requeue_keeps_places(amqp_url: str) -> None:
-    async with Scratch(amqp_url) as s:
-        queue = await s.queue(arguments={"x-max-priority": 3})
-        publisher = await s.new_channel(publisher_confirms=True)
-        for body, priority in [(b"low1", 1), (b"high", 3), (b"low2", 1)]:
-            await publisher.default_exchange.publish(Message(body, priority=priority), queue.name)
-        channel = await s.new_channel()
-        taken = await get_n(await channel.get_queue(queue.name), 2, no_ack=False)
-        assert [m.body for m in taken] == [b"high", b"low1"]
-        for m in taken:
-            await m.nack(requeue=True)
-        await wait_until(lambda: _ready(s, queue.name, 3))
-        assert [m.body for m in await get_n(queue, 3)] == [b"high", b"low1", b"low2"]
+async def test_priority_queue_requeue_keeps_places(scratch: Scratch) -> None:
+    queue = await scratch.queue(arguments={"x-max-priority": 3})
+    publisher = await scratch.new_channel(publisher_confirms=True)
+    for body, priority in [(b"low1", 1), (b"high", 3), (b"low2", 1)]:
+        await publisher.default_exchange.publish(Message(body, priority=priority), queue.name)
+    channel = await scratch.new_channel()
+    taken = await get_n(await channel.get_queue(queue.name), 2, no_ack=False)
+    assert [m.body for m in taken] == [b"high", b"low1"]
+    for m in taken:
+        await m.nack(requeue=True)
+    await wait_until(lambda: _ready(scratch, queue.name, 3))
+    assert [m.body for m in await get_n(queue, 3)] == [b"high", b"low1", b"low2"]
 
 
 @pytest.mark.parametrize(
     ("value", "words"),
     [(256, "{max_value_exceeded,256}"), (-1, "{value_negative,-1}"), ("5", "got longstr")],
 )
-async def test_bad_max_priority_is_406(amqp_url: str, value: object, words: str) -> None:
-    async with Scratch(amqp_url) as s:
-        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed) as info:
-            await s.channel.declare_queue(s.qname(), arguments={"x-max-priority": value})
-        assert words in str(info.value)
+async def test_bad_max_priority_is_406(scratch: Scratch, value: object, words: str) -> None:
+    with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed) as info:
+        await scratch.channel.declare_queue(scratch.qname(), arguments={"x-max-priority": value})
+    assert words in str(info.value)
 
 
 # -- alternate exchanges ----------------------------------------------------------------------
 
 
-async def test_unroutable_messages_go_to_the_alternate_exchange(amqp_url: str) -> None:
-    async with Scratch(amqp_url) as s:
-        alternate = await s.exchange(ExchangeType.FANOUT)
-        main = await s.exchange(
-            ExchangeType.DIRECT, arguments={"alternate-exchange": alternate.name}
-        )
-        routed, unrouted = await s.queue(), await s.queue()
-        await routed.bind(main, "known")
-        await unrouted.bind(alternate)
-        publisher = await s.new_channel(publisher_confirms=True, on_return_raises=True)
-        target = await publisher.get_exchange(main.name, ensure=False)
-        # mandatory=True: the alternate exchange took it, so nothing is returned.
-        await target.publish(Message(b"lost?"), "unknown", mandatory=True)
-        await target.publish(Message(b"normal"), "known", mandatory=True)
-        assert [m.body for m in await get_n(unrouted, 1)] == [b"lost?"]
-        assert [m.body for m in await get_n(routed, 1)] == [b"normal"]
-        assert await message_count(s.channel, unrouted.name) == 0
-        channel = await s.new_channel()
-        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed, match="alternate-exchange"):
-            await channel.declare_exchange(main.name, ExchangeType.DIRECT)
+async def test_unroutable_messages_go_to_the_alternate_exchange(scratch: Scratch) -> None:
+    alternate = await scratch.exchange(ExchangeType.FANOUT)
+    main = await scratch.exchange(
+        ExchangeType.DIRECT, arguments={"alternate-exchange": alternate.name}
+    )
+    routed, unrouted = await scratch.queue(), await scratch.queue()
+    await routed.bind(main, "known")
+    await unrouted.bind(alternate)
+    publisher = await scratch.new_channel(publisher_confirms=True, on_return_raises=True)
+    target = await publisher.get_exchange(main.name, ensure=False)
+    # mandatory=True: the alternate exchange took it, so nothing is returned.
+    await target.publish(Message(b"lost?"), "unknown", mandatory=True)
+    await target.publish(Message(b"normal"), "known", mandatory=True)
+    assert [m.body for m in await get_n(unrouted, 1)] == [b"lost?"]
+    assert [m.body for m in await get_n(routed, 1)] == [b"normal"]
+    assert await message_count(scratch.channel, unrouted.name) == 0
+    channel = await scratch.new_channel()
+    with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed, match="alternate-exchange"):
+        await channel.declare_exchange(main.name, ExchangeType.DIRECT)
 
 
 # -- single active consumer -------------------------------------------------------------------
 
 
-async def test_single_active_consumer(amqp_url: str) -> None:
-    async with Scratch(amqp_url) as s:
-        queue = await s.queue(arguments={"x-single-active-consumer": True})
-        inboxes: list[asyncio.Queue[aio_pika.abc.AbstractIncomingMessage]] = []
-        tags = []
-        for _ in range(2):
-            channel = await s.new_channel()
-            inbox: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
-            inboxes.append(inbox)
-            tags.append(
-                (
-                    channel,
-                    await (await channel.get_queue(queue.name)).consume(inbox.put, no_ack=True),
-                )
+async def test_single_active_consumer(scratch: Scratch) -> None:
+    queue = await scratch.queue(arguments={"x-single-active-consumer": True})
+    inboxes: list[asyncio.Queue[aio_pika.abc.AbstractIncomingMessage]] = []
+    tags = []
+    for _ in range(2):
+        channel = await scratch.new_channel()
+        inbox: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
+        inboxes.append(inbox)
+        tags.append(
+            (
+                channel,
+                await (await channel.get_queue(queue.name)).consume(inbox.put, no_ack=True),
             )
-        publisher = await s.new_channel(publisher_confirms=True)
-        for i in range(6):
-            await publisher.default_exchange.publish(Message(b"%d" % i), queue.name)
-        await wait_until(lambda: inboxes[0].qsize() == 6)
-        await asyncio.sleep(0.2)
-        assert inboxes[1].qsize() == 0, "only the active consumer receives"
-        first_channel, first_tag = tags[0]
-        await (await first_channel.get_queue(queue.name)).cancel(first_tag)
-        for i in range(6, 9):
-            await publisher.default_exchange.publish(Message(b"%d" % i), queue.name)
-        await wait_until(lambda: inboxes[1].qsize() == 3)
-        assert [inboxes[1].get_nowait().body for _ in range(3)] == [b"6", b"7", b"8"]
+        )
+    publisher = await scratch.new_channel(publisher_confirms=True)
+    for i in range(6):
+        await publisher.default_exchange.publish(Message(b"%d" % i), queue.name)
+    await wait_until(lambda: inboxes[0].qsize() == 6)
+    await asyncio.sleep(0.2)
+    assert inboxes[1].qsize() == 0, "only the active consumer receives"
+    first_channel, first_tag = tags[0]
+    await (await first_channel.get_queue(queue.name)).cancel(first_tag)
+    for i in range(6, 9):
+        await publisher.default_exchange.publish(Message(b"%d" % i), queue.name)
+    await wait_until(lambda: inboxes[1].qsize() == 3)
+    assert [inboxes[1].get_nowait().body for _ in range(3)] == [b"6", b"7", b"8"]
 
 
-async def test_single_active_consumer_refuses_an_exclusive_consumer(amqp_url: str) -> None:
-    async with Scratch(amqp_url) as s:
-        queue = await s.queue(arguments={"x-single-active-consumer": True})
-        with pytest.raises(aiormq.exceptions.ChannelAccessRefused, match="in exclusive use"):
-            await queue.consume(collect, exclusive=True)
+async def test_single_active_consumer_refuses_an_exclusive_consumer(scratch: Scratch) -> None:
+    queue = await scratch.queue(arguments={"x-single-active-consumer": True})
+    with pytest.raises(aiormq.exceptions.ChannelAccessRefused, match="in exclusive use"):
+        await queue.consume(collect, exclusive=True)
 
 
 # -- max message size ---------------------------------------------------------------------------

@@ -120,59 +120,55 @@ def test_bad_arguments_are_406(args: dict[str, Any], fragment: str) -> None:
     assert info.value.code == 406 and fragment in info.value.text
 
 
-async def test_x_expires_deletes_an_unused_queue(amqp_url: str) -> None:
-    async with Scratch(amqp_url) as s:
-        name = s.qname()
-        await s.channel.declare_queue(name, arguments={"x-expires": 300})
-        await asyncio.sleep(0.8)
-        channel = await s.new_channel()
-        with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
-            await channel.declare_queue(name, passive=True)
+async def test_x_expires_deletes_an_unused_queue(scratch: Scratch) -> None:
+    name = scratch.qname()
+    await scratch.channel.declare_queue(name, arguments={"x-expires": 300})
+    await asyncio.sleep(0.8)
+    channel = await scratch.new_channel()
+    with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
+        await channel.declare_queue(name, passive=True)
 
 
-async def test_reject_publish_overflow_nacks_the_publisher(amqp_url: str) -> None:
-    async with Scratch(amqp_url) as s:
-        name = s.qname()
-        channel = await s.new_channel(publisher_confirms=True)
-        args = {"x-max-length": 1, "x-overflow": "reject-publish"}
-        await channel.declare_queue(name, arguments=args)
-        await channel.default_exchange.publish(aio_pika.Message(b"kept"), name)
-        with pytest.raises(aio_pika.exceptions.DeliveryError):
-            await channel.default_exchange.publish(aio_pika.Message(b"refused"), name)
-        assert await message_count(s.channel, name) == 1
+async def test_reject_publish_overflow_nacks_the_publisher(scratch: Scratch) -> None:
+    name = scratch.qname()
+    channel = await scratch.new_channel(publisher_confirms=True)
+    args = {"x-max-length": 1, "x-overflow": "reject-publish"}
+    await channel.declare_queue(name, arguments=args)
+    await channel.default_exchange.publish(aio_pika.Message(b"kept"), name)
+    with pytest.raises(aio_pika.exceptions.DeliveryError):
+        await channel.default_exchange.publish(aio_pika.Message(b"refused"), name)
+    assert await message_count(scratch.channel, name) == 1
 
 
-async def test_max_length_bytes_drops_from_the_head(amqp_url: str) -> None:
-    async with Scratch(amqp_url) as s:
-        name = s.qname()
-        queue = await s.channel.declare_queue(name, arguments={"x-max-length-bytes": 10})
-        for body in (b"aaaa", b"bbbb", b"cccc"):
-            await s.channel.default_exchange.publish(aio_pika.Message(body), name)
-        bodies = []
-        while (m := await queue.get(fail=False, timeout=5)) is not None:
-            bodies.append(m.body)
-            await m.ack()
-        assert bodies == [b"bbbb", b"cccc"]
+async def test_max_length_bytes_drops_from_the_head(scratch: Scratch) -> None:
+    name = scratch.qname()
+    queue = await scratch.channel.declare_queue(name, arguments={"x-max-length-bytes": 10})
+    for body in (b"aaaa", b"bbbb", b"cccc"):
+        await scratch.channel.default_exchange.publish(aio_pika.Message(body), name)
+    bodies = []
+    while (m := await queue.get(fail=False, timeout=5)) is not None:
+        bodies.append(m.body)
+        await m.ack()
+    assert bodies == [b"bbbb", b"cccc"]
 
 
-async def test_rolled_back_ack_is_requeued_when_the_channel_closes(amqp_url: str) -> None:
-    async with Scratch(amqp_url) as s:
-        name = s.qname()
-        await s.channel.declare_queue(name)
-        await s.channel.default_exchange.publish(aio_pika.Message(b"job"), name)
-        channel = await s.new_channel(publisher_confirms=False)
-        tx = channel.transaction()
-        try:
-            await tx.select()
-        except aiormq.exceptions.ConnectionNotImplemented:
-            pytest.fail("the embedded broker implements tx.select")
-        queue = await channel.declare_queue(name, passive=True)
-        message = await queue.get(timeout=5)
-        await message.ack()
-        await tx.rollback()  # the ack never happened
-        assert await queue.get(fail=False) is None  # still unacked, not ready
-        await channel.close()
-        again = await (await s.new_channel()).declare_queue(name, passive=True)
-        redelivered = await again.get(timeout=5)
-        assert (redelivered.body, redelivered.redelivered) == (b"job", True)
-        await redelivered.ack()
+async def test_rolled_back_ack_is_requeued_when_the_channel_closes(scratch: Scratch) -> None:
+    name = scratch.qname()
+    await scratch.channel.declare_queue(name)
+    await scratch.channel.default_exchange.publish(aio_pika.Message(b"job"), name)
+    channel = await scratch.new_channel(publisher_confirms=False)
+    tx = channel.transaction()
+    try:
+        await tx.select()
+    except aiormq.exceptions.ConnectionNotImplemented:
+        pytest.fail("the embedded broker implements tx.select")
+    queue = await channel.declare_queue(name, passive=True)
+    message = await queue.get(timeout=5)
+    await message.ack()
+    await tx.rollback()  # the ack never happened
+    assert await queue.get(fail=False) is None  # still unacked, not ready
+    await channel.close()
+    again = await (await scratch.new_channel()).declare_queue(name, passive=True)
+    redelivered = await again.get(timeout=5)
+    assert (redelivered.body, redelivered.redelivered) == (b"job", True)
+    await redelivered.ack()
