@@ -150,17 +150,13 @@ def run(args: argparse.Namespace) -> int:
         except PipelineInterrupted as exc:
             print(exc, file=sys.stderr)
             return 130
-        except ServiceFailed as exc:
+        except (ServiceFailed, BusError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        except BusError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-    summary = result.summary()
     if args.json:
-        print(json.dumps(summary, indent=2))
-        return 0 if result.complete else 130
-    _print_summary(result)
+        print(json.dumps(result.summary(), indent=2))
+    else:
+        _print_summary(result)
     return 0 if result.complete else 130
 
 
