@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mqlab.events import INTERVAL_MS, KLINE_DEFERRED, ZERO, Kline
+from mqlab.events.model import mutable_twin
 
 __all__ = [
     "frame_to_klines",
@@ -80,13 +81,14 @@ def _bulk(
 
     Frozen events refuse ``self.x = ...``, so their ``__init__`` sets each slot through its
     descriptor, a C call of about 50 ns a field. Here one generated function builds every
-    row in a loop: it makes each row as an instance of a mutable *twin* class with exactly
-    the same slots (a class with no ``__init__`` of its own: nothing to run), stores the
-    fields with plain (specialised, ~5 ns) attribute stores and then turns it into ``cls`` by
-    assigning ``__class__``, which CPython allows between classes of identical layout. (A
-    call of the twin class per row, from ``map``, cost twice as much: the interpreter is
-    entered afresh for each ``__init__``.) The results are ordinary ``cls`` instances, equal
-    to ``cls(...)`` with the same values and as immutable (tests check both).
+    row in a loop: it makes each row as an instance of the class's mutable *twin*
+    (:func:`mqlab.events.model.mutable_twin`: the same layout, an ``__init__`` that does
+    nothing), stores the fields with plain (specialised, ~5 ns) attribute stores and then
+    turns it into ``cls`` by assigning ``__class__``, which CPython allows between classes of
+    identical layout. (A call of the twin class per row, from ``map``, cost twice as much:
+    the interpreter is entered afresh for each ``__init__``.) The results are ordinary
+    ``cls`` instances, equal to ``cls(...)`` with the same values and as immutable (tests
+    check both).
 
     ``same`` gives the fields every row shares (a symbol, an interval): set from a local,
     no column to walk. Every other field must be in ``columns``, except those ``deferred``:
@@ -119,7 +121,7 @@ def _builder(cls: Any, same: tuple[str, ...], names: tuple[str, ...]) -> Callabl
         raise TypeError(f"{cls.__name__} is not a slotted dataclass")  # pragma: no cover
     if not names:
         raise ValueError("give at least one column: it sets the number of rows")
-    twin = type(f"_{cls.__name__}Twin", cls.__bases__, {"__slots__": slots})
+    twin = mutable_twin(cls)
     column = {name: f"_{name}_column" for name in names}
     body = "".join(f"        _obj.{name} = {name}\n" for name in (*same, *names))
     source = (
