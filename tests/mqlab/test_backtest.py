@@ -349,3 +349,45 @@ def test_the_loops_own_kline_path_leaves_the_same_state_as_the_calls() -> None:
     assert inline.stats == called.stats
     assert inline_strategy.now == called_strategy.now == KLINES[-1].recv_ts
     assert inline_strategy._last is called_strategy._last is KLINES[-1]
+
+
+def test_young_garbage_collections_are_rarer_only_during_a_run() -> None:
+    """Backtest.run raises the collector's first threshold while it runs (events hold no
+    cycles) and puts it back after, also when the run fails; cycles are still collected."""
+    import gc
+    import weakref
+
+    class Node:
+        me: Node
+
+    seen: list[int] = []
+    nodes: list[weakref.ref[Node]] = []
+
+    class Cyclic(SmaCross):
+        def on_kline(self, kline: Kline) -> None:
+            seen.append(gc.get_threshold()[0])
+            node = Node()
+            node.me = node  # garbage that only the cyclic collector frees
+            nodes.append(weakref.ref(node))
+            super().on_kline(kline)
+
+    class Failing(SmaCross):
+        def on_kline(self, kline: Kline) -> None:
+            raise RuntimeError("boom")
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, *before[1:])
+        run_backtest(Cyclic(5, 20, "0.1"), synthetic_klines(12_000, seed=21))
+        assert set(seen) == {10_000} and gc.get_threshold()[0] == 700
+        assert any(ref() is None for ref in nodes)  # collected during the run
+        gc.set_threshold(50_000, *before[1:])  # already rarer: left alone
+        seen.clear()
+        run_backtest(Cyclic(5, 20, "0.1"), KLINES)
+        assert set(seen) == {50_000}
+        gc.set_threshold(700, *before[1:])
+        with pytest.raises(RuntimeError, match="boom"):
+            run_backtest(Failing(), KLINES)
+        assert gc.get_threshold()[0] == 700
+    finally:
+        gc.set_threshold(*before)
