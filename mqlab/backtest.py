@@ -181,6 +181,13 @@ class Backtest:
             and type(portfolio).on_market is Portfolio.on_market
         )
         on_kline = strategy.on_kline
+        # Likewise the engine and the venue, while no answer is queued and no order works,
+        # unless the venue's on_market is overridden (a margin account marks and may
+        # liquidate on every event): two Python calls a bar fewer again, the same state after
+        # but for the engine's ``event``, which nothing reads between two feeds of a run.
+        quiet = type(exchange).on_market is SimulatedExchange.on_market
+        heap, working, prices = engine.heap, exchange._working, exchange._last
+        quiet_events = 0
         times, marks = portfolio._times, portfolio._marks
         bar = None
         if self.progress:
@@ -203,11 +210,19 @@ class Backtest:
                     if ts < last and single:
                         raise unsorted(0, event, last)
                     last = ts
-                    # Almost always the event itself comes straight back: nothing was due.
-                    x: Event | None = feed(event)
-                    while x is not event:
-                        deliver(x)  # type: ignore[arg-type]
-                        x = next_delivery()
+                    if quiet and not heap and not working:
+                        # What feed() and the venue's on_market do when nothing is due
+                        # and no order works (most bars): count it, note price and time.
+                        quiet_events += 1
+                        prices[event.symbol] = event
+                        if event.ts > exchange.now:
+                            exchange.now = event.ts
+                    else:
+                        # Even then, the event itself mostly comes straight back.
+                        x: Event | None = feed(event)
+                        while x is not event:
+                            deliver(x)  # type: ignore[arg-type]
+                            x = next_delivery()
                     if direct and type(event) is Kline:
                         if event.symbol is portfolio._marking:
                             times.append(event.ts)
@@ -224,6 +239,7 @@ class Backtest:
                         orders.extend(outbox)
                         submit(outbox)
                         outbox.clear()
+                engine.events += quiet_events
                 engine.end()
                 while (y := next_delivery()) is not None:
                     deliver(y)

@@ -391,3 +391,41 @@ def test_young_garbage_collections_are_rarer_only_during_a_run() -> None:
         assert gc.get_threshold()[0] == 700
     finally:
         gc.set_threshold(*before)
+
+
+def test_the_loops_quiet_path_leaves_the_same_state_as_the_engine() -> None:
+    """While nothing is due and no order works, Backtest.run does itself what Engine.feed and
+    the venue's on_market would do, unless on_market is overridden: both ways must end alike,
+    with orders resting over many bars (limits), answers after a latency and a cancel."""
+
+    class Called(SimulatedExchange):
+        def on_market(self, event: Any) -> Any:
+            return super().on_market(event)
+
+    class Patient(Strategy):
+        """Buys below the close with a limit and cancels it after a few bars."""
+
+        def on_kline(self, kline: Kline) -> None:
+            if not self.open_orders:
+                self.buy("0.01", (kline.close * D("0.999")).quantize(D("0.01")))
+            elif kline.open_time // 60_000 % 7 == 0:
+                self.cancel(next(iter(self.open_orders)))
+
+    def run(venue: type[SimulatedExchange]) -> Any:
+        exchange = venue({"USDT": 50_000}, latency=Latency(order_ms=90_000))
+        return run_backtest(Patient(), KLINES, exchange=exchange, cash=50_000)
+
+    quiet, called = run(SimulatedExchange), run(Called)
+    assert quiet.fills == called.fills and len(quiet.fills) > 10
+    assert quiet.updates == called.updates and quiet.orders == called.orders
+    assert any(u.status is OrderStatus.CANCELED for u in quiet.updates)
+    assert quiet.events == called.events == len(KLINES)
+    assert quiet.exchange.now == called.exchange.now == KLINES[-1].ts
+    assert quiet.exchange._last == called.exchange._last
+    assert quiet.exchange.balances == called.exchange.balances
+    assert quiet.portfolio.equity_curve().equals(called.portfolio.equity_curve())
+    sma_quiet, sma_called = (
+        run_backtest(SmaCross(), KLINES),
+        run_backtest(SmaCross(), KLINES, exchange=Called({"USDT": 10_000})),
+    )
+    assert sma_quiet.fills == sma_called.fills and sma_quiet.stats == sma_called.stats
