@@ -330,8 +330,9 @@ def test_daily_decision_cpu() -> None:
 
 
 def test_the_loops_own_kline_path_leaves_the_same_state_as_the_calls() -> None:
-    """Backtest.run does what Strategy.handle and Portfolio.on_market do for a Kline itself,
-    unless either is overridden: both ways must end in the same fills, curve and clock."""
+    """Backtest.run does what Strategy.handle and Portfolio.on_market do for a Kline (and
+    handle for a fill or an order update) itself, unless either is overridden: both ways must
+    end in the same fills, curve, clock and strategy state."""
 
     class Handled(SmaCross):
         def handle(self, event: Any) -> None:
@@ -349,6 +350,11 @@ def test_the_loops_own_kline_path_leaves_the_same_state_as_the_calls() -> None:
     assert inline.stats == called.stats
     assert inline_strategy.now == called_strategy.now == KLINES[-1].recv_ts
     assert inline_strategy._last is called_strategy._last is KLINES[-1]
+    # answers too: deliver() books fills and updates itself unless handle is overridden
+    assert inline.updates == called.updates and inline.orders == called.orders
+    assert inline_strategy._positions == called_strategy._positions
+    assert inline_strategy.open_orders == called_strategy.open_orders
+    assert inline_strategy.long is called_strategy.long
 
 
 def test_young_garbage_collections_are_rarer_only_during_a_run() -> None:
