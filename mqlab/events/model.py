@@ -171,7 +171,7 @@ class _DeferredField:
 
 
 #: The Kline fields a bulk builder may leave to be made on first read (see ``_Deferred``).
-KLINE_DEFERRED = ("high", "low", "volume", "quote_volume")
+KLINE_DEFERRED = ("high", "low", "volume", "quote_volume", "trades")
 _source_get = _Deferred._source.__get__  # type: ignore[attr-defined]
 _source_del = _Deferred._source.__delete__  # type: ignore[attr-defined]
 _row_get = _Deferred._row.__get__  # type: ignore[attr-defined]

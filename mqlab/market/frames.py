@@ -141,22 +141,38 @@ def _builder(cls: Any, same: tuple[str, ...], names: tuple[str, ...]) -> Callabl
     return build
 
 
+class _IntColumn:
+    """An integer column (a bar's trade count), read one row at a time as a Python int."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def at(self, row: int) -> int:
+        return int(self.values.item(row))
+
+
 class _Filler:
     """Makes the fields a lazily built Kline left out, from the frame's columns, on first read
     (see :class:`mqlab.events.model._Deferred`): ``fill(kline, row)``. Even each column's tick
-    size is found only then: a run that reads no high never scans the highs."""
+    size is found only then: a run that reads no high never scans the highs. Float columns
+    become exact Decimals (:class:`_DecimalColumn`), integer ones (``trades``) ints."""
 
-    __slots__ = ("columns", "floats")
+    __slots__ = ("columns", "values")
 
-    def __init__(self, floats: dict[str, np.ndarray]) -> None:
-        self.floats = floats
-        self.columns: list[tuple[Callable[[Kline, Decimal], None], _DecimalColumn]] = []
+    def __init__(self, values: dict[str, np.ndarray]) -> None:
+        self.values = values
+        self.columns: list[tuple[Callable[[Kline, Any], None], _DecimalColumn | _IntColumn]] = []
 
     def fill(self, kline: Kline, row: int) -> None:
         if not self.columns:
             self.columns = [
-                (getattr(Kline, name).__set__, _DecimalColumn(values))
-                for name, values in self.floats.items()
+                (
+                    getattr(Kline, name).__set__,
+                    _IntColumn(values) if values.dtype.kind == "i" else _DecimalColumn(values),
+                )
+                for name, values in self.values.items()
             ]
         for set_field, column in self.columns:
             set_field(kline, column.at(row))
@@ -192,9 +208,14 @@ def _frame_chunks(
     # Making Decimals is most of what building the events costs, and a backtest mostly reads
     # closes (opens are mostly shared): the rest is made on first read (events.model._Deferred).
     # (copies: what the events hold must not change if the frame is changed afterwards)
-    deferred = {c: frame[c].to_numpy(float, copy=True) for c in KLINE_DEFERRED if c in frame}
+    # The trade count is made on first read too: a Python int a bar is an allocation when
+    # the count is above 256, and a backtest seldom reads it.
+    deferred = {
+        c: frame[c].to_numpy(float, copy=True)
+        for c in KLINE_DEFERRED
+        if c in frame and c != "trades"
+    } | ({"trades": frame["count"].to_numpy(np.int64, copy=True)} if "count" in frame else {})
     decimals = {c: _DecimalColumn(frame[c].to_numpy(float)) for c in ("open", "close")}
-    counts = frame["count"].to_numpy(np.int64) if "count" in frame else None
     opens, closes = decimals.get("open"), decimals.get("close")
     # Each open is normally the previous bar's close: where it is, share that Decimal.
     reuse = None
@@ -225,10 +246,8 @@ def _frame_chunks(
             "recv_ts": (times + (step + feed_latency_ms)).tolist() if feed_latency_ms else closed,
             "_row": range(start, start + size),
         }
-        if counts is None:
+        if "trades" not in deferred:
             same["trades"] = 0
-        else:
-            columns["trades"] = counts[rows].tolist()
         if "quote_volume" not in deferred:
             same["quote_volume"] = ZERO
         for name, column in decimals.items():

@@ -125,10 +125,11 @@ def test_frame_events_make_their_deferred_fields_on_first_read() -> None:
 
     k = lazy[3]
     assert (k.open, k.close, k.ts) == (plain[3].open, plain[3].close, plain[3].ts)
-    assert not any(made(k, name) for name in ("high", "low", "volume", "quote_volume"))
+    assert not any(made(k, name) for name in ("high", "low", "volume", "quote_volume", "trades"))
     assert k.low == plain[3].low  # the first read makes them all, as built whole
-    assert all(made(k, name) for name in ("high", "low", "volume", "quote_volume"))
+    assert all(made(k, name) for name in ("high", "low", "volume", "quote_volume", "trades"))
     assert k.volume == D("0.1234567891") and _wire([k]) == _wire([plain[3]])
+    assert type(k.trades) is int and k.trades == plain[3].trades > 0
     # Indistinguishable from events built whole: equality, hash, repr, pickle, the codec.
     assert lazy[4] == plain[4] and hash(lazy[5]) == hash(plain[5])
     assert repr(lazy[6]) == repr(plain[6]) and pickle.loads(pickle.dumps(lazy[7])) == plain[7]
