@@ -159,13 +159,17 @@ class _Filler:
     size is found only then: a run that reads no high never scans the highs. Float columns
     become exact Decimals (:class:`_DecimalColumn`), integer ones (``trades``) ints."""
 
-    __slots__ = ("columns", "values")
+    __slots__ = ("columns", "first", "step", "values")
 
-    def __init__(self, values: dict[str, np.ndarray]) -> None:
+    def __init__(self, values: dict[str, np.ndarray], first: int = 0, step: int = 0) -> None:
         self.values = values
         self.columns: list[tuple[Callable[[Kline, Any], None], _DecimalColumn | _IntColumn]] = []
+        # Given a step, each event's ``_row`` is its open time: the row is found from it.
+        self.first, self.step = first, step
 
     def fill(self, kline: Kline, row: int) -> None:
+        if self.step:
+            row = (row - self.first) // self.step
         if not self.columns:
             self.columns = [
                 (
@@ -227,7 +231,11 @@ def _frame_chunks(
         and opens.places == closes.places
     ):
         reuse = np.concatenate(([False], opens.ticks[1:] == closes.ticks[:-1]))
-    fill = _Filler(deferred).fill
+    # The row of a deferred field is found from ``_row``. Where the bars follow one another
+    # at the interval (the usual frame), it holds the bar's open time, an int the event holds
+    # anyway, rather than a new int a bar for its row number.
+    regular = n > 1 and bool(np.all(np.diff(open_time) == step))
+    fill = _Filler(deferred, int(open_time[0]), step).fill if regular else _Filler(deferred).fill
     previous = ZERO  # the close before the chunk; unused at row 0, where reuse is False
     for start in range(0, n, chunk):
         rows = slice(start, min(start + chunk, n))
@@ -240,11 +248,12 @@ def _frame_chunks(
             "interval": interval,
             "_source": fill,
         }
+        opened = times.tolist()
         columns: dict[str, Iterable[Any]] = {
-            "open_time": times.tolist(),
+            "open_time": opened,
             "ts": closed,
             "recv_ts": (times + (step + feed_latency_ms)).tolist() if feed_latency_ms else closed,
-            "_row": range(start, start + size),
+            "_row": opened if regular else range(start, start + size),
         }
         if "trades" not in deferred:
             same["trades"] = 0
