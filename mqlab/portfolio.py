@@ -151,14 +151,30 @@ class Portfolio:
         return True
 
     def _book_lots(self, symbol: str, signed: Decimal, price: Decimal) -> None:
-        lots = self._lots.setdefault(symbol, deque())
-        while signed and lots and (lots[0][0] > 0) != (signed > 0):
+        lots = self._lots.get(symbol)
+        if lots is None:
+            lots = self._lots[symbol] = deque()
+        # A fill against the oldest lots of the other side closes them first (FIFO). Each
+        # side has its own branch, with no ``* direction``: the same exact figures as
+        # ``realised += (price - cost) * take * direction`` with ``direction = +1/-1``,
+        # without multiplying a Decimal by an int (a conversion each time).
+        while signed and lots:
             lot = lots[0]
-            take = min(abs(signed), abs(lot[0]))
-            direction = 1 if lot[0] > 0 else -1  # closing a long gains when price rose
-            self.realised += (price - lot[1]) * take * direction
-            lot[0] -= take * direction
-            signed += take * direction
+            held, cost = lot
+            if held > 0:  # a long lot, closed by a sell (signed < 0)
+                if signed > 0:
+                    break
+                take = held if held < -signed else -signed
+                self.realised += (price - cost) * take  # closing a long gains when price rose
+                lot[0] = held - take
+                signed += take
+            else:  # a short lot, closed by a buy (signed > 0)
+                if signed < 0:
+                    break
+                take = -held if -held < signed else signed
+                self.realised -= (price - cost) * take
+                lot[0] = held + take
+                signed -= take
             if not lot[0]:
                 lots.popleft()
         if signed:

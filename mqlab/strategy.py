@@ -141,7 +141,8 @@ class Strategy:
 
     def handle(self, event: Event) -> None:
         """Deliver one event: update positions and open orders, then call the matching hook."""
-        # (Backtest.run inlines the Kline case below, without a clock: keep them alike.)
+        # (Backtest.run inlines the Kline, Fill and OrderUpdate cases below, without a clock:
+        # keep them alike.)
         self.now = event.recv_ts if self._clock is None else self._clock()
         if type(event) is Kline:  # the hot path of a bar backtest: tested first
             self._last = event
@@ -234,7 +235,11 @@ class Strategy:
         quote_qty: Decimal | str | int | None = None,
         **where: str,
     ) -> Order:
-        platform, symbol = self._where(where)
+        last = self._last
+        if where or last is None:
+            platform, symbol = self._where(where)
+        else:  # the usual case, as _where answers it: the instrument of the event in hand
+            platform, symbol = last.platform, last.symbol
         limit = None if price is None else as_decimal(price, "price")
         amount = None
         if quote_qty is not None:
@@ -253,14 +258,18 @@ class Strategy:
             symbol,
             side,
             _MARKET if limit is None else _LIMIT,
-            as_decimal(qty, "qty"),
+            qty if type(qty) is Decimal else as_decimal(qty, "qty"),
             limit,
             self.now,
             self.now,
             amount,
         )
         self.open_orders[order.id] = order
-        self._emit(order)
+        send = self._send
+        if send is None:
+            self._emit(order)  # raises NotBoundError
+        else:
+            send(order)
         return order
 
     def _symbol(self) -> str:

@@ -171,7 +171,7 @@ class _DeferredField:
 
 
 #: The Kline fields a bulk builder may leave to be made on first read (see ``_Deferred``).
-KLINE_DEFERRED = ("high", "low", "volume", "quote_volume")
+KLINE_DEFERRED = ("high", "low", "volume", "quote_volume", "trades")
 _source_get = _Deferred._source.__get__  # type: ignore[attr-defined]
 _source_del = _Deferred._source.__delete__  # type: ignore[attr-defined]
 _row_get = _Deferred._row.__get__  # type: ignore[attr-defined]
@@ -349,22 +349,53 @@ def _refuse(self: Any, name: str, *value: Any) -> None:
     )
 
 
+def mutable_twin(cls: type) -> type:
+    """A subclass of the frozen, slotted event class ``cls`` that adds no slot and lets plain
+    attribute stores through: what event builders fill an instance through before turning it
+    into a ``cls`` (``obj.__class__ = cls``, which CPython allows between these two).
+
+    A frozen event refuses ``self.x = ...`` (its ``__setattr__``), so a builder would set each
+    field through its slot descriptor, a C call of ~50 ns a field. On the twin a store is
+    plain and specialised by the interpreter (~5 ns): ``__setattr__``/``__delattr__`` are
+    object's own again and ``__init__`` does nothing. Being a subclass that adds nothing,
+    the twin has the very layout of ``cls``, so the ``__class__`` assignment checks no more
+    than that (a sibling class with the same slots made CPython compare both slot tuples
+    name by name on every assignment). Fields that ``cls`` reads through another descriptor
+    (a Kline's deferred ones) are plain slots again on the twin. Cached: one per class.
+    """
+    twin = _TWINS.get(cls)
+    if twin is None:
+        namespace: dict[str, Any] = {
+            "__slots__": (),
+            "__init__": object.__init__,
+            "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__,
+        }
+        for f in fields(cls):
+            attribute = cls.__dict__.get(f.name)
+            if isinstance(attribute, _DeferredField):
+                namespace[f.name] = attribute.slot
+        twin = _TWINS[cls] = type(f"_{cls.__name__}Twin", (cls,), namespace)
+    return twin
+
+
+_TWINS: dict[type, type] = {}
+
+
 def _slot_init(cls: type) -> Any:
     """An ``__init__`` for a frozen, slotted dataclass that fills the slots with plain stores.
 
     The one ``dataclass`` writes sets every field through ``object.__setattr__``, a C call
     of ~50 ns a field that looks the name up in the class each time; a backtest builds an
     event per bar, order and fill. This one turns the new object, for the time of its
-    ``__init__``, into an instance of a mutable *twin* class with exactly the same slots
-    (CPython allows ``__class__`` assignment between classes of identical layout), stores
-    each field with a plain attribute store (~5 ns, specialised by the interpreter), and
-    turns it back: half the cost for an event of 11 fields or more. Same signature and
-    defaults; generated the way ``dataclasses`` generates its own.
+    ``__init__``, into an instance of its :func:`mutable_twin`, stores each field with a
+    plain attribute store (~5 ns, specialised by the interpreter), and turns it back: half
+    the cost for an event of 11 fields or more. Same signature and defaults; generated the
+    way ``dataclasses`` generates its own.
     """
     params: list[str] = []
     lines: list[str] = []
-    twin = type(f"_{cls.__name__}Init", cls.__bases__, {"__slots__": cls.__slots__})  # type: ignore[attr-defined]
-    scope: dict[str, Any] = {"_cls": cls, "_twin": twin, "_set_class": _SET_CLASS}
+    scope: dict[str, Any] = {"_cls": cls, "_twin": mutable_twin(cls), "_set_class": _SET_CLASS}
     for f in fields(cls):
         params.append(f.name if f.default is MISSING else f"{f.name}=_default_{f.name}")
         if f.default is not MISSING:
@@ -381,14 +412,14 @@ def _slot_init(cls: type) -> Any:
 _SET_CLASS = object.__dict__["__class__"].__set__
 
 
+for _name in KLINE_DEFERRED:
+    setattr(Kline, _name, _DeferredField(getattr(Kline, _name)))
 for _cls in _TYPES.values():
-    _cls.__init__ = _slot_init(_cls)  # type: ignore[misc]
     # A frozen dataclass with slots answers an *unknown* attribute name with a confusing
     # TypeError from super() (a CPython quirk); refuse every name alike, with a clear message.
     _cls.__setattr__ = _refuse  # type: ignore[method-assign,assignment]
     _cls.__delattr__ = _refuse  # type: ignore[method-assign,assignment]
-for _name in KLINE_DEFERRED:  # after _slot_init, which sets the slots directly
-    setattr(Kline, _name, _DeferredField(getattr(Kline, _name)))
+    _cls.__init__ = _slot_init(_cls)  # type: ignore[misc]  # (its twin sets the slots directly)
 
 
 def event_type(event: Event) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mqlab.events import INTERVAL_MS, KLINE_DEFERRED, ZERO, Kline
+from mqlab.events.model import mutable_twin
 
 __all__ = [
     "frame_to_klines",
@@ -80,13 +81,14 @@ def _bulk(
 
     Frozen events refuse ``self.x = ...``, so their ``__init__`` sets each slot through its
     descriptor, a C call of about 50 ns a field. Here one generated function builds every
-    row in a loop: it makes each row as an instance of a mutable *twin* class with exactly
-    the same slots (a class with no ``__init__`` of its own: nothing to run), stores the
-    fields with plain (specialised, ~5 ns) attribute stores and then turns it into ``cls`` by
-    assigning ``__class__``, which CPython allows between classes of identical layout. (A
-    call of the twin class per row, from ``map``, cost twice as much: the interpreter is
-    entered afresh for each ``__init__``.) The results are ordinary ``cls`` instances, equal
-    to ``cls(...)`` with the same values and as immutable (tests check both).
+    row in a loop: it makes each row as an instance of the class's mutable *twin*
+    (:func:`mqlab.events.model.mutable_twin`: the same layout, an ``__init__`` that does
+    nothing), stores the fields with plain (specialised, ~5 ns) attribute stores and then
+    turns it into ``cls`` by assigning ``__class__``, which CPython allows between classes of
+    identical layout. (A call of the twin class per row, from ``map``, cost twice as much:
+    the interpreter is entered afresh for each ``__init__``.) The results are ordinary
+    ``cls`` instances, equal to ``cls(...)`` with the same values and as immutable (tests
+    check both).
 
     ``same`` gives the fields every row shares (a symbol, an interval): set from a local,
     no column to walk. Every other field must be in ``columns``, except those ``deferred``:
@@ -119,7 +121,7 @@ def _builder(cls: Any, same: tuple[str, ...], names: tuple[str, ...]) -> Callabl
         raise TypeError(f"{cls.__name__} is not a slotted dataclass")  # pragma: no cover
     if not names:
         raise ValueError("give at least one column: it sets the number of rows")
-    twin = type(f"_{cls.__name__}Twin", cls.__bases__, {"__slots__": slots})
+    twin = mutable_twin(cls)
     column = {name: f"_{name}_column" for name in names}
     body = "".join(f"        _obj.{name} = {name}\n" for name in (*same, *names))
     source = (
@@ -139,22 +141,42 @@ def _builder(cls: Any, same: tuple[str, ...], names: tuple[str, ...]) -> Callabl
     return build
 
 
+class _IntColumn:
+    """An integer column (a bar's trade count), read one row at a time as a Python int."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def at(self, row: int) -> int:
+        return int(self.values.item(row))
+
+
 class _Filler:
     """Makes the fields a lazily built Kline left out, from the frame's columns, on first read
     (see :class:`mqlab.events.model._Deferred`): ``fill(kline, row)``. Even each column's tick
-    size is found only then: a run that reads no high never scans the highs."""
+    size is found only then: a run that reads no high never scans the highs. Float columns
+    become exact Decimals (:class:`_DecimalColumn`), integer ones (``trades``) ints."""
 
-    __slots__ = ("columns", "floats")
+    __slots__ = ("columns", "first", "step", "values")
 
-    def __init__(self, floats: dict[str, np.ndarray]) -> None:
-        self.floats = floats
-        self.columns: list[tuple[Callable[[Kline, Decimal], None], _DecimalColumn]] = []
+    def __init__(self, values: dict[str, np.ndarray], first: int = 0, step: int = 0) -> None:
+        self.values = values
+        self.columns: list[tuple[Callable[[Kline, Any], None], _DecimalColumn | _IntColumn]] = []
+        # Given a step, each event's ``_row`` is its open time: the row is found from it.
+        self.first, self.step = first, step
 
     def fill(self, kline: Kline, row: int) -> None:
+        if self.step:
+            row = (row - self.first) // self.step
         if not self.columns:
             self.columns = [
-                (getattr(Kline, name).__set__, _DecimalColumn(values))
-                for name, values in self.floats.items()
+                (
+                    getattr(Kline, name).__set__,
+                    _IntColumn(values) if values.dtype.kind == "i" else _DecimalColumn(values),
+                )
+                for name, values in self.values.items()
             ]
         for set_field, column in self.columns:
             set_field(kline, column.at(row))
@@ -190,9 +212,14 @@ def _frame_chunks(
     # Making Decimals is most of what building the events costs, and a backtest mostly reads
     # closes (opens are mostly shared): the rest is made on first read (events.model._Deferred).
     # (copies: what the events hold must not change if the frame is changed afterwards)
-    deferred = {c: frame[c].to_numpy(float, copy=True) for c in KLINE_DEFERRED if c in frame}
+    # The trade count is made on first read too: a Python int a bar is an allocation when
+    # the count is above 256, and a backtest seldom reads it.
+    deferred = {
+        c: frame[c].to_numpy(float, copy=True)
+        for c in KLINE_DEFERRED
+        if c in frame and c != "trades"
+    } | ({"trades": frame["count"].to_numpy(np.int64, copy=True)} if "count" in frame else {})
     decimals = {c: _DecimalColumn(frame[c].to_numpy(float)) for c in ("open", "close")}
-    counts = frame["count"].to_numpy(np.int64) if "count" in frame else None
     opens, closes = decimals.get("open"), decimals.get("close")
     # Each open is normally the previous bar's close: where it is, share that Decimal.
     reuse = None
@@ -204,7 +231,11 @@ def _frame_chunks(
         and opens.places == closes.places
     ):
         reuse = np.concatenate(([False], opens.ticks[1:] == closes.ticks[:-1]))
-    fill = _Filler(deferred).fill
+    # The row of a deferred field is found from ``_row``. Where the bars follow one another
+    # at the interval (the usual frame), it holds the bar's open time, an int the event holds
+    # anyway, rather than a new int a bar for its row number.
+    regular = n > 1 and bool(np.all(np.diff(open_time) == step))
+    fill = _Filler(deferred, int(open_time[0]), step).fill if regular else _Filler(deferred).fill
     previous = ZERO  # the close before the chunk; unused at row 0, where reuse is False
     for start in range(0, n, chunk):
         rows = slice(start, min(start + chunk, n))
@@ -217,16 +248,15 @@ def _frame_chunks(
             "interval": interval,
             "_source": fill,
         }
+        opened = times.tolist()
         columns: dict[str, Iterable[Any]] = {
-            "open_time": times.tolist(),
+            "open_time": opened,
             "ts": closed,
             "recv_ts": (times + (step + feed_latency_ms)).tolist() if feed_latency_ms else closed,
-            "_row": range(start, start + size),
+            "_row": opened if regular else range(start, start + size),
         }
-        if counts is None:
+        if "trades" not in deferred:
             same["trades"] = 0
-        else:
-            columns["trades"] = counts[rows].tolist()
         if "quote_volume" not in deferred:
             same["quote_volume"] = ZERO
         for name, column in decimals.items():

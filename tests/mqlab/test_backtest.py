@@ -330,8 +330,9 @@ def test_daily_decision_cpu() -> None:
 
 
 def test_the_loops_own_kline_path_leaves_the_same_state_as_the_calls() -> None:
-    """Backtest.run does what Strategy.handle and Portfolio.on_market do for a Kline itself,
-    unless either is overridden: both ways must end in the same fills, curve and clock."""
+    """Backtest.run does what Strategy.handle and Portfolio.on_market do for a Kline (and
+    handle for a fill or an order update) itself, unless either is overridden: both ways must
+    end in the same fills, curve, clock and strategy state."""
 
     class Handled(SmaCross):
         def handle(self, event: Any) -> None:
@@ -349,3 +350,88 @@ def test_the_loops_own_kline_path_leaves_the_same_state_as_the_calls() -> None:
     assert inline.stats == called.stats
     assert inline_strategy.now == called_strategy.now == KLINES[-1].recv_ts
     assert inline_strategy._last is called_strategy._last is KLINES[-1]
+    # answers too: deliver() books fills and updates itself unless handle is overridden
+    assert inline.updates == called.updates and inline.orders == called.orders
+    assert inline_strategy._positions == called_strategy._positions
+    assert inline_strategy.open_orders == called_strategy.open_orders
+    assert inline_strategy.long is called_strategy.long
+
+
+def test_young_garbage_collections_are_rarer_only_during_a_run() -> None:
+    """Backtest.run raises the collector's first threshold while it runs (events hold no
+    cycles) and puts it back after, also when the run fails; cycles are still collected."""
+    import gc
+    import weakref
+
+    class Node:
+        me: Node
+
+    seen: list[int] = []
+    nodes: list[weakref.ref[Node]] = []
+
+    class Cyclic(SmaCross):
+        def on_kline(self, kline: Kline) -> None:
+            seen.append(gc.get_threshold()[0])
+            node = Node()
+            node.me = node  # garbage that only the cyclic collector frees
+            nodes.append(weakref.ref(node))
+            super().on_kline(kline)
+
+    class Failing(SmaCross):
+        def on_kline(self, kline: Kline) -> None:
+            raise RuntimeError("boom")
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, *before[1:])
+        run_backtest(Cyclic(5, 20, "0.1"), synthetic_klines(12_000, seed=21))
+        assert set(seen) == {10_000} and gc.get_threshold()[0] == 700
+        assert any(ref() is None for ref in nodes)  # collected during the run
+        gc.set_threshold(50_000, *before[1:])  # already rarer: left alone
+        seen.clear()
+        run_backtest(Cyclic(5, 20, "0.1"), KLINES)
+        assert set(seen) == {50_000}
+        gc.set_threshold(700, *before[1:])
+        with pytest.raises(RuntimeError, match="boom"):
+            run_backtest(Failing(), KLINES)
+        assert gc.get_threshold()[0] == 700
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_the_loops_quiet_path_leaves_the_same_state_as_the_engine() -> None:
+    """While nothing is due and no order works, Backtest.run does itself what Engine.feed and
+    the venue's on_market would do, unless on_market is overridden: both ways must end alike,
+    with orders resting over many bars (limits), answers after a latency and a cancel."""
+
+    class Called(SimulatedExchange):
+        def on_market(self, event: Any) -> Any:
+            return super().on_market(event)
+
+    class Patient(Strategy):
+        """Buys below the close with a limit and cancels it after a few bars."""
+
+        def on_kline(self, kline: Kline) -> None:
+            if not self.open_orders:
+                self.buy("0.01", (kline.close * D("0.999")).quantize(D("0.01")))
+            elif kline.open_time // 60_000 % 7 == 0:
+                self.cancel(next(iter(self.open_orders)))
+
+    def run(venue: type[SimulatedExchange]) -> Any:
+        exchange = venue({"USDT": 50_000}, latency=Latency(order_ms=90_000))
+        return run_backtest(Patient(), KLINES, exchange=exchange, cash=50_000)
+
+    quiet, called = run(SimulatedExchange), run(Called)
+    assert quiet.fills == called.fills and len(quiet.fills) > 10
+    assert quiet.updates == called.updates and quiet.orders == called.orders
+    assert any(u.status is OrderStatus.CANCELED for u in quiet.updates)
+    assert quiet.events == called.events == len(KLINES)
+    assert quiet.exchange.now == called.exchange.now == KLINES[-1].ts
+    assert quiet.exchange._last == called.exchange._last
+    assert quiet.exchange.balances == called.exchange.balances
+    assert quiet.portfolio.equity_curve().equals(called.portfolio.equity_curve())
+    sma_quiet, sma_called = (
+        run_backtest(SmaCross(), KLINES),
+        run_backtest(SmaCross(), KLINES, exchange=Called({"USDT": 10_000})),
+    )
+    assert sma_quiet.fills == sma_called.fills and sma_quiet.stats == sma_called.stats

@@ -31,6 +31,7 @@ from mqlab.events import (
     order_key,
     routing_key,
 )
+from mqlab.events.model import mutable_twin
 
 KLINE = Kline("binance", "BTCUSDT", "1m", T0, D("42000.10"), D("42010"), D("41990.5"),
               D("42005.25"), D("1.23456"), T0 + 60_000, T0 + 60_003, D("51800.1"), 17)  # fmt: skip
@@ -164,6 +165,20 @@ def test_constructors_keep_the_dataclass_signature(event: object) -> None:
         cls(*list(values.values())[:2])  # required fields missing
     with pytest.raises(TypeError):
         cls(**values, colour="red")
+
+
+@pytest.mark.parametrize("event", ALL, ids=lambda e: type(e).__name__)
+def test_events_are_built_through_a_twin_of_the_same_layout(event: object) -> None:
+    cls = type(event)
+    twin = mutable_twin(cls)
+    # a subclass adding no slot: the same layout, so __class__ can go back and forth
+    assert twin.__mro__[1] is cls and twin.__basicsize__ == cls.__basicsize__
+    assert twin.__slots__ == () and mutable_twin(cls) is twin
+    values = [getattr(event, f.name) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    built = cls(*values)
+    assert type(built) is cls and built == event  # what leaves the constructor is the class
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.ts = 0  # type: ignore[attr-defined]
 
 
 def test_kline_defaults_still_apply() -> None:

@@ -125,10 +125,11 @@ def test_frame_events_make_their_deferred_fields_on_first_read() -> None:
 
     k = lazy[3]
     assert (k.open, k.close, k.ts) == (plain[3].open, plain[3].close, plain[3].ts)
-    assert not any(made(k, name) for name in ("high", "low", "volume", "quote_volume"))
+    assert not any(made(k, name) for name in ("high", "low", "volume", "quote_volume", "trades"))
     assert k.low == plain[3].low  # the first read makes them all, as built whole
-    assert all(made(k, name) for name in ("high", "low", "volume", "quote_volume"))
+    assert all(made(k, name) for name in ("high", "low", "volume", "quote_volume", "trades"))
     assert k.volume == D("0.1234567891") and _wire([k]) == _wire([plain[3]])
+    assert type(k.trades) is int and k.trades == plain[3].trades > 0
     # Indistinguishable from events built whole: equality, hash, repr, pickle, the codec.
     assert lazy[4] == plain[4] and hash(lazy[5]) == hash(plain[5])
     assert repr(lazy[6]) == repr(plain[6]) and pickle.loads(pickle.dumps(lazy[7])) == plain[7]
@@ -284,3 +285,21 @@ def test_book_events_are_valid_ordered_and_imbalance_is_informative() -> None:
     mids = np.array([float(b.mid) for b in books])
     signal = np.array([imbalance(b) for b in books])
     assert np.corrcoef(signal[:-1], np.diff(mids))[0, 1] > 0.05
+
+
+@pytest.mark.parametrize("gap", [False, True])
+def test_deferred_fields_find_their_row_with_or_without_gaps(gap: bool) -> None:
+    """Bars one interval apart find the row of a deferred field from their open time; a frame
+    with a gap (or out of order) keeps row numbers: both make every field as built whole."""
+    frame = synthetic_frame(60, seed=6)
+    if gap:
+        frame = frame.drop(index=[10, 11, 40]).reset_index(drop=True)
+    plain, lazy = _one_by_one(frame), list(iter_frame_klines(frame, chunk=16))
+    regular = lazy[20]._row == lazy[20].open_time  # type: ignore[attr-defined]
+    assert regular is not gap
+    for i in (0, 9, 10, 30, len(frame) - 1):
+        k, p = lazy[i], plain[i]
+        assert (k.high, k.low, k.volume, k.quote_volume, k.trades) == (
+            p.high, p.low, p.volume, p.quote_volume, p.trades
+        )  # fmt: skip
+    assert _wire(lazy) == _wire(plain)

@@ -161,3 +161,44 @@ def test_every_point_of_the_curve_is_exact(steps: list[tuple[bool, str, D, D]]) 
             assert p._values() == want
     assert p._values() == want
     assert list(p.equity_curve()) == [float(v) for v in want]
+
+
+def _lots_by_direction(fills: list[tuple[D, D]]) -> tuple[D, list[list[D]]]:
+    """FIFO lots as the portfolio first booked them, ``* direction`` and all: (realised, lots)."""
+    realised, lots = D(0), list[list[D]]()
+    for signed, price in fills:
+        while signed and lots and (lots[0][0] > 0) != (signed > 0):
+            lot = lots[0]
+            take = min(abs(signed), abs(lot[0]))
+            direction = 1 if lot[0] > 0 else -1
+            realised += (price - lot[1]) * take * direction
+            lot[0] -= take * direction
+            signed += take * direction
+            if not lot[0]:
+                lots.pop(0)
+        if signed:
+            lots.append([signed, price])
+    return realised, lots
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(), st.sampled_from(["0.1", "0.10", "0.25", "1", "2.000"]), st.integers(1, 9)
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_fifo_lots_book_what_the_direction_formula_did(steps: list[tuple[bool, str, int]]) -> None:
+    """The lots are booked side by side (no ``* direction``): the same Decimals, digit for digit
+    (trailing zeros and signs of zero included), as the formula they replace."""
+    p = Portfolio(10**6)
+    signed_fills = []
+    for n, (buy, qty, price) in enumerate(steps):
+        p.on_fill(fill(n, Side.BUY if buy else Side.SELL, qty, f"{price}.50"))
+        signed_fills.append((D(qty) if buy else -D(qty), D(f"{price}.50")))
+    realised, lots = _lots_by_direction(signed_fills)
+    assert str(p.realised) == str(realised)
+    assert [[str(q), str(c)] for q, c in p._lots["BTCUSDT"]] == [[str(q), str(c)] for q, c in lots]
