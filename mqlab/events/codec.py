@@ -162,9 +162,24 @@ def _parse(value: Any, hint: Any, kind: str, name: str) -> Any:
     return tuple(levels)
 
 
+#: The events :func:`decode` made last, by their bytes. The services of one process decode the
+#: same message more than once (a market event reaches both the exchange and the strategy
+#: host, a fill both the strategy host and the portfolio); events are immutable, so they share.
+_DECODED: dict[bytes, Event] = {}
+_DECODED_MAX = 256
+
+
 def decode(data: bytes | bytearray | memoryview | str) -> Event:
     """Parse and validate JSON from :func:`encode`; raise :class:`EventDecodeError` if bad."""
-    return from_payload(_json(data))
+    if type(data) is not bytes:
+        return from_payload(_json(data))
+    event = _DECODED.get(data)
+    if event is None:
+        event = from_payload(_json(data))
+        if len(_DECODED) >= _DECODED_MAX:
+            del _DECODED[next(iter(_DECODED))]  # the oldest
+        _DECODED[data] = event
+    return event
 
 
 def decode_batch(data: bytes | bytearray | memoryview | str) -> list[Event]:
