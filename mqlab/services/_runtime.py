@@ -7,7 +7,8 @@ one lock, so records are applied strictly one after another:
 1. ``outputs = apply(record)``: pure and deterministic; changes the state, does no IO;
 2. the record is appended to the service's journal (flushed to the OS);
 3. each output is handed to the broker, in order; once the broker confirmed all of them, a
-   ``confirmed`` line is appended to the journal.
+   ``confirmed`` line is appended to the journal (flushed with the next record: losing it
+   only makes a restart publish those outputs again, which consumers drop by id).
 
 The bus acks the input once the record is journaled: confirms are awaited in the background,
 so one service keeps many messages in flight instead of waiting a round trip for each (the
