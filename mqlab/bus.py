@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
 import aio_pika.exceptions as amqp_errors
@@ -273,7 +273,9 @@ async def _settle(message: DeliveredMessage, multiple: bool = False) -> None:
     tag = message.delivery_tag
     if tag is not None:
         with _ignore_transient:
-            await message.channel.basic_ack(tag, multiple=multiple)
+            # wait=False: queued for the connection's writer, not awaited until written (it
+            # is written before anything the channel sends later, e.g. its close).
+            await message.channel.basic_ack(tag, multiple=multiple, wait=False)
 
 
 class Bus:
@@ -413,7 +415,7 @@ class Bus:
         duplicate, which consumers drop by ``message_id``. Raises :class:`Unroutable` when no
         queue is bound for ``routing_key``: start the consumers (or declare the queues) first.
         """
-        target = await self.declare_exchange(exchange)
+        target = self._exchanges.get(self.name(exchange)) or await self.declare_exchange(exchange)
         # The frame's properties directly (aio-pika's Message would build the same ones).
         properties = aiormq.spec.Basic.Properties(
             content_type="application/json",
@@ -426,7 +428,8 @@ class Bus:
         deadline = loop.time() + self.publish_timeout
         while True:
             try:
-                channel = await self.channel.get_underlay_channel()
+                # aiormq's own channel: its basic_publish takes ``wait`` (its abstract one not).
+                channel = cast(aiormq.Channel, await self.channel.get_underlay_channel())
                 await channel.basic_publish(
                     body,
                     exchange=target.name,
@@ -434,6 +437,10 @@ class Bus:
                     properties=properties,
                     mandatory=True,
                     timeout=10,
+                    # Queued for the connection's writer, in order, without waiting until it
+                    # is written: the confirm below is what counts (a lost connection fails
+                    # it too), and the channel's lock is free for the next publish at once.
+                    wait=False,
                 )
             except amqp_errors.PublishError as exc:
                 raise Unroutable(

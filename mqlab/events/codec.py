@@ -75,8 +75,25 @@ for _cls in _TYPES.values():
     ]
 
 
+#: The names an event of each type may carry on the wire (its fields, ``event`` and ``id``).
+_KNOWN: dict[type, frozenset[str]] = {
+    cls: frozenset(name for name, *_ in spec) | {"event", "id"} for cls, spec in _SPECS.items()
+}
+_ABSENT = object()
+#: Codec kinds whose wire value is the field's value when it has exactly this type.
+_PLAIN: dict[str, type] = {"str": str, "int": int}
+
+
+def _an_event(kind: str) -> str:
+    return f"{_article(kind)} {kind} event"
+
+
 def _dec(value: Decimal) -> str:
     return format(value, "f")
+
+
+#: ``json.dumps(..., separators=...)`` builds a new encoder on every call; this one is reused.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def encode(event: Event) -> bytes:
@@ -91,7 +108,7 @@ def encode(event: Event) -> bytes:
         elif kind == "levels":
             value = [[_dec(p), _dec(q)] for p, q in value]
         out[name] = value
-    return json.dumps(out, separators=(",", ":")).encode()
+    return _COMPACT.encode(out).encode()
 
 
 def encode_batch(events: Iterable[Event]) -> bytes:
@@ -145,9 +162,24 @@ def _parse(value: Any, hint: Any, kind: str, name: str) -> Any:
     return tuple(levels)
 
 
+#: The events :func:`decode` made last, by their bytes. The services of one process decode the
+#: same message more than once (a market event reaches both the exchange and the strategy
+#: host, a fill both the strategy host and the portfolio); events are immutable, so they share.
+_DECODED: dict[bytes, Event] = {}
+_DECODED_MAX = 256
+
+
 def decode(data: bytes | bytearray | memoryview | str) -> Event:
     """Parse and validate JSON from :func:`encode`; raise :class:`EventDecodeError` if bad."""
-    return from_payload(_json(data))
+    if type(data) is not bytes:
+        return from_payload(_json(data))
+    event = _DECODED.get(data)
+    if event is None:
+        event = from_payload(_json(data))
+        if len(_DECODED) >= _DECODED_MAX:
+            del _DECODED[next(iter(_DECODED))]  # the oldest
+        _DECODED[data] = event
+    return event
 
 
 def decode_batch(data: bytes | bytearray | memoryview | str) -> list[Event]:
@@ -173,19 +205,22 @@ def from_payload(payload: Any) -> Event:
     cls = _TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise EventDecodeError(f"unknown event type {kind!r}; known: {', '.join(_TYPES)}", "event")
-    spec = _SPECS[cls]
-    known = {name for name, *_ in spec} | {"event", "id"}
-    an_event = f"{_article(str(kind))} {kind} event"
-    for name in payload:
-        if name not in known:
-            raise EventDecodeError(f"unknown field for {an_event}", name)
+    if not _KNOWN[cls].issuperset(payload):
+        for name in payload:
+            if name not in _KNOWN[cls]:
+                raise EventDecodeError(f"unknown field for {_an_event(str(kind))}", name)
     values = {}
-    for name, hint, fkind, required in spec:
-        if name not in payload:
+    for name, hint, fkind, required in _SPECS[cls]:
+        value = payload.get(name, _ABSENT)
+        if value is _ABSENT:
             if required:
-                raise EventDecodeError(f"missing from {an_event}", name)
+                raise EventDecodeError(f"missing from {_an_event(str(kind))}", name)
             continue
-        values[name] = _parse(payload[name], hint, fkind, name)
+        # A plain str or int (most fields) needs no call: what _parse would accept as is.
+        if type(value) is _PLAIN.get(fkind):
+            values[name] = value
+        else:
+            values[name] = _parse(value, hint, fkind, name)
     event = cls(**values)
     if "id" in payload and payload["id"] != event.id:
         raise EventDecodeError(
@@ -200,13 +235,19 @@ def _check(condition: bool, field: str, message: str) -> None:
         raise EventDecodeError(message, field)
 
 
+#: Names (platform, symbol, strategy) that passed the check once: a run repeats a handful.
+_GOOD_NAMES: set[str] = set()
+
+
 def validate(event: Event) -> Event:
     """Check an event's meaning (not just its types); return it or raise EventDecodeError."""
     for name in ("platform", "symbol", "strategy"):
         value = getattr(event, name, "x")
-        _check(
-            bool(_PART.fullmatch(value)) and value not in ("*", "#"), name, f"bad name {value!r}"
-        )
+        if value not in _GOOD_NAMES:
+            ok = bool(_PART.fullmatch(value)) and value not in ("*", "#")
+            _check(ok, name, f"bad name {value!r}")
+            if len(_GOOD_NAMES) < 10_000:  # a run has a handful; bounded against a flood
+                _GOOD_NAMES.add(value)
     _check(event.recv_ts >= event.ts, "recv_ts", "received before it happened (recv_ts < ts)")
     match event:
         case Kline():

@@ -7,7 +7,8 @@ one lock, so records are applied strictly one after another:
 1. ``outputs = apply(record)``: pure and deterministic; changes the state, does no IO;
 2. the record is appended to the service's journal (flushed to the OS);
 3. each output is handed to the broker, in order; once the broker confirmed all of them, a
-   ``confirmed`` line is appended to the journal.
+   ``confirmed`` line is appended to the journal (flushed with the next record: losing it
+   only makes a restart publish those outputs again, which consumers drop by id).
 
 The bus acks the input once the record is journaled: confirms are awaited in the background,
 so one service keeps many messages in flight instead of waiting a round trip for each (the
@@ -54,12 +55,17 @@ __all__ = [
 #: How long a service's queues must stay dry before it flushes a batch early (seconds).
 IDLE_FLUSH_S = 0.005
 
+#: ``json.dumps(..., separators=...)`` builds a new encoder on every call; this one is reused.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
 
 class Journal:
     """An append-only JSON-lines file of applied records; ``path=None`` keeps it in memory.
 
     Each append is flushed to the operating system, which survives the process being killed.
     ``fsync=True`` also survives the machine losing power, at about a millisecond per record.
+    ``append(line, flush=False)`` leaves the line in the file's buffer, to be flushed with the
+    next append (or at :meth:`close`): for lines whose loss is harmless, such as ``confirmed``.
     """
 
     def __init__(self, path: Path | str | None, *, fsync: bool = False) -> None:
@@ -88,17 +94,23 @@ class Journal:
                         "to start the run again from scratch"
                     ) from exc
 
-    def append(self, record: Mapping[str, Any]) -> None:
+    def append(self, record: Mapping[str, Any], *, flush: bool = True) -> None:
         if self.path is None:
             self._memory.append(dict(record))
             return
         if self._file is None:
             self._truncate_torn_tail()
             self._file = self.path.open("a", encoding="utf-8")
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._file.flush()
-        if self.fsync:
-            os.fsync(self._file.fileno())
+        self._file.write(_COMPACT.encode(record) + "\n")
+        if flush:
+            self._file.flush()
+            if self.fsync:
+                os.fsync(self._file.fileno())
+
+    def flush(self) -> None:
+        """Hand the lines still buffered (``flush=False``) to the operating system."""
+        if self._file is not None:
+            self._file.flush()
 
     def close(self) -> None:
         if self._file is not None:
@@ -125,7 +137,9 @@ class Service:
         self.applied: set[str] = set()
         self.records = 0
         self.replayed = 0
+        #: Notified after every commit while someone waits in :meth:`wait_until`.
         self.changed = asyncio.Condition()
+        self._waiting = 0
         self.finished = asyncio.Event()
         self.stopping = asyncio.Event()
         #: False while :meth:`recover` replays the journal, True once the service is live.
@@ -203,6 +217,7 @@ class Service:
         """Wait until the broker confirmed everything published; raise what a publish raised."""
         while self._inflight:
             await asyncio.wait(set(self._inflight))
+        self.journal.flush()  # the confirmed lines, for whoever reads the journal next
         if self._failed is not None:
             raise self._failed
 
@@ -248,30 +263,30 @@ class Service:
             self.records += 1
             if outputs:
                 # One task per output, started in order: each writes its frames at once under
-                # the channel's lock, so the broker receives them in commit order.
-                sends = [asyncio.create_task(self._publish(out)) for out in outputs]
-                task = asyncio.ensure_future(self._confirmed(record["id"], sends))
-                self._inflight.add(task)
-                task.add_done_callback(self._settled)
+                # the channel's lock, so the broker receives them in commit order. Their
+                # done-callbacks count the confirms (no task of its own to wait for them).
+                confirm = _Confirm(self, record["id"], len(outputs))
+                for out in outputs:
+                    send = asyncio.create_task(self._publish(out))
+                    self._inflight.add(send)
+                    confirm.sends.append(send)
+                    send.add_done_callback(confirm.settled)
             self.last_ns = time.time_ns()
             self.first_ns = self.first_ns or self.last_ns
-        async with self.changed:
-            self.changed.notify_all()
+        if self._waiting:  # a Condition costs a lock round trip: only when someone waits
+            async with self.changed:
+                self.changed.notify_all()
         return True
 
-    async def _confirmed(self, record_id: str, sends: list[asyncio.Task[None]]) -> None:
-        try:
-            await asyncio.gather(*sends)
-        except BaseException:
-            for send in sends:
-                send.cancel()
-            raise
-        self.journal.append({"confirmed": record_id})
+    def _confirmed(self, record_id: str) -> None:
+        # Not flushed: the next record's append flushes it. A confirmed line lost in a crash
+        # only makes recover() publish that record's outputs again, which consumers drop by
+        # id; the record itself was flushed before any of its outputs was published.
+        self.journal.append({"confirmed": record_id}, flush=False)
 
-    def _settled(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        if not task.cancelled() and task.exception() is not None and self._failed is None:
-            self._failed = task.exception()
+    def _fail(self, exc: BaseException) -> None:
+        if self._failed is None:
+            self._failed = exc
             self.stopping.set()  # until_done() returns and drain() raises it
 
     def pending(self) -> bool:
@@ -303,8 +318,14 @@ class Service:
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Block until ``predicate()`` holds; it is rechecked after every commit."""
-        async with self.changed:
-            await self.changed.wait_for(predicate)
+        if predicate():
+            return
+        self._waiting += 1
+        try:
+            async with self.changed:
+                await self.changed.wait_for(predicate)
+        finally:
+            self._waiting -= 1
 
     async def poke(self) -> None:
         """Recheck every waiting predicate (after a change made outside :meth:`commit`)."""
@@ -326,6 +347,36 @@ class Service:
             "first_ns": self.first_ns,
             "last_ns": self.last_ns,
         }
+
+
+class _Confirm:
+    """The sends of one record's outputs: once all succeeded, its ``confirmed`` line; the
+    first that failed stops the service (and cancels the others)."""
+
+    __slots__ = ("left", "record_id", "sends", "service")
+
+    def __init__(self, service: Service, record_id: str, count: int) -> None:
+        self.service = service
+        self.record_id = record_id
+        self.left = count
+        self.sends: list[asyncio.Task[None]] = []
+
+    def settled(self, send: asyncio.Task[None]) -> None:
+        service = self.service
+        service._inflight.discard(send)
+        if send.cancelled():
+            self.left = -1  # never confirmed
+            return
+        exc = send.exception()
+        if exc is not None:
+            self.left = -1
+            for other in self.sends:
+                other.cancel()
+            service._fail(exc)
+            return
+        self.left -= 1
+        if self.left == 0:
+            service._confirmed(self.record_id)
 
 
 class EngineService(Service):

@@ -104,6 +104,30 @@ async def test_commit_journals_then_confirms_and_skips_what_was_applied(tmp_path
     assert service.total == 5 and len(bus.messages) == 1
 
 
+async def test_a_record_is_on_disk_before_its_outputs_are_published(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    seen_on_disk: dict[str, list[str]] = {}
+
+    class Reading(Published):
+        async def publish(self, exchange: str, routing_key: str, body: bytes, *,
+                          message_id: str, headers: Any = None,
+                          type: str | None = None) -> None:  # fmt: skip
+            # What another process would read at this moment (not this one's buffer).
+            seen_on_disk[message_id] = [json.loads(line).get("id") for line in path.open()]
+            await super().publish(exchange, routing_key, body, message_id=message_id)
+
+    service = Echo(Reading(), Journal(path))
+    for n, record_id in enumerate("abc", 1):
+        assert await service.commit({"id": record_id, "n": n})
+    await service.drain()  # confirmed lines may wait in the buffer until here, never records
+    assert sorted(seen_on_disk) == ["out-a", "out-b", "out-c"]
+    for record_id in "abc":
+        assert record_id in seen_on_disk[f"out-{record_id}"]
+    lines = [json.loads(line) for line in path.open()]
+    assert [r for r in lines if "id" in r] == [{"id": i, "n": n} for n, i in enumerate("abc", 1)]
+    assert sorted(r["confirmed"] for r in lines if "confirmed" in r) == ["a", "b", "c"]
+
+
 def test_control_messages_and_headers_are_checked() -> None:
     message = control("execution", "step.exchange", "step.exchange.3", "step", seq=3, key="k")
     assert parse_control(message.body, seq=int, key=str)["seq"] == 3
