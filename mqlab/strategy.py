@@ -235,11 +235,7 @@ class Strategy:
         quote_qty: Decimal | str | int | None = None,
         **where: str,
     ) -> Order:
-        last = self._last
-        if where or last is None:
-            platform, symbol = self._where(where)
-        else:  # the usual case, as _where answers it: the instrument of the event in hand
-            platform, symbol = last.platform, last.symbol
+        platform, symbol = self._where(where)
         limit = None if price is None else as_decimal(price, "price")
         amount = None
         if quote_qty is not None:
@@ -258,18 +254,14 @@ class Strategy:
             symbol,
             side,
             _MARKET if limit is None else _LIMIT,
-            qty if type(qty) is Decimal else as_decimal(qty, "qty"),
+            as_decimal(qty, "qty"),
             limit,
             self.now,
             self.now,
             amount,
         )
         self.open_orders[order.id] = order
-        send = self._send
-        if send is None:
-            self._emit(order)  # raises NotBoundError
-        else:
-            send(order)
+        self._emit(order)
         return order
 
     def _symbol(self) -> str:

@@ -33,6 +33,7 @@ from mqlab.events.model import (
 
 __all__ = [
     "EventDecodeError",
+    "compact_json",
     "decode",
     "decode_batch",
     "encode",
@@ -94,6 +95,8 @@ def _dec(value: Decimal) -> str:
 
 #: ``json.dumps(..., separators=...)`` builds a new encoder on every call; this one is reused.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+#: JSON text without spaces, as events and journal lines are written.
+compact_json = _COMPACT.encode
 
 
 def encode(event: Event) -> bytes:
@@ -108,7 +111,7 @@ def encode(event: Event) -> bytes:
         elif kind == "levels":
             value = [[_dec(p), _dec(q)] for p, q in value]
         out[name] = value
-    return _COMPACT.encode(out).encode()
+    return compact_json(out).encode()
 
 
 def encode_batch(events: Iterable[Event]) -> bytes:

@@ -235,7 +235,7 @@ def _frame_chunks(
     # at the interval (the usual frame), it holds the bar's open time, an int the event holds
     # anyway, rather than a new int a bar for its row number.
     regular = n > 1 and bool(np.all(np.diff(open_time) == step))
-    fill = _Filler(deferred, int(open_time[0]), step).fill if regular else _Filler(deferred).fill
+    fill = (_Filler(deferred, int(open_time[0]), step) if regular else _Filler(deferred)).fill
     previous = ZERO  # the close before the chunk; unused at row 0, where reuse is False
     for start in range(0, n, chunk):
         rows = slice(start, min(start + chunk, n))

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
 from mqlab.bus import Bus, Outgoing
+from mqlab.events.codec import compact_json
 
 __all__ = [
     "IDLE_FLUSH_S",
@@ -54,9 +55,6 @@ __all__ = [
 
 #: How long a service's queues must stay dry before it flushes a batch early (seconds).
 IDLE_FLUSH_S = 0.005
-
-#: ``json.dumps(..., separators=...)`` builds a new encoder on every call; this one is reused.
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 class Journal:
@@ -101,7 +99,7 @@ class Journal:
         if self._file is None:
             self._truncate_torn_tail()
             self._file = self.path.open("a", encoding="utf-8")
-        self._file.write(_COMPACT.encode(record) + "\n")
+        self._file.write(compact_json(record) + "\n")
         if flush:
             self._file.flush()
             if self.fsync:
