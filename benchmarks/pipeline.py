@@ -343,21 +343,25 @@ def markdown(result: dict[str, Any]) -> str:
     """docs/benchmarks.md's table, from a result (so no figure there is typed by hand)."""
     lines = [
         "| variant | events/s | p50 ms | p99 ms | broker messages per bar "
-        "(published + delivered) | share of the broker's ceiling |",
-        "|---|---:|---:|---:|---:|---:|",
+        "(published + delivered) | of which market / orders / sync | share of the broker's "
+        "ceiling |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in ("in_process", *BUS_ROWS):
         row = result.get(name)
         label = LABELS[name].format(paced=result.get("paced_events_per_s", PACED_EVENTS_PER_S))
         if row is None:
-            lines.append(f"| {label} | not measured | | | | |")
+            lines.append(f"| {label} | not measured | | | | | |")
             continue
         per = row.get("messages_per_event")
         msgs = f"{per['total']} ({per['published']} + {per['delivered']})" if per else ""
+        groups = (per or {}).get("by_group")
+        split = " / ".join(str(groups[g]) for g in ("market", "orders", "sync")) if groups else ""
         share = row.get("ceiling_share")
         lines.append(
             f"| {label} | {row['events_per_s']:,.0f} | {row['latency_ms_p50']:.2f} | "
-            f"{row['latency_ms_p99']:.2f} | {msgs} | {'' if share is None else f'{share:.0%}'} |"
+            f"{row['latency_ms_p99']:.2f} | {msgs} | {split} | "
+            f"{'' if share is None else f'{share:.0%}'} |"
         )
     ceilings = ", ".join(f"{k} {v:,}" for k, v in result["ceiling_messages_per_s"].items())
     lines.append("")

@@ -142,9 +142,16 @@ class BusStats:
     handled: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    #: Messages published and delivered, by the first word of their routing key (``kline``,
+    #: ``done``, ``fill`` ...): what a pipeline's messages per market event are made of.
+    kinds: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+    def count(self, routing_key: str) -> None:
+        kind = routing_key.partition(".")[0]
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__ | {"kinds": dict(self.kinds)}
 
 
 @dataclass(eq=False, repr=False)
@@ -244,6 +251,7 @@ class Subscription:
 
     async def _handle(self, message: DeliveredMessage) -> None:
         self.stats.delivered += 1
+        self.stats.count(message.routing_key or "")
         delivery = Delivery.of(message, self.name)
         key = delivery.message_id
         if key and key in self.seen:
@@ -460,6 +468,7 @@ class Bus:
                     await asyncio.wait_for(self.channel.ready(), self.publish_timeout)  # type: ignore[attr-defined]
             else:
                 self.stats.published += 1
+                self.stats.count(routing_key)
                 return
 
     async def subscribe(

@@ -45,6 +45,8 @@ class SyncRun:
             "published per event": per["published"],
             "delivered per event": per["delivered"],
             "messages per event": per["total"],
+            # ... by what they carry (PipelineResult.messages_per_event)
+            **{f"  {group}": n for group, n in (per.get("by_group") or {}).items()},
             "latency p50 ms": _round(self.result.latency(50)),
             "latency p99 ms": _round(self.result.latency(99)),
             "same fills as the backtest": self.same_as_backtest,

@@ -17,7 +17,7 @@ from mqlab.bus import Bus, Delivery
 from mqlab.config import RunConfig
 from mqlab.pipeline.base import Progress, RunnerBase
 from mqlab.pipeline.embedded import broker_name
-from mqlab.pipeline.result import PipelineResult, read_fill_rows
+from mqlab.pipeline.result import PipelineResult, read_fill_rows, sum_counts
 from mqlab.services import PARENT_ENV
 from mqlab.services.options import ServiceOptions
 from mqlab.services.protocol import (
@@ -209,4 +209,6 @@ class ProcessPipeline(RunnerBase):
             duplicates_dropped=sum(s["duplicates"] for s in subs),
             published=sum(int(st.get("bus", {}).get("published", 0)) for st in stats.values()),
             delivered=sum(int(s.get("delivered", 0)) for s in subs),
-        )
+            kinds=sum_counts([st.get("bus", {}).get("kinds", {}) for st in stats.values()]
+                             + [s.get("kinds", {}) for s in subs]),
+        )  # fmt: skip

@@ -15,7 +15,15 @@ if TYPE_CHECKING:
     from mqlab.events import Fill
     from mqlab.faults import Malformed
 
-__all__ = ["FillRow", "PipelineResult", "fill_rows", "injected_table", "read_fill_rows"]
+__all__ = [
+    "FillRow",
+    "PipelineResult",
+    "fill_rows",
+    "injected_table",
+    "message_groups",
+    "read_fill_rows",
+    "sum_counts",
+]
 
 FillRow = tuple[str, str, int, str, str, str, str]
 
@@ -47,6 +55,32 @@ def read_fill_rows(path: Path) -> list[FillRow]:
     return rows
 
 
+#: Routing keys' first words of the orders and the exchange's answers to them.
+_ORDER_KINDS = frozenset({"order", "cancel", "order_update", "fill"})
+#: ... of the protocol's own messages: dones, progress markers, calls, end and pause.
+_SYNC_KINDS = frozenset({"done", "step", "call", "end", "control", "pause"})
+
+
+def sum_counts(counts: list[dict[str, int]]) -> dict[str, int]:
+    """Counters by kind (each service's, each subscription's), added up."""
+    total: dict[str, int] = {}
+    for one in counts:
+        for kind, n in one.items():
+            total[kind] = total.get(kind, 0) + int(n)
+    return total
+
+
+def message_groups(kinds: dict[str, int]) -> dict[str, int]:
+    """Messages (published + delivered) by what they carry: ``market`` events (at one event
+    per message, each is one publish and a delivery to the exchange and to every strategy),
+    ``orders`` and their answers, and ``sync``, the protocol's own dones and markers."""
+    groups = {"market": 0, "orders": 0, "sync": 0}
+    for kind, count in kinds.items():
+        group = "orders" if kind in _ORDER_KINDS else "sync" if kind in _SYNC_KINDS else "market"
+        groups[group] += count
+    return groups
+
+
 @dataclass
 class PipelineResult:
     """What a pipeline run did; :meth:`summary` is what the CLI prints (or emits as JSON)."""
@@ -76,10 +110,13 @@ class PipelineResult:
     #: Messages the services published, and the broker delivered to them, in this run.
     published: int = 0
     delivered: int = 0
+    #: Both, by the first word of their routing key (see :func:`message_groups`).
+    kinds: dict[str, int] = field(default_factory=dict)
 
     @property
-    def messages_per_event(self) -> dict[str, float | None]:
-        """Broker messages per market event of this run: published, delivered, and both."""
+    def messages_per_event(self) -> dict[str, Any]:
+        """Broker messages per market event of this run: published, delivered, and both;
+        ``by_group``: both, split as :func:`message_groups` does."""
         n = self.events if self.events_run is None else self.events_run
         if not n:
             return {"published": None, "delivered": None, "total": None}
@@ -87,6 +124,7 @@ class PipelineResult:
             "published": round(self.published / n, 3),
             "delivered": round(self.delivered / n, 3),
             "total": round((self.published + self.delivered) / n, 3),
+            "by_group": {k: round(v / n, 3) for k, v in message_groups(self.kinds).items()},
         }
 
     @property

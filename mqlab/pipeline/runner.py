@@ -15,7 +15,7 @@ from mqlab.bus import Bus
 from mqlab.config import RunConfig
 from mqlab.pipeline.base import Progress, RunnerBase
 from mqlab.pipeline.embedded import broker_name
-from mqlab.pipeline.result import PipelineResult, fill_rows
+from mqlab.pipeline.result import PipelineResult, fill_rows, sum_counts
 from mqlab.services._runtime import Journal, Service
 from mqlab.services.exchange import ExchangeService
 from mqlab.services.market import MarketService
@@ -208,4 +208,6 @@ class Pipeline(RunnerBase):
             dead_lettered=sum(s.stats.dead_lettered for s in subscriptions),
             published=sum(svc.bus.stats.published for svc in everyone),
             delivered=sum(s.stats.delivered for s in subscriptions),
-        )
+            kinds=sum_counts([svc.bus.stats.kinds for svc in everyone]
+                             + [s.stats.kinds for s in subscriptions]),
+        )  # fmt: skip

@@ -31,6 +31,7 @@ from mqlab.pipeline import (
     resumable,
     run_pipeline,
 )
+from mqlab.pipeline.result import message_groups, sum_counts
 from mqlab.services._runtime import Journal
 from mqlab.services.exchange import replay_journal
 from mqlab.services.options import ServiceOptions
@@ -61,6 +62,12 @@ def _check_parity(config: RunConfig, result) -> None:  # type: ignore[no-untyped
     assert result.pnl == reference.portfolio.equity() - reference.portfolio.initial
     assert len(result.fills) > 0, "a parity test without fills proves nothing"
     assert result.parity is True
+    # One event per message: each is one publish and a delivery to the exchange and to the
+    # one strategy, 3 messages; what else the run sent is orders, answers and the protocol's.
+    per = result.messages_per_event
+    assert per["by_group"]["market"] == 3.0
+    assert per["by_group"]["orders"] > 0 and per["by_group"]["sync"] > 0
+    assert abs(sum(per["by_group"].values()) - per["total"]) <= 0.003
 
 
 @pytest.mark.parametrize("case", ["sma", pytest.param("books-latency", marks=pytest.mark.slow)])
@@ -357,6 +364,13 @@ async def test_replay_journal_says_what_each_record_did(amqp_url: str, tmp_path:
     assert quiet and calls < 200
     markers = sum(p.call is None for p in steps)
     assert 0 < markers < 200, "progress markers come in batches"
+
+
+def test_messages_are_grouped_by_what_they_carry() -> None:
+    kinds = {"kline": 30, "orderbook": 3, "order": 2, "fill": 3, "order_update": 4, "done": 5,
+             "step": 6, "control": 1}  # fmt: skip
+    assert message_groups(kinds) == {"market": 33, "orders": 9, "sync": 12}
+    assert sum_counts([{"done": 1}, {"done": 2, "fill": 1}]) == {"done": 3, "fill": 1}
 
 
 def test_injected_table_lists_each_message_by_id() -> None:
