@@ -282,9 +282,12 @@ class Connection(asyncio.Protocol):
                 raise ConnectionException(504, "channel method before connection.open")
             if not isinstance(method, spec.Channel.Open):
                 raise ConnectionException(504, "expected 'channel.open'")
-            if number > self.channel_max:
+            # RabbitMQ limits how many channels are open, not their numbers (any of 1..65535)
+            if self.channel_max and len(self.channels) >= self.channel_max:
                 raise ConnectionException(
-                    504, f"channel {number} exceeds channel_max {self.channel_max}"
+                    530,
+                    f"number of channels opened ({len(self.channels)}) has reached the "
+                    f"negotiated channel_max ({self.channel_max})",
                 )
             self.channels[number] = Channel(self, number)
             self.send(number, spec.Channel.OpenOk())

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pamqp import commands, header
 
-from mqlab.broker.arguments import QUEUE_ARGUMENTS, inequivalent
+from mqlab.broker.arguments import QUEUE_ARGUMENTS, amqp_type, inequivalent
 from mqlab.broker.errors import ChannelException, ConnectionException
 from mqlab.broker.exchange import PREDECLARED, Exchange
 from mqlab.broker.frames import header_payload
@@ -131,15 +131,16 @@ class VirtualHost:
         internal: bool = False,
         arguments: Mapping[str, Any] | None = None,
     ) -> Exchange:
-        if name == "" and not passive:
+        # RabbitMQ's order: the type, then the default exchange (passive too), then the rest
+        if not passive and kind not in EXCHANGE_TYPES:
+            raise ConnectionException(503, f"unknown exchange type '{kind}'")
+        if name == "":
             raise ChannelException(403, "operation not permitted on the default exchange")
         ex = self.exchanges.get(name)
         if passive:
             if ex is None:
                 raise ChannelException(404, f"no exchange '{name}' in vhost '/'")
             return ex
-        if kind not in EXCHANGE_TYPES:
-            raise ConnectionException(503, f"unknown exchange type '{kind}'")
         if ex is not None:
             _same_properties(
                 "exchange",
@@ -157,12 +158,12 @@ class VirtualHost:
             return ex
         if name.startswith("amq."):
             raise ChannelException(403, f"exchange name '{name}' contains reserved prefix 'amq.*'")
-        ae = (arguments or {}).get("alternate-exchange")
-        if ae is not None and not isinstance(ae, str):
+        ae = (arguments or {}).get("alternate-exchange", "")  # absent, or a name
+        if not isinstance(ae, str):
             raise ChannelException(
                 406,
-                f"invalid arg 'alternate-exchange' for exchange '{name}' in vhost '/': "
-                f"{{unacceptable_type,{type(ae).__name__}}}",
+                f"invalid type '{amqp_type(ae)}' for arg 'alternate-exchange' in exchange "
+                f"'{name}' in vhost '/'",
             )
         ex = Exchange(name, kind, durable, auto_delete, internal, dict(arguments or {}))
         self.exchanges[name] = ex
@@ -175,7 +176,7 @@ class VirtualHost:
             raise ChannelException(403, "operation not permitted on the default exchange")
         if name in PREDECLARED:
             raise ChannelException(
-                403, f"deletion of system exchange '{name}' in vhost '/' refused"
+                403, f"deletion of system exchange '{name}' in vhost '/' not allowed"
             )
         ex = self.exchanges.get(name)
         if ex is None:

@@ -283,8 +283,12 @@ class RawConnection:
         username: str | None = None,
         password: str | None = None,
         capabilities: dict[str, bool] | None = None,
+        channel_max: int | None = None,
     ) -> RawConnection:
-        """Handshake up to connection.open-ok, then open the given channels."""
+        """Handshake up to connection.open-ok, then open the given channels.
+
+        ``channel_max`` asks for fewer channels than the broker offers (as a client may).
+        """
         raw = await cls.connect(url)
         parts = urlsplit(url)
         user = username if username is not None else unquote(parts.username or "guest")
@@ -304,7 +308,7 @@ class RawConnection:
         raw.tune = await raw.expect(commands.Connection.Tune)
         raw.send(
             commands.Connection.TuneOk(
-                channel_max=raw.tune.channel_max,
+                channel_max=channel_max or raw.tune.channel_max,
                 frame_max=raw.tune.frame_max,
                 heartbeat=heartbeat,
             )

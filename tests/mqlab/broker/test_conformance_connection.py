@@ -162,6 +162,20 @@ async def test_channel_close_and_reopen_same_number(amqp_url: str) -> None:
         await raw.close()
 
 
+async def test_channel_max_limits_how_many_are_open_not_their_numbers(amqp_url: str) -> None:
+    # aiormq's own tests open channel 65535 on a connection whose channel_max is 2047
+    raw = await RawConnection.open(amqp_url, channels=(1, 65535), channel_max=2)
+    try:
+        raw.send(commands.Channel.Open(), channel=3)
+        close = await raw.expect(commands.Connection.Close)
+        assert close.reply_code == 530, close.reply_text
+        assert close.reply_text == (
+            "NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)"
+        )
+    finally:
+        await raw.close()
+
+
 async def test_many_channels_and_closing_one_leaves_the_rest(scratch: Scratch) -> None:
     channels = [await scratch.new_channel() for _ in range(20)]
     queue = await scratch.queue()

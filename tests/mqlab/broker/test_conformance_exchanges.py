@@ -211,6 +211,62 @@ async def test_redeclare_with_other_properties_is_406(scratch: Scratch, other: d
     assert scratch.channel.is_closed
 
 
+@pytest.mark.parametrize(
+    "operation",
+    [
+        "passive declare",
+        "declare",
+        "delete",
+        "queue.bind",
+        "queue.unbind",
+        "exchange.bind source",
+        "exchange.bind destination",
+    ],
+)
+async def test_the_default_exchange_cannot_be_touched(amqp_url: str, operation: str) -> None:
+    connection = await aiormq.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = (await channel.queue_declare(exclusive=True)).queue
+        touch = {
+            "passive declare": lambda: channel.exchange_declare("", passive=True),
+            "declare": lambda: channel.exchange_declare("", exchange_type="direct"),
+            "delete": lambda: channel.exchange_delete(""),
+            "queue.bind": lambda: channel.queue_bind(queue, "", routing_key="k"),
+            "queue.unbind": lambda: channel.queue_unbind(queue, "", routing_key="k"),
+            "exchange.bind source": lambda: channel.exchange_bind("amq.direct", "", "k"),
+            "exchange.bind destination": lambda: channel.exchange_bind("", "amq.direct", "k"),
+        }[operation]
+        with pytest.raises(aiormq.exceptions.ChannelAccessRefused) as info:
+            await touch()
+        assert "operation not permitted on the default exchange" in str(info.value)
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ({"alternate-exchange": 5}, "invalid type 'byte' for arg 'alternate-exchange'"),
+        ({"alternate-exchange": [1]}, "invalid type 'array' for arg 'alternate-exchange'"),
+        ({"alternate-exchange": None}, "invalid type 'void' for arg 'alternate-exchange'"),
+    ],
+)
+async def test_alternate_exchange_must_be_a_name(
+    scratch: Scratch, arguments: dict, says: str
+) -> None:
+    name = scratch.xname()
+    with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed) as info:
+        await scratch.channel.declare_exchange(name, arguments=arguments)
+    assert f"{says} in exchange '{name}' in vhost '/'" in str(info.value)
+
+
+async def test_system_exchanges_cannot_be_deleted(scratch: Scratch) -> None:
+    with pytest.raises(aiormq.exceptions.ChannelAccessRefused) as info:
+        await scratch.channel.exchange_delete("amq.direct")
+    assert "deletion of system exchange 'amq.direct' in vhost '/' not allowed" in str(info.value)
+
+
 async def test_reserved_amq_prefix_is_403(scratch: Scratch) -> None:
     with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
         await scratch.channel.declare_exchange(f"amq.mqlab-{uuid.uuid4().hex}")

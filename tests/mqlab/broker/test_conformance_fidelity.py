@@ -411,6 +411,64 @@ async def test_bad_max_priority_is_406(scratch: Scratch, value: object, words: s
     assert words in str(info.value)
 
 
+# RabbitMQ 3.10's words (rabbit_amqqueue:declare_args/0 checks them in this order, so of two
+# bad arguments the first in that order is named).
+BAD_QUEUE_ARGUMENTS = [
+    ({"x-expires": 0}, "x-expires", "{value_zero,0}"),
+    ({"x-expires": -5}, "x-expires", "{value_negative,-5}"),
+    ({"x-expires": "x"}, "x-expires", '"expected integer, got longstr"'),
+    ({"x-message-ttl": 1.5}, "x-message-ttl", '"expected integer, got float"'),
+    ({"x-message-ttl": True}, "x-message-ttl", '"expected integer, got bool"'),
+    ({"x-message-ttl": None}, "x-message-ttl", '"expected integer, got void"'),
+    ({"x-message-ttl": [1]}, "x-message-ttl", '"expected integer, got array"'),
+    ({"x-max-length": "ten"}, "x-max-length", '"expected integer, got longstr"'),
+    ({"x-max-length-bytes": -1}, "x-max-length-bytes", "{value_negative,-1}"),
+    (
+        {"x-dead-letter-routing-key": "k"},
+        "x-dead-letter-routing-key",
+        "routing_key_but_no_dlx_defined",
+    ),
+    (
+        {"x-dead-letter-exchange": "d", "x-dead-letter-routing-key": 5},
+        "x-dead-letter-routing-key",
+        "{unacceptable_type,byte}",
+    ),
+    ({"x-overflow": "bogus"}, "x-overflow", "invalid_overflow"),
+    ({"x-overflow": 5}, "x-overflow", "{unacceptable_type,byte}"),
+    (
+        {"x-single-active-consumer": "yes"},
+        "x-single-active-consumer",
+        "{unacceptable_type,longstr}",
+    ),
+    ({"x-queue-type": 5}, "x-queue-type", "{unacceptable_type,byte}"),
+    ({"x-message-ttl": -1, "x-expires": 0}, "x-expires", "{value_zero,0}"),
+    ({"x-max-length": -1, "x-message-ttl": -1}, "x-message-ttl", "{value_negative,-1}"),
+    ({"x-overflow": "zz", "x-max-priority": 300}, "x-max-priority", "{max_value_exceeded,300}"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "key", "why"), BAD_QUEUE_ARGUMENTS)
+async def test_bad_queue_arguments_are_refused_in_rabbitmqs_words(
+    scratch: Scratch, arguments: dict, key: str, why: str
+) -> None:
+    name = scratch.qname()
+    with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed) as info:
+        await scratch.channel.declare_queue(name, arguments=arguments)
+    assert str(info.value) == (
+        f"PRECONDITION_FAILED - invalid arg '{key}' for queue '{name}' in vhost '/': {why}"
+    )
+
+
+async def test_a_dead_letter_exchange_must_be_a_name(scratch: Scratch) -> None:
+    name = scratch.qname()
+    with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed) as info:
+        await scratch.channel.declare_queue(name, arguments={"x-dead-letter-exchange": 5})
+    assert str(info.value) == (
+        "PRECONDITION_FAILED - invalid type 'byte' for arg 'x-dead-letter-exchange' in queue "
+        f"'{name}' in vhost '/'"
+    )
+
+
 # -- alternate exchanges ----------------------------------------------------------------------
 
 

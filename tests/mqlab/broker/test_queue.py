@@ -104,9 +104,10 @@ def test_requeue_goes_to_the_head_in_order_and_marks_redelivered() -> None:
     ("args", "fragment"),
     [
         ({"x-message-ttl": -1}, "value_negative"),
-        ({"x-max-length": "ten"}, "unacceptable_type"),
-        ({"x-overflow": "explode"}, "unacceptable_value"),
-        ({"x-dead-letter-routing-key": "k"}, "x-dead-letter-exchange is required"),
+        ({"x-expires": 0}, "{value_zero,0}"),
+        ({"x-max-length": "ten"}, "expected integer, got longstr"),
+        ({"x-overflow": "explode"}, "invalid_overflow"),
+        ({"x-dead-letter-routing-key": "k"}, "routing_key_but_no_dlx_defined"),
         ({"x-queue-type": "foo"}, "unsupported queue type 'foo'"),
         ({"x-queue-type": "stream"}, "stream queues are not supported"),
         ({"x-max-priority": 256}, "max_value_exceeded"),
