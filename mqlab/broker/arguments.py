@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from mqlab.broker.errors import ChannelException
+from mqlab.broker.message import MAX_EXPIRY_MS
 
 __all__ = ["QUEUE_ARGUMENTS", "QUEUE_TYPES", "amqp_type", "inequivalent", "parse_arguments"]
 
@@ -40,7 +41,7 @@ def parse_arguments(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
     def bad(key: str, why: str) -> ChannelException:
         return ChannelException(406, f"invalid arg '{key}' for queue '{name}' in vhost '/': {why}")
 
-    def integer(key: str, least: int = 0) -> None:
+    def integer(key: str, least: int = 0, most: int | None = None) -> None:
         if key not in args:
             return
         value = args[key]
@@ -48,6 +49,8 @@ def parse_arguments(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
             raise bad(key, f'"expected integer, got {amqp_type(value)}"')
         if value < least:
             raise bad(key, f"{{{'value_zero' if value == 0 else 'value_negative'},{value}}}")
+        if most is not None and value > most:
+            raise bad(key, f"{{value_too_large,{value}}}")
         out[key] = value
 
     def string(key: str) -> str | None:
@@ -67,8 +70,8 @@ def parse_arguments(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
             f"invalid type '{amqp_type(dlx)}' for arg 'x-dead-letter-exchange' in queue "
             f"'{name}' in vhost '/'",
         )
-    integer("x-expires", least=1)
-    integer("x-message-ttl")
+    integer("x-expires", least=1, most=MAX_EXPIRY_MS)
+    integer("x-message-ttl", most=MAX_EXPIRY_MS)
     for key in ("x-dead-letter-exchange", "x-dead-letter-routing-key"):
         if (value := string(key)) is not None:
             out[key] = value

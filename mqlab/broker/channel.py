@@ -391,11 +391,8 @@ class Channel:
     # -- queue -----------------------------------------------------------------------------
 
     def queue_declare(self, m: spec.Queue.Declare) -> None:
-        name = m.queue
-        if m.passive and not name:
-            name = self._queue_name(name)
         q = self.vhost.declare_queue(
-            name,
+            m.queue,  # a passive '' is looked up as '' (404): the shortcut is not for declares
             self.conn,
             passive=m.passive,
             durable=m.durable,

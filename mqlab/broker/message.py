@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from pamqp.commands import Basic
 
 __all__ = [
+    "MAX_EXPIRY_MS",
     "FifoReady",
     "Message",
     "PriorityReady",
@@ -31,15 +33,37 @@ __all__ = [
 ]
 
 
+#: The longest TTL RabbitMQ takes, for a message's ``expiration`` and for ``x-message-ttl`` and
+#: ``x-expires``: ten years in milliseconds (``rabbit_misc:check_expiry``).
+MAX_EXPIRY_MS = 315_360_000_000
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")  # what Erlang's string:to_integer reads
+
+
 def parse_expiration(value: str | None) -> int | None:
-    """The ``expiration`` property (milliseconds as a string) as an int; 406 if malformed."""
+    """The ``expiration`` property (milliseconds as a string) as an int; 406 if malformed.
+
+    As RabbitMQ reads it: a signed decimal integer, refused with its words when there is
+    none, something is left after it, or it is negative or over :data:`MAX_EXPIRY_MS`.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, bytes):
         value = value.decode(errors="replace")
-    if not str(value).isdigit():
-        raise ChannelException(406, f"invalid expiration '{value}': {{error,no_integer}}")
-    return int(value)
+    text = str(value)
+    number = _INTEGER.match(text)
+    why = ""
+    if number is None:
+        why = "no_integer"
+    elif number.end() < len(text):
+        why = f'{{leftover_string,"{text[number.end() :]}"}}'
+    elif (ms := int(number.group())) < 0:
+        why = f"{{value_negative,{ms}}}"
+    elif ms > MAX_EXPIRY_MS:
+        why = f"{{value_too_large,{ms}}}"
+    if why:
+        raise ChannelException(406, f"invalid expiration '{text}': {why}")
+    return ms
 
 
 class Message:

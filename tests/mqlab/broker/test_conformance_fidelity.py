@@ -417,6 +417,8 @@ BAD_QUEUE_ARGUMENTS = [
     ({"x-expires": 0}, "x-expires", "{value_zero,0}"),
     ({"x-expires": -5}, "x-expires", "{value_negative,-5}"),
     ({"x-expires": "x"}, "x-expires", '"expected integer, got longstr"'),
+    ({"x-expires": 315_360_000_001}, "x-expires", "{value_too_large,315360000001}"),
+    ({"x-message-ttl": 315_360_000_001}, "x-message-ttl", "{value_too_large,315360000001}"),
     ({"x-message-ttl": 1.5}, "x-message-ttl", '"expected integer, got float"'),
     ({"x-message-ttl": True}, "x-message-ttl", '"expected integer, got bool"'),
     ({"x-message-ttl": None}, "x-message-ttl", '"expected integer, got void"'),
@@ -457,6 +459,40 @@ async def test_bad_queue_arguments_are_refused_in_rabbitmqs_words(
     assert str(info.value) == (
         f"PRECONDITION_FAILED - invalid arg '{key}' for queue '{name}' in vhost '/': {why}"
     )
+
+
+@pytest.mark.parametrize(
+    ("expiration", "why"),
+    [
+        ("abc", "no_integer"),
+        (" 5", "no_integer"),
+        ("٣", "no_integer"),  # a digit to Python's isdigit, not to Erlang
+        ("1.5", '{leftover_string,".5"}'),
+        ("5x5", '{leftover_string,"x5"}'),
+        ("-1", "{value_negative,-1}"),
+        ("315360000001", "{value_too_large,315360000001}"),  # over ten years
+        ("+5", None),
+        ("315360000000", None),
+    ],
+)
+async def test_expiration_is_read_as_rabbitmq_reads_it(
+    amqp_url: str, expiration: str, why: str | None
+) -> None:
+    connection = await aiormq.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = (await channel.queue_declare("", exclusive=True)).queue
+        properties = aiormq.spec.Basic.Properties(expiration=expiration)
+        if why is None:
+            await channel.basic_publish(b"x", routing_key=queue, properties=properties)
+            return
+        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed) as info:
+            await channel.basic_publish(b"x", routing_key=queue, properties=properties)
+        assert str(info.value) == (
+            f"PRECONDITION_FAILED - invalid expiration '{expiration}': {why}"
+        )
+    finally:
+        await connection.close()
 
 
 async def test_a_dead_letter_exchange_must_be_a_name(scratch: Scratch) -> None:

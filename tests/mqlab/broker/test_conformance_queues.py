@@ -53,6 +53,26 @@ async def test_passive_declare(scratch: Scratch) -> None:
     assert scratch.channel.is_closed
 
 
+async def test_empty_name_means_the_last_queue_except_in_a_passive_declare(amqp_url: str) -> None:
+    # RabbitMQ's expand_queue_name_shortcut serves bind, purge, get, consume and delete only
+    connection = await aiormq.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity, match="previously declared"):
+            await channel.queue_purge("")
+        channel = await connection.channel()
+        name = (await channel.queue_declare("", exclusive=True)).queue
+        await channel.basic_publish(b"x", routing_key=name)
+        assert (await channel.queue_purge("")).message_count == 1
+        await channel.queue_bind("", "amq.direct", routing_key=name)
+        await channel.basic_publish(b"y", exchange="amq.direct", routing_key=name)
+        assert (await channel.basic_get("")).body == b"y"
+        with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity, match="no queue ''"):
+            await channel.queue_declare("", passive=True)
+    finally:
+        await connection.close()
+
+
 @pytest.mark.parametrize(
     "other",
     [
