@@ -272,6 +272,12 @@ def connect_errors(
             "does not exist or the user may not use it; '/' is the default"
         ) from exc
     except (TimeoutError, OSError, AMQPError) as exc:
+        if urlsplit(target.url).scheme == "amqps" and "SSL" in str(exc):
+            raise unavailable(
+                f"the AMQP broker at {where} did not answer TLS ({exc!r}); amqps:// needs a "
+                "broker with a TLS listener (RabbitMQ's is on 5671 once configured), while "
+                "the embedded broker and a default RabbitMQ speak plain AMQP: use amqp://"
+            ) from exc
         raise unavailable(
             f"cannot reach the AMQP broker at {where} ({exc!r}); check the host and port in "
             "the URL, start RabbitMQ (docs/setup.md) or `python -m mqlab broker`, " + target.fix

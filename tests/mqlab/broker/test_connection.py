@@ -63,6 +63,16 @@ async def test_unreachable_url_names_the_masked_url_and_the_fix(monkeypatch) -> 
     assert "MQLAB_AMQP_URL" in text
 
 
+async def test_amqps_to_a_plain_broker_says_to_use_amqp() -> None:
+    with BrokerThread(port=0) as broker:
+        url = broker.url.replace("amqp://", "amqps://")
+        with pytest.raises(connection.BrokerUnavailableError) as info:
+            await mqlab.connect(url, timeout=3)
+    text = str(info.value)
+    assert "did not answer TLS" in text and "use amqp://" in text
+    assert "guest:****@" in text and "guest:guest" not in text
+
+
 async def test_wrong_password_says_so() -> None:
     with BrokerThread(port=0, login_delay=0.2) as broker:
         bad = broker.url.replace("guest:guest", "guest:wrong")
