@@ -99,13 +99,19 @@ class Channel:
 
     def on_method(self, method: Frame) -> None:
         if self._publish is not None:
-            raise ConnectionException(
-                505, "expected content header for class 60, got non content header frame instead"
-            )
+            raise self._not_content()
         handler = _HANDLERS.get(type(method))
         if handler is None:
             raise ConnectionException(503, f"unexpected method {method.name} on a channel")
         handler(self, method)
+
+    def _not_content(self) -> ConnectionException:
+        error = ConnectionException(
+            505, "expected content header for class 60, got non content header frame instead"
+        )
+        if self._publish is not None:  # RabbitMQ names the publish still waiting for it
+            error.method = self._publish[0]
+        return error
 
     def on_header(self, header: ContentHeader, payload: bytes) -> None:
         if self._publish is None or self._header is not None:
@@ -128,7 +134,9 @@ class Channel:
 
     def on_body(self, data: bytes) -> None:
         if self._header is None:
-            raise ConnectionException(505, "expected content header, got content body")
+            if self._publish is not None:
+                raise self._not_content()
+            raise ConnectionException(505, "expected method frame, got non method frame instead")
         remaining = self._remaining - len(data)
         if remaining < 0:
             raise ConnectionException(505, "content body is longer than announced")

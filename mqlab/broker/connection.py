@@ -24,6 +24,7 @@ import ipaddress
 import logging
 import struct
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 from pamqp import commands as spec
@@ -33,7 +34,7 @@ from pamqp import header as pamqp_header
 from pamqp import heartbeat as pamqp_heartbeat
 
 from mqlab.broker.channel import BrokerSettings, Channel
-from mqlab.broker.errors import AMQPError, ChannelException, ConnectionException
+from mqlab.broker.errors import AMQPError, ChannelException, ConnectionException, erlang_binary
 from mqlab.broker.frames import PROTOCOL_HEADER, content_frames, method_frame
 from mqlab.broker.message import Message
 from mqlab.broker.vhost import VirtualHost
@@ -203,16 +204,21 @@ class Connection(asyncio.Protocol):
         decoded = self.broker.decoded
         while n - pos >= 8:
             kind, channel, size = _FRAME_HEAD.unpack_from(buf, pos)
-            if size > frame_max:
+            if size > frame_max:  # RabbitMQ's words, its limit on the payload (frame_max - 8)
                 raise ConnectionException(
-                    501, f"frame size {size} exceeds the negotiated frame_max {frame_max}"
+                    501,
+                    f"type {kind}, all octets = <<>>: {{frame_too_large,{size},{frame_max - 8}}}",
                 )
             end = pos + 8 + size
             if end > n:
                 break
-            if buf[end - 1] != 0xCE:
-                raise ConnectionException(501, "frame end byte is not 0xCE")
             raw = buf[pos:end]
+            if raw[-1] != 0xCE:
+                raise ConnectionException(
+                    501,
+                    f"type {kind}, all octets = {erlang_binary(bytes(raw[7:-1]))}: "
+                    f"{{invalid_frame_end_marker,{raw[-1]}}}",
+                )
             pos = end
             # Publishers repeat the same Basic.Publish frame message after message: reuse
             # pamqp's decoding of identical bytes (the broker never mutates a decoded frame).
@@ -222,11 +228,18 @@ class Connection(asyncio.Protocol):
                 try:
                     _, _, value = unmarshal(raw)
                 except pamqp_exceptions.UnmarshalingException as exc:
+                    payload = bytes(raw[7:-1])
                     if kind not in (1, 2, 3, 8):
-                        raise ConnectionException(501, f"unknown frame type {kind}") from None
+                        raise ConnectionException(
+                            501,
+                            f"type {kind}, all octets = {erlang_binary(payload)}: unknown_frame",
+                        ) from None
                     if "Unknown method index" in str(exc):
                         raise ConnectionException(540, f"unknown method: {exc}") from None
-                    raise ConnectionException(501, f"cannot decode frame: {exc}") from None
+                    error = ConnectionException(501, f"cannot decode {erlang_binary(payload[4:])}")
+                    if kind == 1 and len(payload) >= 4:  # named in the Close, as RabbitMQ does
+                        error.method = SimpleNamespace(index=int.from_bytes(payload[:4]))
+                    raise error from None
                 except Exception as exc:
                     raise ConnectionException(501, f"cannot decode frame: {exc!r}") from None
                 if type(value) is _PUBLISH and size < 512:
@@ -252,7 +265,7 @@ class Connection(asyncio.Protocol):
             elif kind == 2:  # the header's payload is kept, to re-send as is
                 self._on_content(channel, Channel.on_header, value, raw[7:-1])
             elif channel != 0:  # heartbeat
-                raise ConnectionException(501, "heartbeat frame on a non-zero channel")
+                raise ConnectionException(505, "type 8, all octets = <<>>")
             if self.state in ("closing", "closed", "dead"):
                 return n
         return pos
@@ -274,8 +287,8 @@ class Connection(asyncio.Protocol):
         raise ConnectionException(504, f"expected 'channel.open' on channel {number}")
 
     def _on_channel_method(self, number: int, method: Any) -> None:
-        if method.index >> 16 == 10:  # connection class
-            raise ConnectionException(503, f"{method.name} on channel {number}, expected 0")
+        if method.index >> 16 == 10:  # a connection method off channel 0: RabbitMQ's words
+            raise ConnectionException(503, "unimplemented method")
         ch = self.channels.get(number)
         if ch is None:
             if self.state != "opened":
@@ -298,8 +311,8 @@ class Connection(asyncio.Protocol):
             elif isinstance(method, spec.Channel.Close):
                 self.send(number, spec.Channel.CloseOk())
             return
-        if isinstance(method, spec.Channel.CloseOk):
-            return
+        if isinstance(method, spec.Channel.CloseOk):  # nothing asked for it: RabbitMQ's words
+            raise ConnectionException(503, "unimplemented method")
         try:
             ch.on_method(method)
         except ChannelException as exc:
@@ -330,10 +343,8 @@ class Connection(asyncio.Protocol):
                 self.send(0, spec.Connection.UpdateSecretOk())
             elif isinstance(m, spec.Connection.Blocked | spec.Connection.Unblocked):
                 pass
-            elif m.index >> 16 != 10:  # not a connection-class method
-                raise ConnectionException(504, f"{m.name} on channel 0")
-            else:
-                raise ConnectionException(503, f"unexpected {m.name} on channel 0")
+            else:  # a handshake method again, or another class's method on channel 0
+                raise ConnectionException(504, "unexpected method in connection state running")
         elif state == "start_ok" and isinstance(m, spec.Connection.StartOk):
             self.client_properties = dict(m.client_properties or {})
             self._mechanism = m.mechanism

@@ -15,6 +15,7 @@ __all__ = [
     "AMQPError",
     "ChannelException",
     "ConnectionException",
+    "erlang_binary",
 ]
 
 REPLY_NAMES: dict[int, str] = {
@@ -62,3 +63,13 @@ class ChannelException(AMQPError):
 
 class ConnectionException(AMQPError):
     """Hard error: the broker sends Connection.Close and drops the socket."""
+
+
+def erlang_binary(data: bytes) -> str:
+    """``data`` as RabbitMQ's frame errors print it (Erlang's ``~p``): ``<<"abcd">>`` when
+    every byte is printable ASCII, else ``<<0,60,0,10>>``. (Erlang also wraps a long one over
+    lines; the reply text is cut at 255 bytes anyway.)"""
+    if data and all(32 <= b < 127 for b in data):
+        text = data.decode().replace("\\", "\\\\").replace('"', '\\"')
+        return f'<<"{text}">>'
+    return f"<<{','.join(map(str, data))}>>"

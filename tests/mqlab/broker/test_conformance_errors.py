@@ -31,6 +31,13 @@ from .helpers import (
 
 pytestmark = pytest.mark.timeout(60)
 
+CODE_NAMES = {
+    501: "FRAME_ERROR",
+    503: "COMMAND_INVALID",
+    504: "CHANNEL_ERROR",
+    505: "UNEXPECTED_FRAME",
+}
+
 
 async def _channel_close(raw: RawConnection, channel: int = 1) -> commands.Channel.Close:
     close = await raw.expect(commands.Channel.Close, channel=channel)
@@ -129,59 +136,137 @@ def _bad_end() -> bytes:
     return bytes(frame)
 
 
-def _publish_frames(*parts: object) -> bytes:
-    return b"".join(pamqp.frame.marshal(p, 1) for p in parts)  # type: ignore[arg-type]
+def _frames(*parts: object, channel: int = 1) -> bytes:
+    return b"".join(pamqp.frame.marshal(p, channel) for p in parts)  # type: ignore[arg-type]
 
 
-# name -> (bytes to send after the handshake, the connection.close code RabbitMQ 3.x sends)
-BAD_FRAMES: dict[str, tuple[Callable[[], bytes], int]] = {
-    "bad frame-end octet": (_bad_end, 501),
-    "unknown frame type": (lambda: struct.pack(">BHI", 9, 1, 4) + b"abcd\xce", 501),
-    "frame larger than frame_max": (lambda: struct.pack(">BHI", 1, 1, 10_000_000) + b"abcd", 501),
-    "truncated method arguments": (lambda: _method(1, 50, 10, b"\x00"), 501),
-    "content header with no method": (
-        lambda: pamqp.frame.marshal(ContentHeader(body_size=3), 1),
-        505,
+_BAD_END = "<<0,60,0,10,0,0,0,0,0,1,0>>: {invalid_frame_end_marker,0}"
+_NOT_HEADER = "expected content header for class 60, got non content header frame instead"
+_RUNNING = "unexpected method in connection state running"
+
+# name -> (bytes to send after the handshake, then the connection.close RabbitMQ 3.10 sends:
+# code, text, and the class and method it names)
+BAD_FRAMES: dict[str, tuple[Callable[[], bytes], int, str, tuple[int, int]]] = {
+    "bad frame-end octet": (_bad_end, 501, f"type 1, all octets = {_BAD_END}", (0, 0)),
+    "unknown frame type": (
+        lambda: struct.pack(">BHI", 9, 1, 4) + b"abcd\xce",
+        501,
+        'type 9, all octets = <<"abcd">>: unknown_frame',
+        (0, 0),
     ),
-    "content body with no header": (lambda: pamqp.frame.marshal(ContentBody(b"abc"), 1), 505),
-    "method where a content header belongs": (
-        lambda: _publish_frames(commands.Basic.Publish(routing_key="k"), commands.Basic.Qos()),
+    "frame larger than frame_max": (
+        lambda: struct.pack(">BHI", 1, 1, 10_000_000) + b"abcd",
+        501,
+        "type 1, all octets = <<>>: {frame_too_large,10000000,131064}",
+        (0, 0),
+    ),
+    "truncated method arguments": (
+        lambda: _method(1, 50, 10, b"\x00"),
+        501,
+        "cannot decode <<0>>",
+        (50, 10),
+    ),
+    "content header with no method": (
+        lambda: _frames(ContentHeader(body_size=3)),
         505,
+        "expected method frame, got non method frame instead",
+        (0, 0),
+    ),
+    "content body with no header": (
+        lambda: _frames(ContentBody(b"abc")),
+        505,
+        "expected method frame, got non method frame instead",
+        (0, 0),
+    ),
+    "content body before its header": (
+        lambda: _frames(commands.Basic.Publish(routing_key="k"), ContentBody(b"abc")),
+        505,
+        _NOT_HEADER,
+        (60, 40),
+    ),
+    "method where a content header belongs": (
+        lambda: _frames(commands.Basic.Publish(routing_key="k"), commands.Basic.Qos()),
+        505,
+        _NOT_HEADER,
+        (60, 40),
     ),
     "method on a channel never opened": (
-        lambda: pamqp.frame.marshal(commands.Basic.Qos(prefetch_count=1), 5),
+        lambda: _frames(commands.Basic.Qos(prefetch_count=1), channel=5),
         504,
+        "expected 'channel.open'",
+        (60, 10),
     ),
     "channel.open on an open channel": (
-        lambda: pamqp.frame.marshal(commands.Channel.Open(), 1),
+        lambda: _frames(commands.Channel.Open()),
         504,
+        "second 'channel.open' seen",
+        (20, 10),
+    ),
+    "channel.close-ok nobody asked for": (
+        lambda: _frames(commands.Channel.CloseOk()),
+        503,
+        "unimplemented method",
+        (20, 41),
     ),
     "basic method on channel 0": (
-        lambda: pamqp.frame.marshal(commands.Basic.Qos(prefetch_count=1), 0),
+        lambda: _frames(commands.Basic.Qos(prefetch_count=1), channel=0),
         504,
+        _RUNNING,
+        (60, 10),
+    ),
+    "connection.open again": (
+        lambda: _frames(commands.Connection.Open(), channel=0),
+        504,
+        _RUNNING,
+        (10, 40),
+    ),
+    "connection.tune-ok late": (
+        lambda: _frames(commands.Connection.TuneOk(), channel=0),
+        504,
+        _RUNNING,
+        (10, 31),
+    ),
+    "connection method on channel 1": (
+        lambda: _frames(commands.Connection.Open()),
+        503,
+        "unimplemented method",
+        (10, 40),
+    ),
+    "heartbeat on channel 1": (
+        lambda: b"\x08\x00\x01\x00\x00\x00\x00\xce",
+        505,
+        "type 8, all octets = <<>>",
+        (0, 0),
     ),
     "body frame larger than frame_max": (
-        lambda: _publish_frames(
+        lambda: _frames(
             commands.Basic.Publish(routing_key="k"),
             ContentHeader(body_size=200_000),
             ContentBody(b"x" * 200_000),
         ),
         501,
+        "type 3, all octets = <<>>: {frame_too_large,200000,131064}",
+        (0, 0),
     ),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_FRAMES))
-async def test_bad_frame_closes_the_connection_with_its_code(
+async def test_bad_frame_closes_the_connection_in_rabbitmqs_words(
     amqp_url: str, scratch: Scratch, case: str
 ) -> None:
-    make, code = BAD_FRAMES[case]
+    make, code, text, (class_id, method_id) = BAD_FRAMES[case]
     bystander = await scratch.new_channel()
     raw = await RawConnection.open(amqp_url)
     try:
         raw.send_bytes(make())
         close = await raw.connection_close()
-        assert close.reply_code == code, f"{case}: {close.reply_code} {close.reply_text}"
+        assert (close.reply_code, close.reply_text, close.class_id, close.method_id) == (
+            code,
+            f"{CODE_NAMES[code]} - {text}",
+            class_id,
+            method_id,
+        )
     finally:
         await raw.close()
     # Other connections are untouched.
