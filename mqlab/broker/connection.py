@@ -34,7 +34,13 @@ from pamqp import header as pamqp_header
 from pamqp import heartbeat as pamqp_heartbeat
 
 from mqlab.broker.channel import BrokerSettings, Channel
-from mqlab.broker.errors import AMQPError, ChannelException, ConnectionException, erlang_binary
+from mqlab.broker.errors import (
+    AMQPError,
+    ChannelException,
+    ConnectionException,
+    erlang_binary,
+    frame_error,
+)
 from mqlab.broker.frames import PROTOCOL_HEADER, content_frames, method_frame
 from mqlab.broker.message import Message
 from mqlab.broker.vhost import VirtualHost
@@ -204,21 +210,14 @@ class Connection(asyncio.Protocol):
         decoded = self.broker.decoded
         while n - pos >= 8:
             kind, channel, size = _FRAME_HEAD.unpack_from(buf, pos)
-            if size > frame_max:  # RabbitMQ's words, its limit on the payload (frame_max - 8)
-                raise ConnectionException(
-                    501,
-                    f"type {kind}, all octets = <<>>: {{frame_too_large,{size},{frame_max - 8}}}",
-                )
+            if size > frame_max:  # RabbitMQ's limit is on the payload: frame_max - 8
+                raise frame_error(kind, why=f"{{frame_too_large,{size},{frame_max - 8}}}")
             end = pos + 8 + size
             if end > n:
                 break
             raw = buf[pos:end]
             if raw[-1] != 0xCE:
-                raise ConnectionException(
-                    501,
-                    f"type {kind}, all octets = {erlang_binary(bytes(raw[7:-1]))}: "
-                    f"{{invalid_frame_end_marker,{raw[-1]}}}",
-                )
+                raise frame_error(kind, raw[7:-1], f"{{invalid_frame_end_marker,{raw[-1]}}}")
             pos = end
             # Publishers repeat the same Basic.Publish frame message after message: reuse
             # pamqp's decoding of identical bytes (the broker never mutates a decoded frame).
@@ -230,10 +229,7 @@ class Connection(asyncio.Protocol):
                 except pamqp_exceptions.UnmarshalingException as exc:
                     payload = bytes(raw[7:-1])
                     if kind not in (1, 2, 3, 8):
-                        raise ConnectionException(
-                            501,
-                            f"type {kind}, all octets = {erlang_binary(payload)}: unknown_frame",
-                        ) from None
+                        raise frame_error(kind, payload, "unknown_frame") from None
                     if "Unknown method index" in str(exc):
                         raise ConnectionException(540, f"unknown method: {exc}") from None
                     error = ConnectionException(501, f"cannot decode {erlang_binary(payload[4:])}")
@@ -265,7 +261,7 @@ class Connection(asyncio.Protocol):
             elif kind == 2:  # the header's payload is kept, to re-send as is
                 self._on_content(channel, Channel.on_header, value, raw[7:-1])
             elif channel != 0:  # heartbeat
-                raise ConnectionException(505, "type 8, all octets = <<>>")
+                raise frame_error(8, code=505)
             if self.state in ("closing", "closed", "dead"):
                 return n
         return pos

@@ -16,6 +16,7 @@ __all__ = [
     "ChannelException",
     "ConnectionException",
     "erlang_binary",
+    "frame_error",
 ]
 
 REPLY_NAMES: dict[int, str] = {
@@ -67,9 +68,19 @@ class ConnectionException(AMQPError):
 
 def erlang_binary(data: bytes) -> str:
     """``data`` as RabbitMQ's frame errors print it (Erlang's ``~p``): ``<<"abcd">>`` when
-    every byte is printable ASCII, else ``<<0,60,0,10>>``. (Erlang also wraps a long one over
-    lines; the reply text is cut at 255 bytes anyway.)"""
+    every byte is printable ASCII, else ``<<0,60,0,10>>``. Only the first 255 bytes count: a
+    reply text is cut there anyway. (Erlang also wraps a long binary over lines.)"""
+    data = bytes(data[:255])
     if data and all(32 <= b < 127 for b in data):
         text = data.decode().replace("\\", "\\\\").replace('"', '\\"')
         return f'<<"{text}">>'
     return f"<<{','.join(map(str, data))}>>"
+
+
+def frame_error(
+    kind: int, payload: bytes = b"", why: str = "", code: int = 501
+) -> ConnectionException:
+    """RabbitMQ's connection error for a frame it cannot take: ``type 1, all octets = <<...>>``
+    and, after a colon, ``why`` (e.g. ``unknown_frame``)."""
+    text = f"type {kind}, all octets = {erlang_binary(payload)}"
+    return ConnectionException(code, f"{text}: {why}" if why else text)
